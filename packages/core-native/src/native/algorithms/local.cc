@@ -1,0 +1,165 @@
+#include "algorithms/local.h"
+
+#include <cstring>
+
+#include "algorithms/partition.h"
+
+namespace unicc {
+
+namespace {
+
+using Phase = ShmGroup::Phase;
+
+// The first round of a collective also checks that every rank asked for the same thing.
+void start_round(ShmGroup& g, const Desc& d, uint64_t round, bool first) {
+  if (first) g.publish_desc(round, d);
+}
+
+void finish_first_in(ShmGroup& g, uint64_t round, bool first) {
+  if (!first) return;
+  g.wait_all(round, ShmGroup::IN);
+  g.check_descs(round);
+}
+
+enum class OwnerMode { ReduceScatterAllgather, ReduceScatter, Allgather };
+
+// Owner o's block of the buffer moves through the group a piece per round, so the shared
+// areas stay small and cache-hot however large the buffer is.
+void owner_rounds(ShmGroup& g, const Desc& d, char* buf, size_t count, size_t esize, DType t, RedOp op,
+                  OwnerMode mode) {
+  const int L = g.local_size(), me = g.local_rank();
+  const Partition blocks{count, static_cast<size_t>(L)};
+  const size_t piece_elems = g.piece_bytes() / esize;
+  const size_t rounds = std::max<size_t>(1, ceil_div(blocks.len(0), piece_elems));
+  auto sub = [&](int o, size_t k, size_t* n) {
+    const size_t begin = std::min(blocks.len(o), k * piece_elems);
+    *n = std::min(blocks.len(o), begin + piece_elems) - begin;
+    return buf + (blocks.start(o) + begin) * esize;
+  };
+  for (size_t k = 0; k < rounds; ++k) {
+    const uint64_t R = g.begin_round();
+    start_round(g, d, R, k == 0);
+    size_t mine_n;
+    char* mine = sub(me, k, &mine_n);
+    if (mode == OwnerMode::Allgather) {
+      std::memcpy(g.out_area(me, R), mine, mine_n * esize);
+      g.post(R, ShmGroup::OUT);
+      finish_first_in(g, R, k == 0);
+    } else {
+      for (int o = 0; o < L; ++o) {
+        if (o == me) continue;
+        size_t n;
+        const char* src = sub(o, k, &n);
+        std::memcpy(g.in_area(me, R) + o * g.piece_bytes(), src, n * esize);
+      }
+      g.post(R, ShmGroup::IN);
+      g.wait_all(R, ShmGroup::IN);
+      if (k == 0) g.check_descs(R);
+      // Fused mode reduces straight into the out area that the peers copy from.
+      char* acc = mode == OwnerMode::ReduceScatterAllgather ? g.out_area(me, R) : mine;
+      const char* first = mine;
+      for (int p = 0; p < L; ++p) {
+        if (p == me) continue;
+        reduce(acc, first, g.in_area(p, R) + me * g.piece_bytes(), mine_n, t, op);
+        first = acc;
+      }
+      if (mode == OwnerMode::ReduceScatter) {
+        g.post(R, ShmGroup::DONE);
+        continue;
+      }
+      std::memcpy(mine, acc, mine_n * esize);
+      g.post(R, ShmGroup::OUT);
+    }
+    g.wait_all(R, ShmGroup::OUT);
+    for (int o = 0; o < L; ++o) {
+      if (o == me) continue;
+      size_t n;
+      char* dst = sub(o, k, &n);
+      std::memcpy(dst, g.out_area(o, R), n * esize);
+    }
+    g.post(R, ShmGroup::DONE);
+  }
+}
+
+}  // namespace
+
+void local_allreduce(ShmGroup& g, const Desc& d, void* buf, size_t count, DType t, RedOp op,
+                     size_t small_bytes) {
+  const size_t esize = dtype_size(t), bytes = count * esize;
+  if (bytes > small_bytes || bytes > g.in_bytes()) {
+    owner_rounds(g, d, static_cast<char*>(buf), count, esize, t, op, OwnerMode::ReduceScatterAllgather);
+    return;
+  }
+  const uint64_t R = g.begin_round();
+  start_round(g, d, R, true);
+  std::memcpy(g.in_area(g.local_rank(), R), buf, bytes);
+  g.post(R, ShmGroup::IN);
+  g.wait_all(R, ShmGroup::IN);
+  g.check_descs(R);
+  // Every rank sums in the same order, so every rank gets bit-identical results.
+  if (g.local_size() == 1) std::memcpy(buf, g.in_area(0, R), bytes);
+  for (int p = 1; p < g.local_size(); ++p)
+    reduce(buf, p == 1 ? g.in_area(0, R) : static_cast<const char*>(buf), g.in_area(p, R), count, t, op);
+  g.post(R, ShmGroup::DONE);
+}
+
+void local_reduce_scatter(ShmGroup& g, const Desc& d, void* buf, size_t count, DType t, RedOp op) {
+  owner_rounds(g, d, static_cast<char*>(buf), count, dtype_size(t), t, op, OwnerMode::ReduceScatter);
+}
+
+void local_allgather_blocks(ShmGroup& g, const Desc& d, void* buf, size_t count, size_t elem_size) {
+  owner_rounds(g, d, static_cast<char*>(buf), count, elem_size, DType::F32, RedOp::Sum, OwnerMode::Allgather);
+}
+
+void local_broadcast(ShmGroup& g, const Desc& d, void* buf, size_t bytes, int root) {
+  const size_t chunk = g.in_bytes();
+  const size_t rounds = std::max<size_t>(1, ceil_div(bytes, chunk));
+  char* p = static_cast<char*>(buf);
+  for (size_t k = 0; k < rounds; ++k) {
+    const uint64_t R = g.begin_round();
+    start_round(g, d, R, k == 0);
+    const size_t off = k * chunk, n = std::min(bytes - std::min(bytes, off), chunk);
+    if (g.local_rank() == root) {
+      std::memcpy(g.in_area(root, R), p + off, n);
+      g.post(R, ShmGroup::OUT);
+      finish_first_in(g, R, k == 0);
+    } else {
+      g.post(R, ShmGroup::IN);
+      finish_first_in(g, R, k == 0);
+      g.wait(root, R, ShmGroup::OUT);
+      std::memcpy(p + off, g.in_area(root, R), n);
+    }
+    g.post(R, ShmGroup::DONE);
+  }
+}
+
+void local_allgather(ShmGroup& g, const Desc& d, const void* in, void* out, size_t bytes) {
+  const size_t chunk = g.in_bytes();
+  const size_t rounds = std::max<size_t>(1, ceil_div(bytes, chunk));
+  const char* src = static_cast<const char*>(in);
+  char* dst = static_cast<char*>(out);
+  const int me = g.local_rank();
+  for (size_t k = 0; k < rounds; ++k) {
+    const uint64_t R = g.begin_round();
+    start_round(g, d, R, k == 0);
+    const size_t off = k * chunk, n = std::min(bytes - std::min(bytes, off), chunk);
+    std::memcpy(g.in_area(me, R), src + off, n);
+    g.post(R, ShmGroup::IN);
+    g.wait_all(R, ShmGroup::IN);
+    if (k == 0) g.check_descs(R);
+    for (int p = 0; p < g.local_size(); ++p)
+      std::memcpy(dst + p * bytes + off, g.in_area(p, R), n);
+    g.post(R, ShmGroup::DONE);
+  }
+}
+
+void local_barrier(ShmGroup& g, const Desc& d) {
+  const uint64_t R = g.begin_round();
+  start_round(g, d, R, true);
+  g.post(R, ShmGroup::IN);
+  g.wait_all(R, ShmGroup::IN);
+  g.check_descs(R);
+  g.post(R, ShmGroup::DONE);
+}
+
+}  // namespace unicc

@@ -1,0 +1,214 @@
+// Node-API binding: one Comm object per world. Collectives run on the communicator's thread;
+// promises settle back on the JavaScript thread through a thread-safe function.
+#include <napi.h>
+
+#include <future>
+#include <memory>
+
+#include "common/error.h"
+#include "communicator.h"
+
+namespace unicc {
+namespace {
+
+struct Completion {
+  Napi::Promise::Deferred deferred;
+  Napi::Reference<Napi::Value> keep_alive;  // the caller's arrays must outlive the collective
+  std::string error;
+};
+
+DType dtype_of(const Napi::TypedArray& a, const char* what) {
+  switch (a.TypedArrayType()) {
+    case napi_float32_array: return DType::F32;
+    case napi_float64_array: return DType::F64;
+    case napi_int32_array: return DType::I32;
+    case napi_bigint64_array: return DType::I64;
+    default:
+      throw Napi::TypeError::New(a.Env(), std::string(what) +
+                                              " must be a Float32Array, Float64Array, Int32Array or BigInt64Array");
+  }
+}
+
+class CommWrap : public Napi::ObjectWrap<CommWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Comm",
+                       {InstanceMethod("listen", &CommWrap::Listen), InstanceMethod("setPeers", &CommWrap::SetPeers),
+                        InstanceMethod("openShm", &CommWrap::OpenShm), InstanceMethod("unlinkShm", &CommWrap::UnlinkShm),
+                        InstanceMethod("connect", &CommWrap::Connect), InstanceMethod("submit", &CommWrap::Submit),
+                        InstanceMethod("close", &CommWrap::Close)});
+  }
+
+  explicit CommWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CommWrap>(info) {
+    Napi::Env env = info.Env();
+    const Napi::Object o = info[0].As<Napi::Object>();
+    Options opt;
+    opt.rank = o.Get("rank").As<Napi::Number>().Int32Value();
+    opt.size = o.Get("size").As<Napi::Number>().Int32Value();
+    opt.job_id = o.Get("jobId").As<Napi::String>().Utf8Value();
+    opt.timeout_ms = o.Get("timeoutMs").As<Napi::Number>().Int32Value();
+    opt.shm_piece_bytes = static_cast<size_t>(o.Get("shmPieceBytes").As<Napi::Number>().Int64Value());
+    opt.small_bytes = static_cast<size_t>(o.Get("smallBytes").As<Napi::Number>().Int64Value());
+    opt.tcp_chunk_bytes = static_cast<size_t>(o.Get("tcpChunkBytes").As<Napi::Number>().Int64Value());
+    opt.hierarchical = o.Get("hierarchical").As<Napi::Boolean>().Value();
+    try {
+      comm_ = std::make_unique<Communicator>(opt);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                          "unicc-completion", 0, 1);
+    tsfn_.Unref(env);
+  }
+
+  ~CommWrap() override { Shutdown(); }
+
+ private:
+  template <typename F>
+  auto guarded(Napi::Env env, F fn) -> decltype(fn()) {
+    try {
+      return fn();
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  Napi::Value Listen(const Napi::CallbackInfo& info) {
+    const std::string addr = info[0].As<Napi::String>().Utf8Value();
+    return Napi::Number::New(info.Env(), guarded(info.Env(), [&] { return comm_->listen(addr); }));
+  }
+
+  Napi::Value SetPeers(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<PeerInfo> peers;
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      const Napi::Object p = arr.Get(i).As<Napi::Object>();
+      peers.push_back({p.Get("host").As<Napi::String>().Utf8Value(), p.Get("addr").As<Napi::String>().Utf8Value(),
+                       p.Get("port").As<Napi::Number>().Int32Value(), p.Get("pid").As<Napi::Number>().Int32Value()});
+    }
+    const Topology t = guarded(env, [&] { return comm_->set_peers(std::move(peers)); });
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("localRank", t.local_rank);
+    r.Set("localSize", t.local_size);
+    r.Set("hostIndex", t.host_index);
+    r.Set("numHosts", t.num_hosts);
+    r.Set("hierarchical", t.hierarchical);
+    r.Set("flatRing", t.flat_ring);
+    r.Set("usesShm", t.local_size > 1 && !t.flat_ring);
+    return r;
+  }
+
+  void OpenShm(const Napi::CallbackInfo& info) {
+    const bool create = info[0].As<Napi::Boolean>().Value();
+    guarded(info.Env(), [&] { comm_->open_shm(create); });
+  }
+
+  void UnlinkShm(const Napi::CallbackInfo& info) {
+    guarded(info.Env(), [&] { comm_->unlink_shm(); });
+  }
+
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto c = Begin(env, env.Undefined());
+    Napi::Promise p = c->deferred.Promise();
+    comm_->run_async([this] { comm_->connect(); }, [this, c](const std::string& e) { Finish(c, e); });
+    return p;
+  }
+
+  // submit(coll, buf, op, root, out, sync): in-place collective on buf (out only for allgather).
+  Napi::Value Submit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_) throw Napi::Error::New(env, "this unicc world is closed");
+    Op op;
+    op.coll = static_cast<Coll>(info[0].As<Napi::Number>().Int32Value());
+    if (op.coll != Coll::Barrier) {
+      if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "the buffer must be a TypedArray");
+      const Napi::TypedArray buf = info[1].As<Napi::TypedArray>();
+      op.dtype = dtype_of(buf, "the buffer");
+      op.count = buf.ElementLength();
+      op.buf = static_cast<char*>(buf.ArrayBuffer().Data()) + buf.ByteOffset();
+    }
+    op.op = static_cast<RedOp>(info[2].As<Napi::Number>().Int32Value());
+    op.root = info[3].As<Napi::Number>().Int32Value();
+    if (op.coll == Coll::Allgather) {
+      if (!info[4].IsTypedArray()) throw Napi::TypeError::New(env, "allgather needs an output TypedArray");
+      const Napi::TypedArray out = info[4].As<Napi::TypedArray>();
+      if (dtype_of(out, "the output") != op.dtype)
+        throw Napi::TypeError::New(env, "allgather output must have the same element type as the input");
+      if (out.ElementLength() != op.count * comm_->options().size)
+        throw Napi::RangeError::New(env, "allgather output must hold size x input length = " +
+                                             std::to_string(op.count * comm_->options().size) + " elements, got " +
+                                             std::to_string(out.ElementLength()));
+      op.out = static_cast<char*>(out.ArrayBuffer().Data()) + out.ByteOffset();
+    }
+    const bool sync = info[5].As<Napi::Boolean>().Value();
+    if (sync) {
+      auto done = std::make_shared<std::promise<std::string>>();
+      std::future<std::string> result = done->get_future();
+      op.done = [done](const std::string& e) { done->set_value(e); };
+      comm_->submit(std::move(op));
+      const std::string error = result.get();
+      if (!error.empty()) throw Napi::Error::New(env, error);
+      return env.Undefined();
+    }
+    Napi::Array keep = Napi::Array::New(env);
+    keep.Set(0u, info[1]);
+    keep.Set(1u, info[4]);
+    auto c = Begin(env, keep);
+    Napi::Promise p = c->deferred.Promise();
+    op.done = [this, c](const std::string& e) { Finish(c, e); };
+    comm_->submit(std::move(op));
+    return p;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Completion> Begin(Napi::Env env, Napi::Value keep) {
+    auto c = std::make_shared<Completion>(Completion{Napi::Promise::Deferred::New(env), {}, {}});
+    if (!keep.IsUndefined()) c->keep_alive = Napi::Persistent(keep);
+    // Keep the event loop alive only while a collective is in flight.
+    if (pending_++ == 0) tsfn_.Ref(env);
+    return c;
+  }
+
+  void Finish(std::shared_ptr<Completion> c, const std::string& error) {
+    c->error = error;
+    auto* boxed = new std::shared_ptr<Completion>(std::move(c));
+    tsfn_.BlockingCall(boxed, [this](Napi::Env env, Napi::Function, std::shared_ptr<Completion>* b) {
+      std::shared_ptr<Completion> done = std::move(*b);
+      delete b;
+      if (done->error.empty()) done->deferred.Resolve(env.Undefined());
+      else done->deferred.Reject(Napi::Error::New(env, done->error).Value());
+      done->keep_alive.Reset();
+      if (--pending_ == 0) tsfn_.Unref(env);
+    });
+  }
+
+  void Shutdown() {
+    if (closed_) return;
+    closed_ = true;
+    comm_->close();
+    tsfn_.Release();
+  }
+
+  std::unique_ptr<Communicator> comm_;
+  Napi::ThreadSafeFunction tsfn_;
+  int pending_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace
+}  // namespace unicc
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  exports.Set("Comm", unicc::CommWrap::Define(env));
+  return exports;
+}
+
+NODE_API_MODULE(unicc_core, InitAddon)

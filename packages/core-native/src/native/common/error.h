@@ -1,0 +1,14 @@
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace unicc {
+
+// Raised for anything that breaks a collective. The message is written for the user: what
+// happened, on which rank, and what to do. Once raised, the communicator stays failed.
+class CommError : public std::runtime_error {
+ public:
+  explicit CommError(const std::string& what) : std::runtime_error(what) {}
+};
+
+}  // namespace unicc

@@ -1,0 +1,308 @@
+#include "communicator.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+
+#include "algorithms/local.h"
+#include "algorithms/partition.h"
+#include "common/clock.h"
+#include "common/error.h"
+
+namespace unicc {
+
+namespace {
+
+uint64_t fnv1a64(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
+  return h;
+}
+
+}  // namespace
+
+Communicator::Communicator(Options o) : opt_(std::move(o)), job_key_(fnv1a64(opt_.job_id)) {
+  if (opt_.size < 1 || opt_.rank < 0 || opt_.rank >= opt_.size)
+    throw CommError("rank " + std::to_string(opt_.rank) + " is outside a world of size " +
+                    std::to_string(opt_.size));
+  thread_ = std::thread([this] { worker(); });
+}
+
+Communicator::~Communicator() { close(); }
+
+std::string Communicator::label(int rank) const {
+  std::string s = "rank " + std::to_string(rank);
+  if (rank >= 0 && rank < static_cast<int>(peers_.size()))
+    s += " (host " + peers_[rank].host + ", pid " + std::to_string(peers_[rank].pid) + ")";
+  return s;
+}
+
+int Communicator::listen(const std::string& addr) {
+  listener_ = std::make_unique<Listener>(addr);
+  return listener_->port();
+}
+
+const Topology& Communicator::set_peers(std::vector<PeerInfo> peers) {
+  if (static_cast<int>(peers.size()) != opt_.size)
+    throw CommError("expected " + std::to_string(opt_.size) + " peers, got " + std::to_string(peers.size()));
+  peers_ = std::move(peers);
+  Topology t;
+  std::map<std::string, int> host_of;
+  for (int r = 0; r < opt_.size; ++r) {
+    auto it = host_of.find(peers_[r].host);
+    if (it == host_of.end()) {
+      it = host_of.emplace(peers_[r].host, static_cast<int>(t.hosts.size())).first;
+      t.hosts.emplace_back();
+    }
+    t.hosts[it->second].push_back(r);
+  }
+  t.num_hosts = static_cast<int>(t.hosts.size());
+  t.host_index = host_of[peers_[opt_.rank].host];
+  const auto& mine = t.hosts[t.host_index];
+  t.local_size = static_cast<int>(mine.size());
+  t.local_rank = static_cast<int>(std::find(mine.begin(), mine.end(), opt_.rank) - mine.begin());
+  bool alike = true;
+  for (const auto& h : t.hosts) alike = alike && h.size() == mine.size();
+  if (t.num_hosts > 1) {
+    t.hierarchical = alike && opt_.hierarchical;
+    t.flat_ring = !t.hierarchical;
+  }
+  topo_ = t;
+  return topo_;
+}
+
+std::string Communicator::shm_name() const {
+  return "/unicc-" + opt_.job_id + "-" + std::to_string(topo_.host_index);
+}
+
+void Communicator::open_shm(bool create) {
+  if (topo_.local_size < 2 || topo_.flat_ring) return;
+  std::vector<ShmGroup::Member> members;
+  for (int r : topo_.hosts[topo_.host_index]) members.push_back({label(r)});
+  shm_ = std::make_unique<ShmGroup>(shm_name(), create, topo_.local_rank, std::move(members),
+                                    opt_.shm_piece_bytes, opt_.timeout_ms);
+}
+
+void Communicator::unlink_shm() {
+  if (shm_) shm_->unlink();
+}
+
+Ring Communicator::make_ring(int lr) {
+  Ring r;
+  std::vector<int> members;
+  if (topo_.flat_ring) {
+    for (int i = 0; i < opt_.size; ++i) members.push_back(i);
+  } else {
+    for (const auto& h : topo_.hosts) members.push_back(h[lr]);
+  }
+  r.size = static_cast<int>(members.size());
+  r.index = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
+  const int left = members[(r.index + r.size - 1) % r.size];
+  const int right = members[(r.index + 1) % r.size];
+  if (r.size > 1) {
+    r.left = conns_.at(left).get();
+    r.right = conns_.at(right).get();
+  }
+  r.chunk_bytes = opt_.tcp_chunk_bytes;
+  r.timeout_ms = opt_.timeout_ms;
+  r.check_abort = [this] { check_abort(); };
+  r.self_label = label(opt_.rank);
+  return r;
+}
+
+void Communicator::connect() {
+  if (topo_.num_hosts < 2) return;
+  std::vector<int> members;
+  if (topo_.flat_ring) {
+    for (int i = 0; i < opt_.size; ++i) members.push_back(i);
+  } else {
+    for (const auto& h : topo_.hosts) members.push_back(h[topo_.local_rank]);
+  }
+  const int n = static_cast<int>(members.size());
+  const int idx = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
+  const std::set<int> neighbours{members[(idx + n - 1) % n], members[(idx + 1) % n]};
+  const int64_t deadline = now_ms() + opt_.timeout_ms;
+  int expected_accepts = 0;
+  // The higher rank of each pair dials; the lower accepts. Listeners exist before anyone dials.
+  for (int q : neighbours) {
+    if (q > opt_.rank) { ++expected_accepts; continue; }
+    const int fd = connect_peer(peers_[q].addr, peers_[q].port, job_key_, opt_.rank, q, deadline, label(q));
+    conns_[q] = std::make_unique<Conn>(fd, q, label(q));
+  }
+  while (expected_accepts > 0) {
+    int from = -1;
+    const int fd = listener_->accept_peer(job_key_, opt_.rank, opt_.size, deadline, &from);
+    if (fd < 0)
+      throw CommError(label(opt_.rank) + " waited " + std::to_string(opt_.timeout_ms / 1000) +
+                      " s for its neighbours to connect; missing one of ranks " + std::to_string(*neighbours.begin()) +
+                      ", " + std::to_string(*neighbours.rbegin()) + ". Did they start, and can they reach this host?");
+    if (!neighbours.count(from) || conns_.count(from)) { ::close(fd); continue; }
+    conns_[from] = std::make_unique<Conn>(fd, from, label(from));
+    --expected_accepts;
+  }
+}
+
+void Communicator::check_abort() {
+  if (shm_ && shm_->aborted()) throw CommError(shm_->abort_message());
+}
+
+void Communicator::fail(const std::string& msg) {
+  failed_ = msg;
+  if (shm_) shm_->abort(msg);
+  for (auto& [rank, c] : conns_) c->send_abort(seq_, msg);
+  throw CommError(msg);
+}
+
+void Communicator::allreduce(const Desc& d, Op& op) {
+  const size_t es = dtype_size(op.dtype);
+  if (topo_.flat_ring) {
+    Ring r = make_ring(-1);
+    ring_allreduce(r, d, op.buf, op.count, op.dtype, op.op);
+  } else if (topo_.num_hosts == 1) {
+    if (shm_) local_allreduce(*shm_, d, op.buf, op.count, op.dtype, op.op, opt_.small_bytes);
+  } else {
+    // Reduce inside the host, one slice per local rank across hosts (all at once), share inside.
+    if (shm_) local_reduce_scatter(*shm_, d, op.buf, op.count, op.dtype, op.op);
+    const Partition blocks{op.count, static_cast<size_t>(topo_.local_size)};
+    Ring r = make_ring(topo_.local_rank);
+    ring_allreduce(r, d, static_cast<char*>(op.buf) + blocks.start(topo_.local_rank) * es,
+                   blocks.len(topo_.local_rank), op.dtype, op.op);
+    if (shm_) local_allgather_blocks(*shm_, d, op.buf, op.count, es);
+  }
+  if (op.op == RedOp::Avg) divide(op.buf, op.count, op.dtype, opt_.size);
+}
+
+void Communicator::broadcast(const Desc& d, Op& op) {
+  const size_t bytes = op.count * dtype_size(op.dtype);
+  if (topo_.flat_ring) {
+    Ring r = make_ring(-1);
+    ring_broadcast(r, d, op.buf, bytes, op.root);
+    return;
+  }
+  int root_host = 0, root_lr = 0;
+  for (int h = 0; h < topo_.num_hosts; ++h)
+    for (size_t l = 0; l < topo_.hosts[h].size(); ++l)
+      if (topo_.hosts[h][l] == op.root) { root_host = h; root_lr = static_cast<int>(l); }
+  if (topo_.num_hosts > 1 && topo_.local_rank == root_lr) {
+    Ring r = make_ring(root_lr);
+    ring_broadcast(r, d, op.buf, bytes, root_host);
+  }
+  if (shm_) local_broadcast(*shm_, d, op.buf, bytes, root_lr);
+}
+
+void Communicator::allgather(const Desc& d, Op& op) {
+  const size_t bytes = op.count * dtype_size(op.dtype);
+  char* out = static_cast<char*>(op.out);
+  if (topo_.flat_ring) {
+    std::memmove(out + opt_.rank * bytes, op.buf, bytes);
+    Ring r = make_ring(-1);
+    ring_allgather(r, d, out, bytes);
+    return;
+  }
+  if (topo_.num_hosts == 1) {
+    if (shm_) local_allgather(*shm_, d, op.buf, out, bytes);
+    else std::memmove(out, op.buf, bytes);
+    return;
+  }
+  // Gather the host's block, let local rank 0 of each host exchange blocks, share inside the host.
+  const size_t L = static_cast<size_t>(topo_.local_size), H = static_cast<size_t>(topo_.num_hosts);
+  std::vector<char> all(H * L * bytes);
+  char* host_block = all.data() + topo_.host_index * L * bytes;
+  if (shm_) local_allgather(*shm_, d, op.buf, host_block, bytes);
+  else std::memcpy(host_block, op.buf, bytes);
+  if (topo_.local_rank == 0) {
+    Ring r = make_ring(0);
+    ring_allgather(r, d, all.data(), L * bytes);
+  }
+  if (shm_) local_broadcast(*shm_, d, all.data(), all.size(), 0);
+  for (size_t h = 0; h < H; ++h)
+    for (size_t l = 0; l < L; ++l)
+      std::memcpy(out + topo_.hosts[h][l] * bytes, all.data() + (h * L + l) * bytes, bytes);
+}
+
+void Communicator::execute(Op& op) {
+  Desc d;
+  d.seq = seq_;
+  d.coll = static_cast<uint8_t>(op.coll);
+  d.dtype = static_cast<uint8_t>(op.dtype);
+  d.op = static_cast<uint8_t>(op.op);
+  d.root = op.root;
+  d.count = op.count;
+  ++seq_;
+  if (opt_.size == 1) {
+    if (op.coll == Coll::Allgather) std::memmove(op.out, op.buf, op.count * dtype_size(op.dtype));
+    return;
+  }
+  switch (op.coll) {
+    case Coll::Allreduce: return allreduce(d, op);
+    case Coll::Broadcast: return broadcast(d, op);
+    case Coll::Allgather: return allgather(d, op);
+    case Coll::Barrier: {
+      if (shm_) local_barrier(*shm_, d);
+      if (topo_.num_hosts > 1 && (topo_.flat_ring || topo_.local_rank == 0)) {
+        // A zero-byte ring allgather completes on a rank only after every rank has joined.
+        Ring r = make_ring(0);
+        ring_allgather(r, d, nullptr, 0);
+        if (shm_) local_barrier(*shm_, d);
+      } else if (topo_.num_hosts > 1 && shm_) {
+        local_barrier(*shm_, d);
+      }
+      return;
+    }
+  }
+}
+
+void Communicator::submit(Op op) {
+  auto shared = std::make_shared<Op>(std::move(op));
+  run_async([this, shared] { execute(*shared); }, [shared](const std::string& err) { shared->done(err); });
+}
+
+void Communicator::run_async(std::function<void()> fn, std::function<void(const std::string&)> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back({std::move(fn), std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+void Communicator::worker() {
+  for (;;) {
+    Task task;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    std::string error;
+    if (!failed_.empty()) {
+      error = failed_;
+    } else {
+      try {
+        task.fn();
+      } catch (const std::exception& e) {
+        error = e.what();
+        // Pass the first cause on to everybody who may be waiting on us.
+        try { fail(error); } catch (const CommError&) {}
+      }
+    }
+    task.done(error);
+  }
+}
+
+void Communicator::close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  conns_.clear();
+  listener_.reset();
+  shm_.reset();
+}
+
+}  // namespace unicc

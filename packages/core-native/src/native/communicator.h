@@ -1,0 +1,114 @@
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "algorithms/ring.h"
+#include "common/collective.h"
+#include "transport/shm_group.h"
+#include "transport/tcp.h"
+
+namespace unicc {
+
+struct PeerInfo {
+  std::string host;  // host identity: ranks with the same one share memory
+  std::string addr;  // where its listener is
+  int port = 0;
+  int pid = 0;
+};
+
+struct Options {
+  int rank = 0;
+  int size = 1;
+  std::string job_id;
+  int timeout_ms = 30000;
+  size_t shm_piece_bytes = 512 << 10;
+  size_t small_bytes = 64 << 10;
+  size_t tcp_chunk_bytes = 1 << 20;
+  bool hierarchical = true;  // false: one flat TCP ring even where hosts could share memory
+};
+
+struct Topology {
+  int local_rank = 0;
+  int local_size = 1;
+  int host_index = 0;
+  int num_hosts = 1;
+  std::vector<std::vector<int>> hosts;  // global ranks of each host, in rank order
+  bool hierarchical = false;            // hosts alike: shared memory inside, one ring per local rank across
+  bool flat_ring = false;               // hosts differ (or forced): every rank in one TCP ring
+};
+
+struct Op {
+  Coll coll = Coll::Barrier;
+  DType dtype = DType::F32;
+  RedOp op = RedOp::Sum;
+  void* buf = nullptr;  // in place; allgather: this rank's input
+  void* out = nullptr;  // allgather output (size * count elements)
+  size_t count = 0;
+  int root = 0;
+  std::function<void(const std::string& error)> done;  // empty error: success
+};
+
+// One rank's view of the job: topology, transports, and the thread all communication runs on.
+// Collectives execute in submission order, which must be the same on every rank.
+class Communicator {
+ public:
+  explicit Communicator(Options o);
+  ~Communicator();
+
+  const Options& options() const { return opt_; }
+  const Topology& topology() const { return topo_; }
+
+  int listen(const std::string& addr);
+  // Takes every rank's PeerInfo (indexed by rank) and decides the algorithms and transports.
+  const Topology& set_peers(std::vector<PeerInfo> peers);
+  std::string shm_name() const;
+  void open_shm(bool create);
+  void unlink_shm();
+  // Dials and accepts the TCP connections the algorithms need (blocking; run it off the JS thread).
+  void connect();
+
+  void submit(Op op);
+  void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
+  // Finishes queued work, then stops the thread and releases sockets and memory.
+  void close();
+
+ private:
+  struct Task {
+    std::function<void()> fn;
+    std::function<void(const std::string&)> done;
+  };
+  void worker();
+  void execute(Op& op);
+  void allreduce(const Desc& d, Op& op);
+  void broadcast(const Desc& d, Op& op);
+  void allgather(const Desc& d, Op& op);
+  [[noreturn]] void fail(const std::string& msg);
+  void check_abort();
+  std::string label(int rank) const;
+  Ring make_ring(int lr_or_minus1);
+
+  Options opt_;
+  Topology topo_;
+  std::vector<PeerInfo> peers_;
+  uint64_t job_key_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<ShmGroup> shm_;
+  std::map<int, std::unique_ptr<Conn>> conns_;
+  uint32_t seq_ = 0;
+  std::string failed_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace unicc

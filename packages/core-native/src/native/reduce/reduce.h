@@ -1,0 +1,22 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace unicc {
+
+enum class DType : uint8_t { F32 = 0, F64 = 1, I32 = 2, I64 = 3 };
+// Avg never reaches a kernel: algorithms sum and the communicator divides once at the end.
+enum class RedOp : uint8_t { Sum = 0, Avg = 1, Min = 2, Max = 3, Prod = 4 };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+const char* redop_name(RedOp op);
+
+// out[i] = a[i] op b[i] for i < n; out may alias a or b. Integer sum and product wrap.
+void reduce(void* out, const void* a, const void* b, size_t n, DType t, RedOp op);
+
+// buf[i] /= divisor (integers truncate toward zero), used to turn a sum into an average.
+void divide(void* buf, size_t n, DType t, int divisor);
+
+}  // namespace unicc

@@ -1,0 +1,253 @@
+#include "transport/shm_group.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "common/clock.h"
+#include "common/error.h"
+
+namespace unicc {
+
+namespace {
+
+constexpr uint64_t kMagic = 0x31636369'6e75ull;  // "unicc1"
+constexpr size_t kPage = 4096;
+constexpr int kSleepSliceMs = 50;      // how often a sleeping waiter looks at peers' health
+constexpr int64_t kSpinNs = 30'000;    // spin this long before sleeping, only if cores suffice
+
+size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int timeout_ms) {
+  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1'000'000L};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+
+void futex_wake_all(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+int usable_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+}  // namespace
+
+struct ShmGroup::RankHeader {
+  alignas(64) std::atomic<uint32_t> seq;
+  std::atomic<uint32_t> sleepers;
+  int32_t pid;
+  Desc desc[2];  // by round parity, so a peer may still read the previous one
+};
+
+struct ShmGroup::Header {
+  uint64_t magic;
+  uint32_t local_size;
+  uint32_t reserved;
+  uint64_t piece_bytes;
+  alignas(64) std::atomic<uint32_t> abort_state;  // 0 none, 1 being written, 2 published
+  char abort_msg[1024];
+  RankHeader ranks[kMaxLocal];
+};
+
+ShmGroup::ShmGroup(const std::string& name, bool create, int local_rank, std::vector<Member> members,
+                   size_t piece_bytes, int timeout_ms)
+    : name_(name), me_(local_rank), members_(std::move(members)), piece_(round_up(piece_bytes, 64)),
+      timeout_ms_(timeout_ms), spin_(static_cast<int>(members_.size()) <= usable_cpus()) {
+  const int L = local_size();
+  if (L < 1 || L > kMaxLocal)
+    throw CommError("unicc supports 1 to " + std::to_string(kMaxLocal) + " ranks per host, got " +
+                    std::to_string(L));
+  slot_bytes_ = round_up(2 * (in_bytes() + piece_), kPage);
+  map_bytes_ = round_up(sizeof(Header), kPage) + slot_bytes_ * L;
+
+  const int fd = shm_open(name.c_str(), create ? (O_CREAT | O_EXCL | O_RDWR) : O_RDWR, 0600);
+  if (fd < 0)
+    throw CommError("cannot " + std::string(create ? "create" : "open") + " shared memory /dev/shm" +
+                    name + " on " + members_[me_].label + ": " + errno_text() +
+                    (create && errno == EEXIST ? " (a job with the same UNICC_JOB_ID is running, or a "
+                                                 "crashed one left it: remove it)"
+                                               : ""));
+  if (create && ftruncate(fd, static_cast<off_t>(map_bytes_)) != 0) {
+    const std::string why = errno_text();
+    close(fd);
+    shm_unlink(name.c_str());
+    throw CommError("cannot size shared memory /dev/shm" + name + " to " + std::to_string(map_bytes_) +
+                    " bytes: " + why + " (is /dev/shm large enough?)");
+  }
+  struct stat st{};
+  if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) != map_bytes_) {
+    close(fd);
+    throw CommError("shared memory /dev/shm" + name + " has " + std::to_string(st.st_size) +
+                    " bytes, expected " + std::to_string(map_bytes_) +
+                    ": ranks of this host disagree on UNICC_SHM_PIECE_BYTES or the number of local ranks");
+  }
+  void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) throw CommError("cannot map shared memory /dev/shm" + name + ": " + errno_text());
+  base_ = static_cast<char*>(p);
+  hdr_ = reinterpret_cast<Header*>(base_);
+  if (create) {
+    // The segment is fresh (zero-filled); only identity fields need writing.
+    hdr_->local_size = static_cast<uint32_t>(L);
+    hdr_->piece_bytes = piece_;
+    std::atomic_thread_fence(std::memory_order_release);
+    hdr_->magic = kMagic;
+  } else if (hdr_->magic != kMagic || hdr_->local_size != static_cast<uint32_t>(L) ||
+             hdr_->piece_bytes != piece_) {
+    munmap(base_, map_bytes_);
+    throw CommError("shared memory /dev/shm" + name + " was made for another layout: ranks of this host "
+                    "disagree on UNICC_SHM_PIECE_BYTES or the number of local ranks");
+  }
+  rh(me_).pid = static_cast<int32_t>(getpid());
+}
+
+ShmGroup::~ShmGroup() {
+  if (base_) munmap(base_, map_bytes_);
+}
+
+void ShmGroup::unlink() {
+  if (!unlinked_) shm_unlink(name_.c_str());
+  unlinked_ = true;
+}
+
+ShmGroup::RankHeader& ShmGroup::rh(int lr) const { return hdr_->ranks[lr]; }
+
+char* ShmGroup::in_area(int lr, uint64_t round) {
+  return base_ + round_up(sizeof(Header), kPage) + slot_bytes_ * lr + (round & 1) * (in_bytes() + piece_);
+}
+
+char* ShmGroup::out_area(int lr, uint64_t round) { return in_area(lr, round) + in_bytes(); }
+
+uint64_t ShmGroup::begin_round() {
+  const uint64_t r = next_round_++;
+  if (r >= 2) wait_all(r - 2, DONE);
+  else throw_if_aborted();
+  return r;
+}
+
+void ShmGroup::post(uint64_t round, Phase ph) {
+  RankHeader& h = rh(me_);
+  h.seq.store(target(round, ph), std::memory_order_seq_cst);
+  if (h.sleepers.load(std::memory_order_seq_cst) != 0) futex_wake_all(&h.seq);
+}
+
+void ShmGroup::wait(int peer, uint64_t round, Phase ph) {
+  RankHeader& h = rh(peer);
+  const uint32_t want = target(round, ph);
+  if (reached(h.seq.load(std::memory_order_acquire), want)) return;
+  throw_if_aborted();
+  if (spin_) {
+    const auto until = Clock::now() + std::chrono::nanoseconds(kSpinNs);
+    for (int i = 0;; ++i) {
+      for (int k = 0; k < 64; ++k) {
+        cpu_relax();
+        if (reached(h.seq.load(std::memory_order_acquire), want)) return;
+      }
+      if (Clock::now() > until) break;
+    }
+  }
+  const int64_t started = now_ms();
+  int64_t last_check = started;
+  for (;;) {
+    h.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    const uint32_t cur = h.seq.load(std::memory_order_seq_cst);
+    if (!reached(cur, want) && !aborted()) futex_wait(&h.seq, cur, kSleepSliceMs);
+    h.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+    if (reached(h.seq.load(std::memory_order_acquire), want)) return;
+    throw_if_aborted();
+    const int64_t now = now_ms();
+    if (now - last_check >= kSleepSliceMs) {
+      last_check = now;
+      if (!peer_alive(peer))
+        fail(members_[peer].label + " died (its process is gone); detected by " + members_[me_].label +
+             ". Look at that rank's own output for the cause.");
+      if (now - started > timeout_ms_)
+        fail(members_[peer].label + " did not reach the collective within " +
+             std::to_string(timeout_ms_ / 1000.0).substr(0, 6) + " s (UNICC_TIMEOUT_S); detected by " +
+             members_[me_].label + ". Check that every rank calls the same collectives in the same order.");
+    }
+  }
+}
+
+void ShmGroup::wait_all(uint64_t round, Phase ph) {
+  for (int p = 0; p < local_size(); ++p)
+    if (p != me_) wait(p, round, ph);
+  throw_if_aborted();
+}
+
+void ShmGroup::publish_desc(uint64_t round, const Desc& d) { rh(me_).desc[round & 1] = d; }
+
+void ShmGroup::check_descs(uint64_t round) {
+  const Desc& mine = rh(me_).desc[round & 1];
+  for (int p = 0; p < local_size(); ++p) {
+    const Desc& theirs = rh(p).desc[round & 1];
+    if (p != me_ && theirs != mine)
+      fail("ranks called different collectives: " + members_[me_].label + " called " + mine.str() +
+           " but " + members_[p].label + " called " + theirs.str() +
+           ". Every rank must call the same collectives, in the same order, with the same sizes.");
+  }
+}
+
+bool ShmGroup::peer_alive(int lr) const {
+  const pid_t pid = rh(lr).pid;
+  if (pid <= 0) return true;  // not yet registered; the timeout still bounds the wait
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  // A killed child stays a zombie until its parent reaps it; treat that as dead too.
+  // /proc/PID/stat is "pid (comm) state ...", and comm may itself hold ')' or spaces.
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  return stat[paren + 2] != 'Z' && stat[paren + 2] != 'X';
+}
+
+void ShmGroup::abort(const std::string& msg) {
+  uint32_t expected = 0;
+  if (hdr_->abort_state.compare_exchange_strong(expected, 1)) {
+    std::strncpy(hdr_->abort_msg, msg.c_str(), sizeof(hdr_->abort_msg) - 1);
+    hdr_->abort_msg[sizeof(hdr_->abort_msg) - 1] = 0;
+    hdr_->abort_state.store(2, std::memory_order_release);
+  }
+  for (int p = 0; p < local_size(); ++p) futex_wake_all(&rh(p).seq);
+}
+
+void ShmGroup::fail(const std::string& msg) {
+  abort(msg);
+  throw CommError(abort_message());
+}
+
+bool ShmGroup::aborted() const { return hdr_->abort_state.load(std::memory_order_acquire) != 0; }
+
+std::string ShmGroup::abort_message() const {
+  // The writer publishes within microseconds; wait for it so everybody reports the same cause.
+  for (int i = 0; i < 100000 && hdr_->abort_state.load(std::memory_order_acquire) == 1; ++i) sched_yield();
+  return std::string(hdr_->abort_msg);
+}
+
+void ShmGroup::throw_if_aborted() const {
+  if (aborted()) throw CommError(abort_message());
+}
+
+}  // namespace unicc

@@ -1,0 +1,91 @@
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/collective.h"
+
+namespace unicc {
+
+// The ranks of one host, joined through one shared-memory segment.
+//
+// Every collective runs as a series of rounds that all local ranks execute in the same order.
+// In round R a rank writes its "in" area, posts IN; owners write their "out" area, post OUT;
+// readers post DONE when they no longer need anybody's areas of round R. Areas are double
+// buffered by round parity, so round R+2 may overwrite them once every peer is DONE with R.
+// Each rank publishes its progress as one 32-bit counter, which is also the futex word that
+// waiters sleep on: nobody spins while a peer is descheduled.
+class ShmGroup {
+ public:
+  enum Phase : uint32_t { IN = 1, OUT = 2, DONE = 3 };
+  static constexpr int kMaxLocal = 64;
+
+  struct Member {
+    std::string label;  // "rank 3 (host h1, pid 1234)", used in error messages
+  };
+
+  // create: the first rank of the host makes and sizes the segment; the others open it.
+  ShmGroup(const std::string& name, bool create, int local_rank, std::vector<Member> members,
+           size_t piece_bytes, int timeout_ms);
+  ~ShmGroup();
+  ShmGroup(const ShmGroup&) = delete;
+  ShmGroup& operator=(const ShmGroup&) = delete;
+
+  // Removes the name once every local rank has mapped it, so a crash leaves nothing behind.
+  void unlink();
+
+  int local_rank() const { return me_; }
+  int local_size() const { return static_cast<int>(members_.size()); }
+  size_t piece_bytes() const { return piece_; }
+  size_t in_bytes() const { return piece_ * members_.size(); }
+
+  // Starts the next round: waits until every peer is DONE with round R-2 (same buffers).
+  uint64_t begin_round();
+  void post(uint64_t round, Phase ph);
+  void wait(int peer, uint64_t round, Phase ph);
+  void wait_all(uint64_t round, Phase ph);
+
+  char* in_area(int lr, uint64_t round);
+  char* out_area(int lr, uint64_t round);
+
+  // Publishes this rank's request for a round and fails on every rank if any peer asked for
+  // something else. Call after wait_all(round, IN).
+  void publish_desc(uint64_t round, const Desc& d);
+  void check_descs(uint64_t round);
+
+  // First failure wins; everybody waiting wakes up and throws it.
+  [[noreturn]] void fail(const std::string& msg);
+  void abort(const std::string& msg);
+  bool aborted() const;
+  std::string abort_message() const;
+  void throw_if_aborted() const;
+
+ private:
+  struct Header;
+  struct RankHeader;
+  bool reached(uint32_t value, uint32_t target) const {
+    return static_cast<int32_t>(value - target) >= 0;
+  }
+  uint32_t target(uint64_t round, Phase ph) const {
+    return static_cast<uint32_t>(round * 3 + ph);
+  }
+  bool peer_alive(int lr) const;
+  RankHeader& rh(int lr) const;
+
+  std::string name_;
+  int me_;
+  std::vector<Member> members_;
+  size_t piece_;
+  size_t slot_bytes_;
+  size_t map_bytes_;
+  int timeout_ms_;
+  bool spin_;
+  uint64_t next_round_ = 0;
+  char* base_ = nullptr;
+  Header* hdr_ = nullptr;
+  bool unlinked_ = false;
+};
+
+}  // namespace unicc
