@@ -1,0 +1,82 @@
+import { hostname } from "node:os";
+
+/** Where this process sits in the job, read from the variables a launcher sets. */
+export interface RankEnv {
+  rank: number;
+  size: number;
+  /** host:port of the rendezvous store. */
+  storeAddr: string;
+  /** True when this rank must host the store itself (torchrun-style variables only, rank 0). */
+  hostsStore: boolean;
+  jobId?: string;
+  /** Ranks with the same host id share memory; others talk over TCP. */
+  hostId: string;
+  /** Address peers use to reach this rank; default: the one this rank reaches the store from. */
+  hostAddr?: string;
+  timeoutMs: number;
+  tuning: {
+    hierarchical: boolean;
+    shmPieceBytes: number;
+    smallBytes: number;
+    tcpChunkBytes: number;
+  };
+}
+
+export const DEFAULT_TIMEOUT_S = 30;
+
+function int(env: NodeJS.ProcessEnv, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw new Error(`unicc: ${name}=${raw} is not an integer between ${min} and ${max}`);
+  return v;
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "" || raw === "auto") return dflt;
+  if (["1", "true", "on", "yes"].includes(raw)) return true;
+  if (["0", "false", "off", "no"].includes(raw)) return false;
+  throw new Error(`unicc: ${name}=${raw} must be 1 or 0`);
+}
+
+/**
+ * Reads UNICC_* (set by `unicc run`), or else the variables torchrun sets (RANK, WORLD_SIZE,
+ * MASTER_ADDR, MASTER_PORT; rank 0 then hosts the store at MASTER_ADDR:MASTER_PORT), or else
+ * makes a world of one so that a script also runs on its own.
+ */
+export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
+  const timeoutS = int(env, "UNICC_TIMEOUT_S", 1) ?? DEFAULT_TIMEOUT_S;
+  const common = {
+    jobId: env.UNICC_JOB_ID || undefined,
+    hostId: env.UNICC_HOST_ID || hostname(),
+    hostAddr: env.UNICC_HOST_ADDR || undefined,
+    timeoutMs: timeoutS * 1000,
+    tuning: {
+      hierarchical: bool(env, "UNICC_HIERARCHICAL", true),
+      shmPieceBytes: int(env, "UNICC_SHM_PIECE_BYTES", 4096, 1 << 30) ?? 512 * 1024,
+      smallBytes: int(env, "UNICC_SMALL_BYTES", 0, 1 << 30) ?? 64 * 1024,
+      tcpChunkBytes: int(env, "UNICC_TCP_CHUNK_BYTES", 4096, 1 << 30) ?? 1024 * 1024,
+    },
+  };
+  const place = (rankVar: string, sizeVar: string) => {
+    const size = int(env, sizeVar, 1);
+    const rank = int(env, rankVar, 0);
+    if (size === undefined || rank === undefined)
+      throw new Error(`unicc: ${rankVar} and ${sizeVar} must both be set (got ${rankVar}=${env[rankVar]}, ${sizeVar}=${env[sizeVar]})`);
+    if (rank >= size) throw new Error(`unicc: ${rankVar}=${rank} must be below ${sizeVar}=${size}`);
+    return { rank, size };
+  };
+  if (env.UNICC_STORE_ADDR) {
+    return { ...place("UNICC_RANK", "UNICC_SIZE"), storeAddr: env.UNICC_STORE_ADDR, hostsStore: false, ...common };
+  }
+  if (env.RANK !== undefined || env.WORLD_SIZE !== undefined) {
+    const { rank, size } = place("RANK", "WORLD_SIZE");
+    if (size > 1 && (!env.MASTER_ADDR || !env.MASTER_PORT))
+      throw new Error("unicc: RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is missing; set both, or start the job with `unicc run`");
+    const port = int(env, "UNICC_STORE_PORT", 1, 65535) ?? int(env, "MASTER_PORT", 1, 65535) ?? 0;
+    return { rank, size, storeAddr: `${env.MASTER_ADDR ?? "127.0.0.1"}:${port}`, hostsStore: rank === 0, ...common };
+  }
+  return { rank: 0, size: 1, storeAddr: "", hostsStore: false, ...common };
+}

@@ -1,0 +1,2 @@
+export { init, World, UniccError, type CommArray, type ReduceOp, type InitOptions } from "./world.js";
+export { readEnv, DEFAULT_TIMEOUT_S, type RankEnv } from "./env.js";

@@ -1,0 +1,60 @@
+import { createRequire } from "node:module";
+
+export interface NativeTopology {
+  localRank: number;
+  localSize: number;
+  hostIndex: number;
+  numHosts: number;
+  hierarchical: boolean;
+  flatRing: boolean;
+  usesShm: boolean;
+}
+
+export interface NativePeer {
+  host: string;
+  addr: string;
+  port: number;
+  pid: number;
+}
+
+export interface NativeComm {
+  listen(addr: string): number;
+  setPeers(peers: NativePeer[]): NativeTopology;
+  openShm(create: boolean): void;
+  unlinkShm(): void;
+  connect(): Promise<void>;
+  submit(coll: number, buf: unknown, op: number, root: number, out: unknown, sync: boolean): Promise<void> | undefined;
+  close(): void;
+}
+
+export interface NativeOptions {
+  rank: number;
+  size: number;
+  jobId: string;
+  timeoutMs: number;
+  shmPieceBytes: number;
+  smallBytes: number;
+  tcpChunkBytes: number;
+  hierarchical: boolean;
+}
+
+interface Addon {
+  Comm: new (o: NativeOptions) => NativeComm;
+}
+
+let addon: Addon | undefined;
+
+/** The compiled core, found from dist/ (one level below the package root). */
+export function loadAddon(): Addon {
+  if (!addon) {
+    const require = createRequire(import.meta.url);
+    try {
+      addon = require("../build/Release/unicc_core.node") as Addon;
+    } catch (e) {
+      throw new Error(
+        `unicc: the native core is not built (${(e as Error).message}). Run \`npm run build\` in packages/core-native.`,
+      );
+    }
+  }
+  return addon;
+}

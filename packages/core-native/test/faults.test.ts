@@ -1,0 +1,58 @@
+import { readdirSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+
+import { runJob, WORKERS } from "./run-job.js";
+
+const TIMEOUT_S = 10;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function pidsOf(lines: string[] | undefined): number[] {
+  return (lines ?? []).flatMap((l) => /^PID (\d+)/.exec(l)?.slice(1).map(Number) ?? []);
+}
+
+describe("a rank that dies mid-collective", () => {
+  for (const np of [2, 4]) {
+    it(`at ${np} ranks: every survivor fails naming it, within the bound, and nothing is left`, async () => {
+      const victim = np - 1;
+      const shmBefore = new Set(readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-")));
+      const r = await runJob(["-np", String(np), "node", `${WORKERS}faults.mjs`, "die", String(victim), "5"], {
+        env: { UNICC_TIMEOUT_S: String(TIMEOUT_S) },
+      });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`rank ${victim}\\b`));
+      const died = Number(/DYING (\d+)/.exec(r.byRank.get(victim)!.join("\n"))![1]);
+      for (let rank = 0; rank < np; rank++) {
+        if (rank === victim) continue;
+        const lines = r.byRank.get(rank)!.join("\n");
+        const m = /ERROR (\d+) (.*)/.exec(lines);
+        expect(m, `rank ${rank} output:\n${lines}`).not.toBeNull();
+        expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid \\d+\\)`));
+        expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
+        expect(lines).toContain("LATER true");
+      }
+      for (const pid of pidsOf([...r.byRank.values()].flat())) expect(alive(pid)).toBe(false);
+      const leftovers = readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-") && !shmBefore.has(f));
+      expect(leftovers).toEqual([]);
+    });
+  }
+});
+
+describe("mismatched requests", () => {
+  it("a shorter buffer on one rank is a clear error on every rank", async () => {
+    const r = await runJob(["-np", "3", "node", `${WORKERS}faults.mjs`, "mismatch", "1"]);
+    for (let rank = 0; rank < 3; rank++) {
+      const lines = r.byRank.get(rank)!.join("\n");
+      expect(lines, `rank ${rank}`).toMatch(/ERROR ranks called different collectives/);
+      expect(lines).toMatch(/allreduce #\d+ of 999 float32/);
+      expect(lines).toMatch(/allreduce #\d+ of 1000 float32/);
+    }
+  });
+});

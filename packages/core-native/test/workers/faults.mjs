@@ -1,0 +1,41 @@
+// One rank of the fault tests. argv: scenario, then scenario arguments.
+//   die VICTIM AFTER   - everybody loops allreduce on 8 MiB; VICTIM SIGKILLs itself after AFTER
+//                        collectives. Survivors print "ERROR <ms since the victim's death> <message>".
+//   mismatch ODD       - rank ODD passes a shorter buffer; every rank prints "ERROR <message>".
+import { init } from "@unicc/core";
+
+const [scenario, a, b] = process.argv.slice(2);
+const world = await init();
+const { rank } = world;
+console.log(`PID ${process.pid}`);
+
+if (scenario === "die") {
+  const victim = Number(a), after = Number(b);
+  const buf = new Float32Array(2 << 20).fill(1);
+  for (let i = 0; ; i++) {
+    if (rank === victim && i === after) {
+      console.log(`DYING ${Date.now()}`);
+      process.kill(process.pid, "SIGKILL");
+    }
+    try {
+      await world.allreduce(buf);
+    } catch (e) {
+      console.log(`ERROR ${Date.now()} ${e.message}`);
+      // Later collectives fail at once with the same cause.
+      await world.allreduce(new Float32Array(4)).catch((e2) => console.log(`LATER ${e2.message === e.message}`));
+      process.exit(3);
+    }
+  }
+}
+
+if (scenario === "mismatch") {
+  const odd = Number(a);
+  const buf = new Float32Array(rank === odd ? 999 : 1000).fill(rank);
+  try {
+    await world.allreduce(buf);
+    console.log("NO ERROR");
+  } catch (e) {
+    console.log(`ERROR ${e.message}`);
+  }
+  await world.close();
+}
