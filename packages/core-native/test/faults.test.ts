@@ -18,12 +18,19 @@ function pidsOf(lines: string[] | undefined): number[] {
   return (lines ?? []).flatMap((l) => /^PID (\d+)/.exec(l)?.slice(1).map(Number) ?? []);
 }
 
+const LAYOUTS = [
+  { what: "2 ranks on one host", np: 2, hosts: ["-np", "2"] },
+  { what: "4 ranks on one host", np: 4, hosts: ["-np", "4"] },
+  // Victim on the second host: the first host learns of it over TCP, from a peer that passes the cause on.
+  { what: "2 hosts x 2 ranks", np: 4, hosts: ["-H", "a:2,b:2", "--launch-agent", "env"] },
+];
+
 describe("a rank that dies mid-collective", () => {
-  for (const np of [2, 4]) {
-    it(`at ${np} ranks: every survivor fails naming it, within the bound, and nothing is left`, async () => {
+  for (const { what, np, hosts } of LAYOUTS) {
+    it(`${what}: every survivor fails naming it, within the bound, and nothing is left`, async () => {
       const victim = np - 1;
       const shmBefore = new Set(readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-")));
-      const r = await runJob(["-np", String(np), "node", `${WORKERS}faults.mjs`, "die", String(victim), "5"], {
+      const r = await runJob([...hosts, "node", `${WORKERS}faults.mjs`, "die", String(victim), "5"], {
         env: { UNICC_TIMEOUT_S: String(TIMEOUT_S) },
       });
       expect(r.code).not.toBe(0);

@@ -10,6 +10,9 @@ const { rank } = world;
 console.log(`PID ${process.pid}`);
 
 if (scenario === "die") {
+  // The launcher stops everybody once the victim dies; outlive its SIGTERM so that what the
+  // core itself detects can be checked (its SIGKILL after the grace period still ends us).
+  process.on("SIGTERM", () => console.log("SIGTERM ignored"));
   const victim = Number(a), after = Number(b);
   const buf = new Float32Array(2 << 20).fill(1);
   for (let i = 0; ; i++) {

@@ -135,7 +135,7 @@ export async function launch(
           stdio: ["ignore", "pipe", "pipe"],
           detached: true, // its own process group, so stopping it reaches its children too
         });
-        const r: Rank = { rank, host: host.name, child, running: true, exited: Promise.resolve() };
+        const r: Rank = { rank, host: local_ ? hostname() : host.name, child, running: true, exited: Promise.resolve() };
         const output = Promise.all([
           prefixLines(child.stdout, stdout, `[${rank}] `),
           prefixLines(child.stderr, stderr, `[${rank}] `),
