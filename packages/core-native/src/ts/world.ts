@@ -76,13 +76,11 @@ export class World {
 
   /** Copies `buf` of rank `root` into `buf` of every rank. */
   broadcast<T extends CommArray>(buf: T, opts: { root?: number } = {}): Promise<T> {
-    const root = this.checkRoot(opts.root);
-    return this.start("broadcast", [buf], () => this.comm.submit(COLL.broadcast, buf, 0, root, undefined, false)!).then(() => buf);
+    return this.start("broadcast", [buf], () => this.comm.submit(COLL.broadcast, buf, 0, this.checkRoot(opts.root), undefined, false)!).then(() => buf);
   }
 
   broadcastSync<T extends CommArray>(buf: T, opts: { root?: number } = {}): T {
-    const root = this.checkRoot(opts.root);
-    this.startSync("broadcast", [buf], () => this.comm.submit(COLL.broadcast, buf, 0, root, undefined, true));
+    this.startSync("broadcast", [buf], () => this.comm.submit(COLL.broadcast, buf, 0, this.checkRoot(opts.root), undefined, true));
     return buf;
   }
 
@@ -144,9 +142,10 @@ export class World {
   }
 
   private start(what: string, arrays: CommArray[], submit: () => Promise<void>): Promise<void> {
-    const claims = this.claim(what, arrays);
+    let claims: InFlight[] = [];
     let p: Promise<void>;
     try {
+      claims = this.claim(what, arrays);
       p = submit();
     } catch (e) {
       claims.forEach((c) => this.inFlight.delete(c));

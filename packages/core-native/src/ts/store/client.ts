@@ -35,8 +35,8 @@ export class StoreClient {
         this.fail(e instanceof ProtocolError ? new Error(`unicc store at ${addr} sent garbage: ${e.message}`) : (e as Error));
       }
     });
-    socket.on("error", (e) => this.fail(new Error(`unicc store at ${addr}: ${e.message}`)));
-    socket.on("close", () => this.fail(new Error(`unicc store at ${addr} closed the connection`)));
+    socket.on("error", (e) => this.fail(new Error(`unicc: lost the connection to the store at ${addr} (${e.message})`)));
+    socket.on("close", () => this.fail(new Error(`unicc: lost the connection to the store at ${addr} (closed)`)));
   }
 
   /** Connects, retrying while the store is not up yet (its host may still be starting). */

@@ -1,0 +1,81 @@
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { describe, expect, it } from "vitest";
+
+import { DEFAULT_TIMEOUT_S, readEnv } from "../src/ts/env.js";
+import { runJob, WORKERS } from "./run-job.js";
+
+describe("readEnv", () => {
+  it("prefers the launcher's variables", () => {
+    const e = readEnv({ UNICC_RANK: "2", UNICC_SIZE: "4", UNICC_STORE_ADDR: "10.1.2.3:99", RANK: "0", WORLD_SIZE: "1", UNICC_HOST_ID: "h7" });
+    expect(e).toMatchObject({ rank: 2, size: 4, storeAddr: "10.1.2.3:99", hostsStore: false, hostId: "h7", timeoutMs: DEFAULT_TIMEOUT_S * 1000 });
+  });
+
+  it("falls back to torchrun's variables; rank 0 then hosts the store at MASTER_ADDR:MASTER_PORT", () => {
+    const env = { RANK: "0", WORLD_SIZE: "2", MASTER_ADDR: "127.0.0.1", MASTER_PORT: "29500" };
+    expect(readEnv(env)).toMatchObject({ rank: 0, size: 2, storeAddr: "127.0.0.1:29500", hostsStore: true });
+    expect(readEnv({ ...env, RANK: "1" })).toMatchObject({ rank: 1, hostsStore: false });
+  });
+
+  it("makes a world of one when nothing is set", () => {
+    expect(readEnv({})).toMatchObject({ rank: 0, size: 1 });
+  });
+
+  it("refuses incomplete or inconsistent settings, saying which", () => {
+    expect(() => readEnv({ RANK: "1" })).toThrow(/RANK and WORLD_SIZE must both be set/);
+    expect(() => readEnv({ RANK: "0", WORLD_SIZE: "2" })).toThrow(/MASTER_ADDR or MASTER_PORT is missing/);
+    expect(() => readEnv({ UNICC_RANK: "4", UNICC_SIZE: "4", UNICC_STORE_ADDR: "x:1" })).toThrow(/UNICC_RANK=4 must be below UNICC_SIZE=4/);
+    expect(() => readEnv({ UNICC_TIMEOUT_S: "soon" })).toThrow(/UNICC_TIMEOUT_S=soon is not an integer/);
+    expect(() => readEnv({ UNICC_HIERARCHICAL: "maybe" })).toThrow(/UNICC_HIERARCHICAL=maybe must be 1 or 0/);
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe("init without the launcher", () => {
+  it("works from torchrun's variables alone (rank 0 hosts the store)", async () => {
+    const port = await freePort();
+    const n = 3;
+    const runs = Array.from({ length: n }, (_, rank) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const env = { ...process.env, RANK: String(rank), WORLD_SIZE: String(n), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(n), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port) };
+        for (const k of Object.keys(env)) if (k.startsWith("UNICC_")) delete env[k];
+        const child = spawn(process.execPath, [`${WORKERS}collectives.mjs`, "7,1000"], { env, stdio: ["ignore", "pipe", "inherit"] });
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.on("close", (code) => resolve({ code, out }));
+      }),
+    );
+    const results = await Promise.all(runs);
+    results.forEach((r, rank) => {
+      expect(r.code).toBe(0);
+      expect(r.out).toContain(`DONE rank ${rank} of ${n} via shm`);
+      expect(r.out).not.toMatch(/FAIL/);
+    });
+  });
+});
+
+describe("the world API refuses misuse locally and keeps working", () => {
+  it("2 ranks", async () => {
+    const r = await runJob(["-np", "2", "node", `${WORKERS}misuse.mjs`]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const rank of [0, 1]) {
+      const out = r.byRank.get(rank)!.join("\n");
+      expect(out).toMatch(/MISUSE in-flight UniccError: .*a pending allreduce is still using; await that collective/);
+      expect(out).toMatch(/MISUSE root RangeError: unicc: root 2 is not a rank of this world \(0\.\.1\)/);
+      expect(out).toMatch(/MISUSE allgather-output RangeError: allgather output must hold size x input length = 8 elements, got 5/);
+      expect(out).toMatch(/MISUSE op TypeError: unicc: unknown reduce op 'median'/);
+      expect(out).toMatch(/MISUSE dtype TypeError: the buffer must be a Float32Array, Float64Array, Int32Array or BigInt64Array/);
+      expect(out).toMatch(/MISUSE mixed-allgather TypeError: allgather output must have the same element type/);
+      expect(out).toContain("STILL OK true true");
+      expect(out).toMatch(/MISUSE after-close UniccError: unicc: barrier on rank \d after close\(\)/);
+    }
+  });
+});
