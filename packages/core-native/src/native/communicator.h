@@ -28,7 +28,7 @@ struct Options {
   int size = 1;
   std::string job_id;
   int timeout_ms = 30000;
-  size_t shm_piece_bytes = 512 << 10;
+  size_t shm_piece_bytes = 128 << 10;
   size_t small_bytes = 64 << 10;
   size_t tcp_chunk_bytes = 1 << 20;
   bool hierarchical = true;  // false: one flat TCP ring even where hosts could share memory

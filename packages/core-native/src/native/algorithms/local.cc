@@ -55,19 +55,20 @@ void owner_rounds(ShmGroup& g, const Desc& d, char* buf, size_t count, size_t es
       g.post(R, ShmGroup::IN);
       g.wait_all(R, ShmGroup::IN);
       if (k == 0) g.check_descs(R);
-      // Fused mode reduces straight into the out area that the peers copy from.
-      char* acc = mode == OwnerMode::ReduceScatterAllgather ? g.out_area(me, R) : mine;
-      const char* first = mine;
-      for (int p = 0; p < L; ++p) {
-        if (p == me) continue;
-        reduce(acc, first, g.in_area(p, R) + me * g.piece_bytes(), mine_n, t, op);
-        first = acc;
-      }
+      // Mine first, then the peers in rank order. Fused mode reduces straight into the out
+      // area that the peers copy from, and into my buffer on the way.
+      const char* srcs[ShmGroup::kMaxLocal];
+      int nsrc = 0;
+      srcs[nsrc++] = mine;
+      for (int p = 0; p < L; ++p)
+        if (p != me) srcs[nsrc++] = g.in_area(p, R) + me * g.piece_bytes();
+      const bool fused = mode == OwnerMode::ReduceScatterAllgather;
+      reduce_many(fused ? g.out_area(me, R) : mine, reinterpret_cast<const void* const*>(srcs), nsrc, mine_n, t, op,
+                  fused ? mine : nullptr);
       if (mode == OwnerMode::ReduceScatter) {
         g.post(R, ShmGroup::DONE);
         continue;
       }
-      std::memcpy(mine, acc, mine_n * esize);
       g.post(R, ShmGroup::OUT);
     }
     g.wait_all(R, ShmGroup::OUT);
@@ -97,9 +98,9 @@ void local_allreduce(ShmGroup& g, const Desc& d, void* buf, size_t count, DType 
   g.wait_all(R, ShmGroup::IN);
   g.check_descs(R);
   // Every rank sums in the same order, so every rank gets bit-identical results.
-  if (g.local_size() == 1) std::memcpy(buf, g.in_area(0, R), bytes);
-  for (int p = 1; p < g.local_size(); ++p)
-    reduce(buf, p == 1 ? g.in_area(0, R) : static_cast<const char*>(buf), g.in_area(p, R), count, t, op);
+  const void* srcs[ShmGroup::kMaxLocal];
+  for (int p = 0; p < g.local_size(); ++p) srcs[p] = g.in_area(p, R);
+  reduce_many(buf, srcs, g.local_size(), count, t, op);
   g.post(R, ShmGroup::DONE);
 }
 

@@ -1,5 +1,7 @@
 #include "reduce/reduce.h"
 
+#include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 #include "common/error.h"
@@ -106,6 +108,21 @@ void divide_as(void* buf, size_t n, int divisor) {
 
 void reduce(void* out, const void* a, const void* b, size_t n, DType t, RedOp op) {
   if (n) pick(t, op)(out, a, b, n);
+}
+
+void reduce_many(void* out, const void* const* srcs, int nsrc, size_t n, DType t, RedOp op, void* also_to) {
+  const size_t es = dtype_size(t);
+  const size_t block = 8192 / es;
+  const KernelFn k = pick(t, op);
+  char* o = static_cast<char*>(out);
+  char* copy = static_cast<char*>(also_to);
+  for (size_t start = 0; start < n; start += block) {
+    const size_t m = std::min(block, n - start), off = start * es;
+    if (nsrc == 1) std::memmove(o + off, static_cast<const char*>(srcs[0]) + off, m * es);
+    else k(o + off, static_cast<const char*>(srcs[0]) + off, static_cast<const char*>(srcs[1]) + off, m);
+    for (int s = 2; s < nsrc; ++s) k(o + off, o + off, static_cast<const char*>(srcs[s]) + off, m);
+    if (copy) std::memcpy(copy + off, o + off, m * es);
+  }
 }
 
 void divide(void* buf, size_t n, DType t, int divisor) {
