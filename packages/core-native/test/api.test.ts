@@ -1,5 +1,8 @@
 import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 import { DEFAULT_TIMEOUT_S, readEnv } from "../src/ts/env.js";
@@ -59,6 +62,26 @@ describe("init without the launcher", () => {
       expect(r.out).toContain(`DONE rank ${rank} of ${n} via shm`);
       expect(r.out).not.toMatch(/FAIL/);
     });
+  });
+});
+
+describe("a rendezvous backend of one's own", () => {
+  it("init({ store }) uses it instead of the embedded store", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "unicc-file-store-"));
+    const n = 3;
+    const outs = await Promise.all(
+      Array.from({ length: n }, (_, rank) =>
+        new Promise<string>((resolve) => {
+          const env = { ...process.env, UNICC_RANK: String(rank), UNICC_SIZE: String(n), UNICC_STORE_ADDR: "nowhere:1", UNICC_JOB_ID: `fs${process.pid}` };
+          const child = spawn(process.execPath, [`${WORKERS}file-store.mjs`, dir], { env, stdio: ["ignore", "pipe", "inherit"] });
+          let out = "";
+          child.stdout.on("data", (d) => (out += d));
+          child.on("close", () => resolve(out));
+        }),
+      ),
+    );
+    // sum over ranks of (r+1) and 2(r+1)
+    outs.forEach((o) => expect(o).toContain(`SUM ${(n * (n + 1)) / 2} ${n * (n + 1)}`));
   });
 });
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 
 import { readEnv, type RankEnv } from "./env.js";
 import { loadAddon, type NativeComm, type NativePeer, type NativeTopology } from "./native.js";
-import { StoreClient, StoreServer } from "./store/index.js";
+import { StoreClient, StoreServer, type RendezvousStore } from "./store/index.js";
 
 /** Arrays the core works on in place. */
 export type CommArray = Float32Array | Float64Array | Int32Array | BigInt64Array;
@@ -15,6 +15,8 @@ const OPS: Record<ReduceOp, number> = { sum: 0, average: 1, avg: 1, min: 2, max:
 export interface InitOptions {
   /** Overrides for the variables read by readEnv (tests, embedding). */
   env?: NodeJS.ProcessEnv;
+  /** Another rendezvous backend instead of the embedded store (which it then neither hosts nor dials). */
+  store?: RendezvousStore;
 }
 
 /** A failure of the job's communication: a peer died, timed out, or asked for something else. */
@@ -52,7 +54,7 @@ export class World {
     private readonly comm: NativeComm,
     env: RankEnv,
     topo: NativeTopology,
-    private readonly store: StoreClient | undefined,
+    private readonly store: RendezvousStore | undefined,
     private readonly storeServer: StoreServer | undefined,
   ) {
     this.rank = env.rank;
@@ -194,9 +196,9 @@ export async function init(opts: InitOptions = {}): Promise<World> {
     return new World(comm, env, topo, undefined, undefined);
   }
 
-  const [host, port] = splitAddr(env.storeAddr);
-  const server = env.hostsStore ? await StoreServer.listen(host, port) : undefined;
-  const store = await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs });
+  const [host, port] = opts.store ? ["", 0] : splitAddr(env.storeAddr);
+  const server = env.hostsStore && !opts.store ? await StoreServer.listen(host, port) : undefined;
+  const store = opts.store ?? (await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs }));
   const t = env.timeoutMs;
   let comm: NativeComm | undefined;
   try {
