@@ -52,6 +52,33 @@ describe("a rank that dies mid-collective", () => {
   }
 });
 
+describe("chaos: a random rank killed at a random moment, again and again", () => {
+  const RUNS = 20;
+  it(`${RUNS} runs of 4 ranks: each ends within the bound, names the right rank, leaves nothing`, async () => {
+    const shmBefore = new Set(readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-")));
+    let hangs = 0;
+    for (let run = 0; run < RUNS; run++) {
+      const victim = Math.floor(Math.random() * 4);
+      const after = 1 + Math.floor(Math.random() * 20);
+      const r = await runJob(["-np", "4", "node", `${WORKERS}faults.mjs`, "die", String(victim), String(after)], {
+        env: { UNICC_TIMEOUT_S: String(TIMEOUT_S) },
+        timeoutMs: 60_000,
+      });
+      const what = `run ${run}: victim ${victim} after ${after}\n${r.stdout}\n${r.stderr}`;
+      if (r.ms > TIMEOUT_S * 1000 + 10_000) hangs++;
+      expect(r.code, what).not.toBe(0);
+      expect(r.stderr, what).toMatch(new RegExp(`unicc: rank ${victim} \\(host [^,]+, pid \\d+\\) was killed by SIGKILL first`));
+      for (let rank = 0; rank < 4; rank++) {
+        if (rank === victim) continue;
+        expect(r.byRank.get(rank)!.join("\n"), what).toMatch(new RegExp(`ERROR \\d+ .*rank ${victim} \\(host`));
+      }
+      for (const pid of pidsOf([...r.byRank.values()].flat())) expect(alive(pid), what).toBe(false);
+    }
+    expect(hangs).toBe(0);
+    expect(readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-") && !shmBefore.has(f))).toEqual([]);
+  }, 300_000);
+});
+
 describe("mismatched requests", () => {
   it("a shorter buffer on one rank is a clear error on every rank", async () => {
     const r = await runJob(["-np", "3", "node", `${WORKERS}faults.mjs`, "mismatch", "1"]);

@@ -60,4 +60,23 @@ describe.skipIf(skip !== null)(`ranks on two emulated hosts (network namespaces)
     ]);
     expectCorrect(r, 4, "hierarchical");
   });
+
+  it("a host whose link is cut: the ranks on the other host fail within the bound, naming one on it", async () => {
+    const timeoutS = 5;
+    const hosts = cluster.hosts.map((h) => `${h.name}:2`).join(",");
+    const r = await runJob(
+      ["-H", hosts, "--launch-agent", "ip netns exec {host}", "--rendezvous-addr", cluster.rootAddr, "--grace", "1",
+        "node", `${WORKERS}faults.mjs`, "isolate", "2", "5"],
+      { env: { UNICC_TIMEOUT_S: String(timeoutS) } },
+    );
+    expect(r.code).not.toBe(0);
+    const cutAt = Number(/DYING (\d+)/.exec(r.byRank.get(2)!.join("\n"))![1]);
+    for (const rank of [0, 1]) {
+      const m = /ERROR (\d+) (.*)/.exec(r.byRank.get(rank)!.join("\n"));
+      expect(m, r.stdout).not.toBeNull();
+      expect(m![2]).toMatch(new RegExp(`rank [23] \\(host ${cluster.hosts[1].name}, pid \\d+\\)`));
+      expect(m![2]).toMatch(/made no progress for 5 s/);
+      expect(Number(m![1]) - cutAt).toBeLessThan((timeoutS + 5) * 1000);
+    }
+  });
 });

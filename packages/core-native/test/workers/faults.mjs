@@ -1,7 +1,10 @@
 // One rank of the fault tests. argv: scenario, then scenario arguments.
 //   die VICTIM AFTER   - everybody loops allreduce on 8 MiB; VICTIM SIGKILLs itself after AFTER
 //                        collectives. Survivors print "ERROR <ms since the victim's death> <message>".
+//   isolate VICTIM AFTER - like die, but VICTIM takes its own host's network link down instead
+//                        (run it in a network namespace: the whole emulated host goes dark).
 //   mismatch ODD       - rank ODD passes a shorter buffer; every rank prints "ERROR <message>".
+import { execFileSync } from "node:child_process";
 import { init } from "@unicc/core";
 
 const [scenario, a, b] = process.argv.slice(2);
@@ -9,7 +12,7 @@ const world = await init();
 const { rank } = world;
 console.log(`PID ${process.pid}`);
 
-if (scenario === "die") {
+if (scenario === "die" || scenario === "isolate") {
   // The launcher stops everybody once the victim dies; outlive its SIGTERM so that what the
   // core itself detects can be checked (its SIGKILL after the grace period still ends us).
   process.on("SIGTERM", () => console.log("SIGTERM ignored"));
@@ -18,7 +21,8 @@ if (scenario === "die") {
   for (let i = 0; ; i++) {
     if (rank === victim && i === after) {
       console.log(`DYING ${Date.now()}`);
-      process.kill(process.pid, "SIGKILL");
+      if (scenario === "die") process.kill(process.pid, "SIGKILL");
+      execFileSync("ip", ["link", "set", "dev", "eth0", "down"]);
     }
     try {
       await world.allreduce(buf);
