@@ -1,0 +1,38 @@
+import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
+
+import { runJob, type JobResult } from "../../core-native/test/run-job.js";
+
+const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
+
+/** Generous: 4 ranks importing tfjs on a loaded 2-core machine take a while to start. */
+export const JOB_TIMEOUT_MS = 150_000;
+
+/** Runs `unicc run -np <np> node <worker> <args>`, expecting success unless told otherwise. */
+export async function runWorker(np: number, worker: string, args: string[] = [], expectCode: number | null = 0): Promise<JobResult> {
+  const job = await runJob(["-np", String(np), "--", "node", `${WORKERS}${worker}`, ...args], { timeoutMs: JOB_TIMEOUT_MS });
+  if (expectCode !== null && job.code !== expectCode) {
+    throw new Error(`${worker} on ${np} ranks exited ${job.code} (${job.signal ?? "no signal"})\n${job.stdout}\n${job.stderr}`);
+  }
+  return job;
+}
+
+/** The JSON payloads of "<TAG> <json>" lines, by rank. */
+export function tagged<T = unknown>(job: JobResult, tag: string): Map<number, T[]> {
+  const out = new Map<number, T[]>();
+  for (const [rank, lines] of job.byRank) {
+    const hits = lines.filter((l) => l.startsWith(`${tag} `)).map((l) => JSON.parse(l.slice(tag.length + 1)) as T);
+    if (hits.length) out.set(rank, hits);
+  }
+  return out;
+}
+
+/** Every rank's payloads for `tag`, in rank order; fails unless all `np` ranks printed it. */
+export function perRank<T = unknown>(job: JobResult, tag: string, np: number): T[][] {
+  const m = tagged<T>(job, tag);
+  expect([...m.keys()].sort((a, b) => a - b), `ranks that printed ${tag}`).toEqual([...Array(np).keys()]);
+  return [...Array(np).keys()].map((r) => m.get(r)!);
+}
+
+export const maxAbs = (a: number[]) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+export const maxDiff = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
