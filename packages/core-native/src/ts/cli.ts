@@ -1,40 +1,47 @@
 #!/usr/bin/env node
-import { launch, parseRunArgs, USAGE, UsageError } from "./launcher/index.js";
+import { HelpRequested, launch, parseRunArgs, USAGE, UsageError } from "./launcher/index.js";
 
-const HELP = `unicc: unified collective communication
+const HELP = `usage: unicc <command> [options]
 
-  unicc run [options] [--] <command...>   start a job (unicc run --help)
+  unicc run [options] [--] <command...>   start a job: ranks, rendezvous store, output (unicc run --help)
   unicc bench [options]                   allreduce benchmark against Gloo and Open MPI (unicc bench --help)
 `;
 
-async function main(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (!sub || sub === "--help" || sub === "-h") {
-    process.stdout.write(HELP);
-    return sub ? 0 : 2;
-  }
-  if (sub === "run") {
-    if (rest[0] === "--help" || rest[0] === "-h") {
+async function run(argv: string[]): Promise<number> {
+  try {
+    return (await launch(parseRunArgs(argv))).exitCode;
+  } catch (e) {
+    if (e instanceof HelpRequested) {
       process.stdout.write(USAGE);
       return 0;
     }
-    try {
-      return (await launch(parseRunArgs(rest))).exitCode;
-    } catch (e) {
-      if (e instanceof UsageError) {
-        process.stderr.write(`unicc run: ${e.message}\n${USAGE}`);
-        return 2;
-      }
-      throw e;
+    if (e instanceof UsageError) {
+      process.stderr.write(`unicc run: ${e.message} (see unicc run --help)\n`);
+      return 2;
     }
+    throw e;
   }
-  if (sub === "bench") {
-    const { runBench } = await import("./bench/index.js");
-    return runBench(rest);
-  }
-  process.stderr.write(`unicc: unknown command '${sub}'\n${HELP}`);
-  return 2;
 }
+
+async function main(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case "run":
+      return run(rest);
+    case "bench":
+      return (await import("./bench/index.js")).runBench(rest);
+    case "-h":
+    case "--help":
+      process.stdout.write(HELP);
+      return 0;
+    default:
+      process.stderr.write(sub === undefined ? HELP : `unicc: unknown command '${sub}'\n${HELP}`);
+      return 2;
+  }
+}
+
+// A reader that went away (unicc run ... | head) must not crash the launcher before it stops the ranks.
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

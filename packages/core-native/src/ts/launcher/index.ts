@@ -1,2 +1,15 @@
-export { launch, type LaunchResult } from "./launch.js";
-export { parseRunArgs, parseHosts, parseHostfile, USAGE, UsageError, type LaunchOptions, type HostSlots } from "./options.js";
+export { launch, type LaunchIO, type LaunchResult } from "./launch.js";
+export {
+  DEFAULT_GRACE_MS,
+  DEFAULT_LAUNCH_AGENT,
+  HelpRequested,
+  parseHostfile,
+  parseHosts,
+  parseRunArgs,
+  USAGE,
+  UsageError,
+  type HostSlots,
+  type LaunchOptions,
+} from "./options.js";
+export { agentArgv, shellQuote } from "./agent.js";
+export { relayLines } from "./relay.js";

@@ -2,30 +2,48 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { hostname, networkInterfaces } from "node:os";
-import { createInterface } from "node:readline";
+import { constants, hostname } from "node:os";
 import type { Writable } from "node:stream";
 
 import { StoreServer } from "../store/index.js";
-import type { HostSlots, LaunchOptions } from "./options.js";
+import { agentArgv, commandExists, defaultRendezvousAddr, isLocalHost } from "./agent.js";
+import { DEFAULT_GRACE_MS, DEFAULT_LAUNCH_AGENT, type HostSlots, type LaunchOptions, UsageError } from "./options.js";
+import { relayLines } from "./relay.js";
 
 export interface LaunchResult {
+  /** 0 if every rank exited 0; else the failed rank's code (128+signal if killed), or 128+signal the launcher got. */
   exitCode: number;
   /** The rank whose failure ended the job, if one did. */
   failedRank?: number;
   jobId: string;
 }
 
-interface Rank {
-  rank: number;
-  host: string;
-  child: ChildProcess;
-  exited: Promise<void>;
-  running: boolean;
+export interface LaunchIO {
+  /** Where the ranks' prefixed output goes (default: this process's). */
+  stdout?: Writable;
+  stderr?: Writable;
+  /** Environment the ranks inherit (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
-const LOCAL_NAMES = new Set(["localhost", "127.0.0.1", "::1", hostname()]);
-const isLocal = (h: HostSlots) => LOCAL_NAMES.has(h.name);
+interface Rank {
+  rank: number;
+  /** Host name for messages. */
+  host: string;
+  child: ChildProcess;
+  /** The rank's own process has exited (or never started). */
+  exited: boolean;
+  /** Exited, and its output is all relayed. */
+  done: boolean;
+  closed: Promise<void>;
+}
+
+/** Signals that stop the job: each is forwarded to every rank, and the launcher exits 128+signal. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/** How long removing a remote host's shared memory may take through the launch agent. */
+const REMOTE_CLEANUP_MS = 5000;
+
+const signalNumber = (sig: NodeJS.Signals) => constants.signals[sig] ?? 0;
 
 function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,172 +56,176 @@ function freePort(host: string): Promise<number> {
   });
 }
 
-function defaultRendezvousAddr(hosts: HostSlots[]): string {
-  if (hosts.every(isLocal)) return "127.0.0.1";
-  for (const list of Object.values(networkInterfaces()))
-    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  throw new Error("unicc: no non-loopback address to serve the rendezvous store from; pass --rendezvous-addr");
-}
-
-const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-
-/** argv that runs `argv` on `host` through the launch agent (ssh needs one shell-quoted string). */
-function throughAgent(agent: string, host: string, argv: string[]): string[] {
-  const parts = agent.split(/\s+/).filter(Boolean).map((p) => p.replaceAll("{host}", host));
-  const viaShell = parts[0]?.endsWith("ssh");
-  return [...parts, ...(viaShell ? [argv.map(shellQuote).join(" ")] : argv)];
-}
-
-function prefixLines(stream: NodeJS.ReadableStream | null, out: Writable, prefix: string): Promise<void> {
-  if (!stream) return Promise.resolve();
-  const rl = createInterface({ input: stream, crlfDelay: Infinity });
-  rl.on("line", (line) => out.write(`${prefix}${line}\n`));
-  return new Promise((resolve) => rl.once("close", resolve));
-}
-
+/** Signals the rank's whole process group (it was spawned detached, so it leads one). */
 function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
   if (!pid) return;
   try {
     process.kill(-pid, sig);
   } catch {
-    // already gone
+    // the group is gone already
   }
 }
 
-/**
- * Starts the store and every rank, relays their output, and ends the job as a whole: the first
- * rank to fail (or a signal to the launcher) stops all others, and whatever happens, every
- * process group it started is killed and the job's shared memory removed before it returns.
- */
-export async function launch(
-  o: LaunchOptions,
-  io: { stdout?: Writable; stderr?: Writable; env?: NodeJS.ProcessEnv } = {},
-): Promise<LaunchResult> {
-  const stdout = io.stdout ?? process.stdout, stderr = io.stderr ?? process.stderr;
-  const baseEnv = io.env ?? process.env;
-  const jobId = randomBytes(8).toString("hex");
-  const addr = o.rendezvousAddr ?? defaultRendezvousAddr(o.hosts);
-  const store = await StoreServer.listen(addr, 0);
-  const masterPort = await freePort(addr);
-  const size = o.hosts.reduce((s, h) => s + h.slots, 0);
-  const ranks: Rank[] = [];
-  let first: { rank: Rank; code: number; why: string } | undefined;
-  let stopping = false;
-
-  const stopAll = (sig: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    for (const r of ranks) if (r.running) signalGroup(r.child.pid, sig);
-    const killer = setTimeout(() => ranks.forEach((r) => r.running && signalGroup(r.child.pid, "SIGKILL")), o.graceMs);
-    killer.unref();
-  };
-
-  let signalled: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signalled ??= sig;
-    stopAll(sig === "SIGINT" ? "SIGINT" : "SIGTERM");
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-
-  try {
-    let rank = 0;
-    for (const host of o.hosts) {
-      for (let local = 0; local < host.slots; local++, rank++) {
-        const rankEnv: Record<string, string> = {
-          UNICC_RANK: String(rank),
-          UNICC_SIZE: String(size),
-          UNICC_LOCAL_RANK: String(local),
-          UNICC_LOCAL_SIZE: String(host.slots),
-          UNICC_STORE_ADDR: `${addr.includes(":") ? `[${addr}]` : addr}:${store.port}`,
-          UNICC_JOB_ID: jobId,
-          RANK: String(rank),
-          WORLD_SIZE: String(size),
-          LOCAL_RANK: String(local),
-          LOCAL_WORLD_SIZE: String(host.slots),
-          MASTER_ADDR: addr,
-          MASTER_PORT: String(masterPort),
-          ...(o.timeoutS ? { UNICC_TIMEOUT_S: String(o.timeoutS) } : {}),
-          ...(o.hosts.length > 1 || !isLocal(host) ? { UNICC_HOST_ID: host.name } : {}),
-        };
-        const local_ = isLocal(host);
-        const argv = local_
-          ? o.command
-          : throughAgent(o.launchAgent, host.name, ["env", ...Object.entries(rankEnv).map(([k, v]) => `${k}=${v}`), ...o.command]);
-        const child = spawn(argv[0], argv.slice(1), {
-          env: { ...baseEnv, ...rankEnv },
-          stdio: ["ignore", "pipe", "pipe"],
-          detached: true, // its own process group, so stopping it reaches its children too
-        });
-        const r: Rank = { rank, host: local_ ? hostname() : host.name, child, running: true, exited: Promise.resolve() };
-        const output = Promise.all([
-          prefixLines(child.stdout, stdout, `[${rank}] `),
-          prefixLines(child.stderr, stderr, `[${rank}] `),
-        ]);
-        r.exited = new Promise<void>((resolve) => {
-          let spawnError: Error | undefined;
-          child.once("error", (e) => {
-            spawnError = e;
-          });
-          child.once("close", async (code, signal) => {
-            r.running = false;
-            await output;
-            const failed = spawnError || code !== 0;
-            if (failed && !first && !signalled) {
-              const why = spawnError
-                ? `could not start '${argv[0]}': ${spawnError.message}`
-                : signal
-                  ? `was killed by ${signal}`
-                  : `exited with code ${code}`;
-              const exitCode = spawnError ? 127 : signal ? 128 + (osSignal(signal) ?? 1) : code!;
-              first = { rank: r, code: exitCode, why };
-              stopAll("SIGTERM");
-            }
-            resolve();
-          });
-        });
-        ranks.push(r);
-      }
-    }
-    await Promise.all(ranks.map((r) => r.exited));
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    // Whatever the ranks left running in their groups goes too.
-    for (const r of ranks) signalGroup(r.child.pid, "SIGKILL");
-    removeJobShm(jobId, o);
-    await store.close();
-  }
-
-  if (first) {
-    const others = size - 1;
-    stderr.write(
-      `unicc: rank ${first.rank.rank} (host ${first.rank.host}, pid ${first.rank.child.pid ?? "?"}) ${first.why} first; stopped the other ${others} rank${others === 1 ? "" : "s"}\n`,
-    );
-    return { exitCode: first.code || 1, failedRank: first.rank.rank, jobId };
-  }
-  if (signalled) {
-    stderr.write(`unicc: ${signalled} received; stopped all ${size} ranks\n`);
-    return { exitCode: signalled === "SIGINT" ? 130 : 143, jobId };
-  }
-  return { exitCode: 0, jobId };
-}
-
-function osSignal(sig: NodeJS.Signals): number | undefined {
-  const table: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
-  return table[sig];
-}
-
-function removeJobShm(jobId: string, o: LaunchOptions): void {
+/** Removes the job's /dev/shm/unicc-<job>-* here, and on remote hosts through the agent (best effort). */
+async function removeJobShm(jobId: string, hosts: HostSlots[], agent: string): Promise<void> {
   const prefix = `unicc-${jobId}-`;
   try {
     for (const f of readdirSync("/dev/shm")) if (f.startsWith(prefix)) rmSync(`/dev/shm/${f}`, { force: true });
   } catch {
-    // no /dev/shm here
+    // no /dev/shm on this system
   }
-  for (const h of o.hosts) {
-    if (isLocal(h)) continue;
-    const argv = throughAgent(o.launchAgent, h.name, ["sh", "-c", `rm -f /dev/shm/${prefix}*`]);
-    spawn(argv[0], argv.slice(1), { stdio: "ignore" }).on("error", () => {});
+  const remote = hosts.filter((h) => !isLocalHost(h.name));
+  await Promise.all(
+    remote.map(
+      (h) =>
+        new Promise<void>((resolve) => {
+          const argv = agentArgv(agent, h.name, ["sh", "-c", `rm -f /dev/shm/${prefix}*`]);
+          const c = spawn(argv[0], argv.slice(1), { stdio: "ignore" });
+          const timer = setTimeout(() => c.kill("SIGKILL"), REMOTE_CLEANUP_MS);
+          const finish = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          c.once("error", finish);
+          c.once("close", finish);
+        }),
+    ),
+  );
+}
+
+/**
+ * Runs a job: starts the rendezvous store and every rank, relays their output line by line with
+ * a "[rank] " prefix, and ends the job as a whole. The first rank to fail (non-zero exit or a
+ * signal), or SIGINT/SIGTERM/SIGHUP to this process, stops all the others: the signal to each
+ * rank's process group, SIGKILL after the grace period (at once on a second signal). However it
+ * ends, every process group it started is killed, the job's shared memory removed and the store
+ * closed before it returns. Messages about the job go to `stderr`; throws UsageError on options
+ * that make no sense.
+ */
+export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<LaunchResult> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const baseEnv = io.env ?? process.env;
+  const agent = o.launchAgent ?? DEFAULT_LAUNCH_AGENT;
+  const graceMs = o.graceMs ?? DEFAULT_GRACE_MS;
+  const jobId = randomBytes(8).toString("hex");
+  if (!o.command.length) throw new UsageError("no command to run");
+  if (!o.hosts.length || o.hosts.some((h) => !Number.isInteger(h.slots) || h.slots < 1))
+    throw new UsageError("every host needs a positive whole number of slots");
+  // Found out here, a missing command is one clear line instead of every rank failing to start.
+  if (o.hosts.some((h) => isLocalHost(h.name)) && !commandExists(o.command[0], baseEnv.PATH)) {
+    stderr.write(`unicc run: command not found: ${o.command[0]}\n`);
+    return { exitCode: 127, jobId };
   }
+
+  const addr = o.rendezvousAddr ?? defaultRendezvousAddr(o.hosts.map((h) => h.name));
+  const store = await StoreServer.listen(addr, 0);
+  const ranks: Rank[] = [];
+  let failure: { rank: Rank; exitCode: number; what: string; stopped: number } | undefined;
+  let signalled: NodeJS.Signals | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
+
+  const killAll = () => ranks.forEach((r) => !r.done && signalGroup(r.child.pid, "SIGKILL"));
+  const stopAll = (sig: NodeJS.Signals) => {
+    ranks.forEach((r) => !r.done && signalGroup(r.child.pid, sig));
+    killTimer = setTimeout(killAll, graceMs);
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (failure || signalled) return killAll(); // asked again: no more grace
+    signalled = sig;
+    stopAll(sig);
+  };
+  const onFailure = (rank: Rank, exitCode: number, what: string) => {
+    if (failure || signalled) return; // a consequence of the first failure or of the stop
+    failure = { rank, exitCode, what, stopped: ranks.filter((r) => !r.exited).length };
+    stopAll("SIGTERM");
+  };
+
+  try {
+    // A port of its own for torchrun-style code that binds MASTER_PORT itself (init_process_group).
+    const masterPort = await freePort(addr);
+    const size = o.hosts.reduce((s, h) => s + h.slots, 0);
+    const multiHost = o.hosts.length > 1 || !isLocalHost(o.hosts[0].name);
+    const storeAddr = `${addr.includes(":") ? `[${addr}]` : addr}:${store.port}`;
+    // A remote shell does not inherit this environment: pass the user's UNICC_* settings along.
+    const unicc = Object.entries(baseEnv).filter((e): e is [string, string] => e[0].startsWith("UNICC_") && e[1] !== undefined);
+
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+    let rank = 0;
+    for (const host of o.hosts) {
+      const local = isLocalHost(host.name);
+      for (let localRank = 0; localRank < host.slots; localRank++, rank++) {
+        const env: Record<string, string> = {
+          UNICC_RANK: String(rank),
+          UNICC_SIZE: String(size),
+          UNICC_LOCAL_RANK: String(localRank),
+          UNICC_LOCAL_SIZE: String(host.slots),
+          UNICC_STORE_ADDR: storeAddr,
+          UNICC_JOB_ID: jobId,
+          ...(multiHost ? { UNICC_HOST_ID: host.name } : {}),
+          ...(o.timeoutS ? { UNICC_TIMEOUT_S: String(o.timeoutS) } : {}),
+          RANK: String(rank),
+          WORLD_SIZE: String(size),
+          LOCAL_RANK: String(localRank),
+          LOCAL_WORLD_SIZE: String(host.slots),
+          MASTER_ADDR: addr,
+          MASTER_PORT: String(masterPort),
+        };
+        const argv = local
+          ? o.command
+          : agentArgv(agent, host.name, ["env", ...[...unicc, ...Object.entries(env)].map(([k, v]) => `${k}=${v}`), ...o.command]);
+        const child = spawn(argv[0], argv.slice(1), {
+          env: { ...baseEnv, ...env },
+          stdio: ["ignore", "pipe", "pipe"],
+          detached: true, // leads its own process group, so stopping it reaches whatever it started
+        });
+        const r: Rank = { rank, host: local ? hostname() : host.name, child, exited: false, done: false, closed: Promise.resolve() };
+        const prefix = `[${rank}] `;
+        const output = Promise.all([
+          child.stdout && relayLines(child.stdout, stdout, prefix),
+          child.stderr && relayLines(child.stderr, stderr, prefix),
+        ]);
+        child.on("error", (e) => {
+          if (child.pid !== undefined || r.exited) return; // only a failed start matters here
+          r.exited = true;
+          onFailure(r, 127, `could not be started (${e.message})`);
+        });
+        child.on("exit", (code, signal) => {
+          r.exited = true;
+          if (signal) onFailure(r, 128 + signalNumber(signal), `was killed by ${signal}`);
+          else if (code !== 0) onFailure(r, code ?? 1, `exited with code ${code}`);
+        });
+        r.closed = new Promise((resolve) =>
+          child.once("close", () =>
+            output.then(() => {
+              r.done = true;
+              resolve();
+            }),
+          ),
+        );
+        ranks.push(r);
+      }
+    }
+    await Promise.all(ranks.map((r) => r.closed));
+  } finally {
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+    clearTimeout(killTimer);
+    // Whatever the ranks left running in their groups goes too.
+    for (const r of ranks) signalGroup(r.child.pid, "SIGKILL");
+    await removeJobShm(jobId, o.hosts, agent);
+    await store.close();
+  }
+
+  if (failure) {
+    const { rank: r, exitCode, what, stopped } = failure;
+    const where = `host ${r.host}${r.child.pid ? `, pid ${r.child.pid}` : ""}`;
+    const others = stopped ? `; stopped the other ${stopped} rank${stopped === 1 ? "" : "s"}` : "";
+    stderr.write(`unicc: rank ${r.rank} (${where}) ${what} first${others}\n`);
+    return { exitCode, failedRank: r.rank, jobId };
+  }
+  if (signalled) {
+    stderr.write(`unicc: ${signalled} received; stopped all ${ranks.length} ranks\n`);
+    return { exitCode: 128 + signalNumber(signalled), jobId };
+  }
+  return { exitCode: 0, jobId };
 }

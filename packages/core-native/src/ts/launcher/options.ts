@@ -7,42 +7,61 @@ export interface HostSlots {
 
 export interface LaunchOptions {
   command: string[];
-  /** Hosts in rank order; a host named localhost (or this machine) runs its ranks directly. */
+  /** Hosts in rank order; localhost, 127.0.0.1, ::1 or this machine's hostname run ranks directly. */
   hosts: HostSlots[];
-  /** How to run a command on another host; {host} is replaced by its name. */
-  launchAgent: string;
+  /** How to run a command on another host, split on spaces; {host} is replaced (default "ssh {host}"). */
+  launchAgent?: string;
   /** Address the rendezvous store listens on; every host must reach it. */
   rendezvousAddr?: string;
+  /** UNICC_TIMEOUT_S for the ranks. */
   timeoutS?: number;
-  /** How long ranks get between SIGTERM and SIGKILL when the job is stopped. */
-  graceMs: number;
+  /** How long ranks get between SIGTERM and SIGKILL when the job is stopped (default 5000). */
+  graceMs?: number;
 }
 
+export const DEFAULT_LAUNCH_AGENT = "ssh {host}";
+export const DEFAULT_GRACE_MS = 5000;
+
+/** Bad command-line input: the CLI prints the message on one line and exits 2. */
 export class UsageError extends Error {}
+/** `--help` among the options. */
+export class HelpRequested extends Error {}
 
 export const USAGE = `usage: unicc run [options] [--] <command...>
 
-  -np, --nproc N          ranks on this host
-  -H, --hosts H:S,...     ranks on several hosts (S slots each, ranks numbered host by host)
-  --hostfile FILE         hosts from a file: lines "host slots=S" or "host:S"
-  --launch-agent CMD      how to start ranks on other hosts, {host} replaced (default "ssh {host}")
-  --rendezvous-addr IP    address the rendezvous store listens on (default 127.0.0.1 for one host)
-  --timeout S             seconds a collective may wait without progress (UNICC_TIMEOUT_S)
+  -np, --nproc N          N ranks on this host
+  -H, --hosts H:S,...     ranks on several hosts, S slots each, numbered host by host
+                          (with -np N: the first N slots)
+  --hostfile FILE         hosts from a file, one per line: "host slots=S" or "host:S" (# comments)
+  --launch-agent CMD      how to start ranks on other hosts, {host} replaced (default "ssh {host}");
+                          e.g. "ip netns exec {host}"
+  --rendezvous-addr IP    address the rendezvous store listens on (default 127.0.0.1 when all
+                          ranks are local, else this machine's first non-loopback IPv4 address)
+  --timeout S             seconds a collective may wait without progress (sets UNICC_TIMEOUT_S)
   --grace S               seconds between SIGTERM and SIGKILL when stopping ranks (default 5)
+  -h, --help              this text
 `;
 
-function positiveInt(flag: string, v: string | undefined): number {
-  const n = Number(v);
-  if (v === undefined || !Number.isInteger(n) || n < 1) throw new UsageError(`${flag} needs a positive integer, got '${v ?? ""}'`);
-  return n;
+function positiveInt(flag: string, v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`${flag} needs a positive integer, got '${v}'`);
+  return Number(v);
 }
 
+function hostSlots(m: RegExpExecArray | null, problem: string): HostSlots {
+  if (!m || Number(m[2]) < 1) throw new UsageError(problem);
+  return { name: m[1], slots: Number(m[2]) };
+}
+
+const HOST_COLON_SLOTS = /^([^\s:]+):(\d+)$/;
+
 export function parseHosts(spec: string): HostSlots[] {
-  return spec.split(",").filter(Boolean).map((item) => {
-    const m = /^([^:\s]+):(\d+)$/.exec(item.trim());
-    if (!m || Number(m[2]) < 1) throw new UsageError(`bad host '${item}': expected host:slots, e.g. node1:4`);
-    return { name: m[1], slots: Number(m[2]) };
-  });
+  const hosts = spec
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item) => hostSlots(HOST_COLON_SLOTS.exec(item), `bad host '${item}': expected host:slots, e.g. node1:4`));
+  if (!hosts.length) throw new UsageError(`-H needs at least one host:slots, got '${spec}'`);
+  return hosts;
 }
 
 export function parseHostfile(path: string): HostSlots[] {
@@ -52,37 +71,86 @@ export function parseHostfile(path: string): HostSlots[] {
   } catch (e) {
     throw new UsageError(`cannot read hostfile ${path}: ${(e as Error).message}`);
   }
-  return text.split("\n").map((l) => l.replace(/#.*/, "").trim()).filter(Boolean).map((line) => {
-    const m = /^(\S+)\s+slots=(\d+)$/.exec(line) ?? /^([^:\s]+):(\d+)$/.exec(line);
-    if (!m || Number(m[2]) < 1) throw new UsageError(`bad hostfile line '${line}': expected "host slots=N" or "host:N"`);
-    return { name: m[1], slots: Number(m[2]) };
-  });
+  const hosts = text
+    .split("\n")
+    .map((l) => l.replace(/#.*/, "").trim())
+    .filter(Boolean)
+    .map((line) =>
+      hostSlots(
+        /^(\S+)\s+slots=(\d+)$/.exec(line) ?? HOST_COLON_SLOTS.exec(line),
+        `bad line '${line}' in hostfile ${path}: expected "host slots=N" or "host:N"`,
+      ),
+    );
+  if (!hosts.length) throw new UsageError(`hostfile ${path} names no host`);
+  return hosts;
 }
 
+/** Parses the arguments after `unicc run`. Throws UsageError on bad input, HelpRequested on --help. */
 export function parseRunArgs(argv: string[]): LaunchOptions {
-  const o: LaunchOptions = { command: [], hosts: [], launchAgent: "ssh {host}", graceMs: 5000 };
+  const o: LaunchOptions = { command: [], hosts: [], launchAgent: DEFAULT_LAUNCH_AGENT, graceMs: DEFAULT_GRACE_MS };
   let np: number | undefined;
   let i = 0;
-  const value = (flag: string) => {
-    if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
-    return argv[++i];
-  };
   for (; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--") { i++; break; }
-    if (a === "-np" || a === "-n" || a === "--nproc") np = positiveInt(a, value(a));
-    else if (a === "-H" || a === "--hosts") o.hosts.push(...parseHosts(value(a)));
-    else if (a === "--hostfile") o.hosts.push(...parseHostfile(value(a)));
-    else if (a === "--launch-agent") o.launchAgent = value(a);
-    else if (a === "--rendezvous-addr") o.rendezvousAddr = value(a);
-    else if (a === "--timeout") o.timeoutS = positiveInt(a, value(a));
-    else if (a === "--grace") o.graceMs = Number(value(a)) * 1000;
-    else if (a.startsWith("-") && o.command.length === 0) throw new UsageError(`unknown option '${a}'`);
-    else break;
+    const arg = argv[i];
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (!arg.startsWith("-")) break; // the command starts here
+    // Long options also take "--flag=value".
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = () => {
+      if (eq > 0) return arg.slice(eq + 1);
+      if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
+      return argv[++i];
+    };
+    switch (flag) {
+      case "-h":
+      case "--help":
+        throw new HelpRequested();
+      case "-np":
+      case "-n":
+      case "--nproc":
+        np = positiveInt(flag, value());
+        break;
+      case "-H":
+      case "--hosts":
+        o.hosts.push(...parseHosts(value()));
+        break;
+      case "--hostfile":
+        o.hosts.push(...parseHostfile(value()));
+        break;
+      case "--launch-agent":
+        o.launchAgent = value().trim();
+        if (!o.launchAgent) throw new UsageError("--launch-agent needs a command, e.g. 'ssh {host}'");
+        break;
+      case "--rendezvous-addr":
+        o.rendezvousAddr = value().trim();
+        if (!o.rendezvousAddr) throw new UsageError("--rendezvous-addr needs an address");
+        break;
+      case "--timeout":
+        o.timeoutS = positiveInt(flag, value());
+        break;
+      case "--grace": {
+        const v = value();
+        const s = Number(v);
+        if (v.trim() === "" || !Number.isFinite(s) || s < 0) throw new UsageError(`--grace needs a number of seconds, got '${v}'`);
+        o.graceMs = s * 1000;
+        break;
+      }
+      default:
+        throw new UsageError(`unknown option '${arg}'`);
+    }
   }
   o.command = argv.slice(i);
-  if (o.command.length === 0) throw new UsageError("no command to run");
-  if (!Number.isFinite(o.graceMs) || o.graceMs < 0) throw new UsageError("--grace needs a number of seconds");
+  if (!o.command.length) throw new UsageError("no command to run");
+
+  const seen = new Set<string>();
+  for (const h of o.hosts) {
+    if (seen.has(h.name)) throw new UsageError(`host '${h.name}' is given twice; give it once with all its slots`);
+    seen.add(h.name);
+  }
   if (np !== undefined && o.hosts.length) {
     const slots = o.hosts.reduce((s, h) => s + h.slots, 0);
     if (np > slots) throw new UsageError(`-np ${np} is more than the ${slots} slots of the hosts given`);

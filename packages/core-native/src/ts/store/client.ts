@@ -1,22 +1,54 @@
 import { connect as netConnect, type Socket } from "node:net";
 
-import { encodeRequest, FrameReader, i64, Op, parseResponse, ProtocolError, u32 } from "./protocol.js";
+import { encodeRequest, FrameReader, i64, MAX_TIMEOUT_MS, Op, parseResponse, u32 } from "./protocol.js";
 
 interface Pending {
   resolve: (b: Buffer) => void;
   reject: (e: Error) => void;
 }
 
-/** A connection to the rendezvous store. Idle, it does not keep the process alive. */
+const RETRY_MS = 100;
+
+function splitHostPort(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(":");
+  const port = Number(addr.slice(i + 1));
+  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, "$1");
+  if (i <= 0 || !host || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`unicc: store address '${addr}' is not host:port`);
+  return { host, port };
+}
+
+function tryConnect(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect({ host, port, timeout: timeoutMs });
+    s.once("connect", () => {
+      s.setTimeout(0);
+      resolve(s);
+    });
+    s.once("timeout", () => {
+      s.destroy();
+      reject(new Error("connect timed out"));
+    });
+    s.once("error", reject);
+  });
+}
+
+/**
+ * A connection to the rendezvous store. Requests are pipelined on one socket; while none is
+ * pending the socket is unref'd, so an idle client does not keep the process alive.
+ */
 export class StoreClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private closedError: Error | undefined;
+  /** The local IP this connection leaves from: an address of this host that peers can reach. */
+  readonly localAddress: string;
 
   private constructor(
     private readonly socket: Socket,
     readonly addr: string,
   ) {
+    this.localAddress = (socket.localAddress ?? "127.0.0.1").replace(/^::ffff:/, "");
     const reader = new FrameReader();
     socket.setNoDelay(true);
     socket.unref();
@@ -32,55 +64,51 @@ export class StoreClient {
           else p.reject(new Error(`unicc store at ${addr}: ${res.payload.toString("utf8")}`));
         }
       } catch (e) {
-        this.fail(e instanceof ProtocolError ? new Error(`unicc store at ${addr} sent garbage: ${e.message}`) : (e as Error));
+        this.fail(new Error(`unicc: the store at ${addr} sent a malformed reply (${(e as Error).message})`));
       }
     });
     socket.on("error", (e) => this.fail(new Error(`unicc: lost the connection to the store at ${addr} (${e.message})`)));
-    socket.on("close", () => this.fail(new Error(`unicc: lost the connection to the store at ${addr} (closed)`)));
+    socket.on("close", () => this.fail(new Error(`unicc: the store at ${addr} closed the connection`)));
   }
 
-  /** Connects, retrying while the store is not up yet (its host may still be starting). */
+  /**
+   * Connects to "host:port" (IPv6 as "[addr]:port"), retrying while the store is not up yet:
+   * the launcher or rank 0 may still be starting. Gives up after timeoutMs (default 30 s).
+   */
   static async connect(addr: string, opts: { timeoutMs?: number } = {}): Promise<StoreClient> {
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    const i = addr.lastIndexOf(":");
-    const host = addr.slice(0, i).replace(/^\[|\]$/g, "");
-    const port = Number(addr.slice(i + 1));
+    const { host, port } = splitHostPort(addr);
     const deadline = Date.now() + timeoutMs;
-    let last = "";
-    while (Date.now() < deadline) {
+    let last = "no attempt";
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
       try {
-        const socket = await new Promise<Socket>((resolve, reject) => {
-          const s = netConnect({ host, port, timeout: Math.max(1, deadline - Date.now()) });
-          s.once("connect", () => { s.setTimeout(0); resolve(s); });
-          s.once("timeout", () => { s.destroy(); reject(new Error("timed out")); });
-          s.once("error", reject);
-        });
-        return new StoreClient(socket, addr);
+        return new StoreClient(await tryConnect(host, port, left), addr);
       } catch (e) {
         last = (e as Error).message;
-        await new Promise((r) => setTimeout(r, 100));
       }
+      await new Promise((r) => setTimeout(r, Math.min(RETRY_MS, Math.max(0, deadline - Date.now()))));
     }
     throw new Error(
-      `unicc: cannot reach the rendezvous store at ${addr} within ${timeoutMs / 1000} s (${last}); is the launcher (or rank 0) running and reachable?`,
+      `unicc: the rendezvous store at ${addr} did not come up within ${timeoutMs / 1000} s (${last}); ` +
+        `is the launcher (or rank 0) running, and is the address reachable from here?`,
     );
-  }
-
-  /** The local IP this connection leaves from: an address of this host that peers can reach. */
-  get localAddress(): string {
-    return this.socket.localAddress ?? "127.0.0.1";
   }
 
   set(key: string, value: Buffer): Promise<void> {
     return this.call(Op.Set, key, value).then(() => undefined);
   }
 
-  /** Waits until the key exists, up to timeoutMs. */
+  /** Waits until the key exists, up to timeoutMs, then fails naming the key. */
   get(key: string, timeoutMs: number): Promise<Buffer> {
-    return this.call(Op.Get, key, u32(timeoutMs));
+    const t = Number.isFinite(timeoutMs) ? Math.min(Math.max(0, Math.ceil(timeoutMs)), MAX_TIMEOUT_MS) : MAX_TIMEOUT_MS;
+    return this.call(Op.Get, key, u32(t));
   }
 
+  /** Adds delta (an integer) to the 64-bit counter at key, atomically; returns the new value. */
   add(key: string, delta: number): Promise<number> {
+    if (!Number.isSafeInteger(delta)) return Promise.reject(new TypeError(`unicc store: add needs an integer delta, got ${delta}`));
     return this.call(Op.Add, key, i64(BigInt(delta))).then((b) => Number(b.readBigInt64BE(0)));
   }
 
@@ -88,24 +116,33 @@ export class StoreClient {
     return this.call(Op.Del, key).then(() => undefined);
   }
 
+  /** Closes the connection; requests still pending fail. */
   close(): void {
-    this.socket.destroy();
+    this.fail(new Error(`unicc: the connection to the store at ${this.addr} was closed by this process`));
   }
 
   private call(op: Op, key: string, rest?: Buffer): Promise<Buffer> {
     if (this.closedError) return Promise.reject(this.closedError);
-    const id = this.nextId++ >>> 0;
+    let frame: Buffer;
+    try {
+      frame = encodeRequest(op, this.nextId, key, rest);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) >>> 0;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.socket.ref();
-      this.socket.write(encodeRequest(op, id, key, rest));
+      this.socket.write(frame);
     });
   }
 
   private fail(e: Error): void {
     this.closedError ??= e;
-    for (const p of this.pending.values()) p.reject(this.closedError);
+    const pending = [...this.pending.values()];
     this.pending.clear();
     this.socket.destroy();
+    for (const p of pending) p.reject(this.closedError);
   }
 }

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from "node:net";
 
-import { encodeResponse, FrameReader, i64, Op, parseRequest, ProtocolError, type Request } from "./protocol.js";
+import { encodeResponse, FrameReader, i64, Op, parseRequest, type Request } from "./protocol.js";
 
 interface Waiter {
   socket: Socket;
@@ -8,11 +8,16 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+const EMPTY = Buffer.alloc(0);
+
 /** The embedded rendezvous store: a key-value map with waiting gets and atomic counters. */
 export class StoreServer {
   private readonly data = new Map<string, Buffer>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly sockets = new Set<Socket>();
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -20,32 +25,40 @@ export class StoreServer {
     readonly port: number,
   ) {
     server.on("connection", (s) => this.serve(s));
+    // Past listen(), an accept failure (EMFILE...) must not take the launcher down with it.
+    server.on("error", (e) => process.emitWarning(`unicc store on ${host}:${port}: ${e.message}`));
   }
 
+  /** Listens on host:port (port 0: a free one, then read `port`). */
   static listen(host: string, port: number): Promise<StoreServer> {
     return new Promise((resolve, reject) => {
       const server = createServer();
-      server.once("error", (e: NodeJS.ErrnoException) =>
+      const onError = (e: NodeJS.ErrnoException) =>
         reject(
           new Error(
             e.code === "EADDRINUSE"
               ? `unicc: the store cannot listen on ${host}:${port}: the port is in use (choose another MASTER_PORT / UNICC_STORE_PORT)`
               : `unicc: the store cannot listen on ${host}:${port}: ${e.message}`,
           ),
-        ),
-      );
+        );
+      server.once("error", onError);
       server.listen(port, host, () => {
+        server.off("error", onError);
         const addr = server.address();
         resolve(new StoreServer(server, host, typeof addr === "object" && addr ? addr.port : port));
       });
     });
   }
 
+  /** Stops listening and drops every connection; clients see their pending requests fail. */
   close(): Promise<void> {
-    for (const set of this.waiters.values()) for (const w of set) clearTimeout(w.timer);
-    this.waiters.clear();
-    for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    this.closing ??= new Promise((resolve) => {
+      for (const set of this.waiters.values()) for (const w of set) clearTimeout(w.timer);
+      this.waiters.clear();
+      for (const s of this.sockets) s.destroy();
+      this.server.close(() => resolve());
+    });
+    return this.closing;
   }
 
   private serve(socket: Socket): void {
@@ -57,16 +70,21 @@ export class StoreServer {
         for (const body of reader.push(chunk)) this.handle(socket, parseRequest(body));
       } catch (e) {
         // Malformed input costs the sender its connection, nobody else anything.
-        if (!(e instanceof ProtocolError)) throw e;
-        process.emitWarning(`unicc store: dropped ${socket.remoteAddress}:${socket.remotePort}: ${e.message}`);
+        process.emitWarning(`unicc store: dropped ${socket.remoteAddress}:${socket.remotePort}: ${(e as Error).message}`);
         socket.destroy();
       }
     });
     socket.on("error", () => socket.destroy());
     socket.on("close", () => {
       this.sockets.delete(socket);
-      for (const set of this.waiters.values())
-        for (const w of set) if (w.socket === socket) { clearTimeout(w.timer); set.delete(w); }
+      for (const [key, set] of this.waiters) {
+        for (const w of set)
+          if (w.socket === socket) {
+            clearTimeout(w.timer);
+            set.delete(w);
+          }
+        if (!set.size) this.waiters.delete(key);
+      }
     });
   }
 
@@ -74,40 +92,51 @@ export class StoreServer {
     if (!socket.destroyed) socket.write(encodeResponse(ok, id, payload));
   }
 
+  private fail(socket: Socket, id: number, message: string): void {
+    this.reply(socket, false, id, Buffer.from(message, "utf8"));
+  }
+
   private handle(socket: Socket, req: Request): void {
     switch (req.op) {
       case Op.Set:
+        // Copy: the frame is a view into a read buffer that may hold other frames.
         this.data.set(req.key, Buffer.from(req.value));
-        this.reply(socket, true, req.id, Buffer.alloc(0));
+        this.reply(socket, true, req.id, EMPTY);
         this.wake(req.key);
         return;
       case Op.Get: {
         const v = this.data.get(req.key);
         if (v) return this.reply(socket, true, req.id, v);
-        const set = this.waiters.get(req.key) ?? new Set<Waiter>();
-        this.waiters.set(req.key, set);
+        let set = this.waiters.get(req.key);
+        if (!set) this.waiters.set(req.key, (set = new Set()));
+        const waiting = set;
         const w: Waiter = {
           socket,
           id: req.id,
           timer: setTimeout(() => {
-            set.delete(w);
-            this.reply(socket, false, req.id, Buffer.from(`key '${req.key}' did not appear within ${req.timeoutMs} ms`));
+            waiting.delete(w);
+            if (!waiting.size && this.waiters.get(req.key) === waiting) this.waiters.delete(req.key);
+            this.fail(socket, req.id, `key '${req.key}' did not appear within ${req.timeoutMs} ms`);
           }, req.timeoutMs),
         };
-        set.add(w);
+        waiting.add(w);
         return;
       }
       case Op.Add: {
         const prev = this.data.get(req.key);
-        const next = (prev && prev.length === 8 ? prev.readBigInt64BE(0) : 0n) + req.delta;
-        this.data.set(req.key, i64(next));
-        this.reply(socket, true, req.id, i64(next));
+        if (prev && prev.length !== 8)
+          return this.fail(socket, req.id, `key '${req.key}' holds a ${prev.length}-byte value, not a counter`);
+        const next = (prev ? prev.readBigInt64BE(0) : 0n) + req.delta;
+        if (next < I64_MIN || next > I64_MAX) return this.fail(socket, req.id, `counter '${req.key}' would overflow 64 bits`);
+        const v = i64(next);
+        this.data.set(req.key, v);
+        this.reply(socket, true, req.id, v);
         this.wake(req.key);
         return;
       }
       case Op.Del:
         this.data.delete(req.key);
-        this.reply(socket, true, req.id, Buffer.alloc(0));
+        this.reply(socket, true, req.id, EMPTY);
         return;
     }
   }
@@ -116,10 +145,10 @@ export class StoreServer {
     const set = this.waiters.get(key);
     const v = this.data.get(key);
     if (!set || !v) return;
+    this.waiters.delete(key);
     for (const w of set) {
       clearTimeout(w.timer);
       this.reply(w.socket, true, w.id, v);
     }
-    this.waiters.delete(key);
   }
 }
