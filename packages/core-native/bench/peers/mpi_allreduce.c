@@ -1,22 +1,30 @@
-/* Open MPI peer of `unicc bench`: MPI_Allreduce (float, sum) timed exactly as the unicc worker
- * times its own: per size, warm-up, then ITERS x (barrier, t0, allreduce, t1) on rank 0,
- * median reported as one JSON line. argv: sizes in bytes (comma separated), iteration plan. */
+/* Open MPI peer of `unicc bench`: MPI_Allreduce (float, sum, in place), timed exactly as
+ * src/ts/bench/worker.ts times unicc: per size, WARMUP then ITERS x (restore input, barrier, t0,
+ * allreduce, t1); rank 0 prints the median as one JSON line on stdout, and "progress mpi
+ * BYTES DONE/ITERS" on stderr at most once a second.
+ * argv: the plan, "bytes:iters:warmup,..." (src/ts/bench/plan.ts). */
 #include <mpi.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
+static int cmp_double(const void* a, const void* b) {
+  const double x = *(const double*)a, y = *(const double*)b;
+  return (x > y) - (x < y);
 }
 
-/* Same plan as bench/index.ts: many repetitions for small sizes, few for large ones. */
-static int iters_for(long bytes, double budget_s) {
-  long it = (long)(budget_s * 2e9 / (bytes + 65536));
-  if (it < 5) it = 5;
-  if (it > 200) it = 200;
-  return (int)it;
+static double median(double* t, int n) {
+  qsort(t, n, sizeof *t, cmp_double);
+  return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* xorshift64, seeded by rank so that every rank contributes different numbers. */
+static uint64_t next_u64(uint64_t* s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
 }
 
 int main(int argc, char** argv) {
@@ -24,33 +32,55 @@ int main(int argc, char** argv) {
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  const double budget = argc > 2 ? atof(argv[2]) : 1.0;
-  char* list = strdup(argv[1]);
-  for (char* tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-    const long bytes = atol(tok);
-    const long n = bytes / 4;
+  if (argc < 2) {
+    if (rank == 0) fprintf(stderr, "usage: mpi_allreduce bytes:iters:warmup,...\n");
+    MPI_Abort(MPI_COMM_WORLD, 2);
+  }
+  uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(rank + 1);
+
+  for (char* item = strtok(argv[1], ","); item; item = strtok(NULL, ",")) {
+    long bytes;
+    int iters, warmup;
+    if (sscanf(item, "%ld:%d:%d", &bytes, &iters, &warmup) != 3 || bytes <= 0 || bytes % 4 || iters <= 0 || warmup < 0) {
+      if (rank == 0) fprintf(stderr, "mpi_allreduce: bad plan item '%s'\n", item);
+      MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    const int count = (int)(bytes / 4);
+    float* data = malloc(bytes);
     float* buf = malloc(bytes);
-    srand(rank + 1);
-    for (long i = 0; i < n; i++) buf[i] = (float)rand() / RAND_MAX;
-    const int iters = iters_for(bytes, budget);
-    double* t = malloc(sizeof(double) * iters);
-    for (int w = 0; w < 2; w++) MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    for (int i = 0; i < iters; i++) {
+    double* times = malloc(sizeof(double) * iters);
+    if (!data || !buf || !times) {
+      fprintf(stderr, "mpi_allreduce: out of memory for %ld bytes\n", bytes);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    for (int i = 0; i < count; i++) data[i] = (float)(next_u64(&seed) >> 40) / (float)(1 << 24);
+
+    double last_report = MPI_Wtime();
+    for (int i = -warmup; i < iters; i++) {
+      /* Summing the result again and again would overflow to inf; every run reduces the same data. */
+      memcpy(buf, data, bytes);
       MPI_Barrier(MPI_COMM_WORLD);
       const double t0 = MPI_Wtime();
-      MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-      t[i] = MPI_Wtime() - t0;
+      MPI_Allreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      const double t1 = MPI_Wtime();
+      if (i < 0) continue;
+      times[i] = t1 - t0;
+      if (rank == 0 && t1 - last_report >= 1 && i + 1 < iters) {
+        fprintf(stderr, "progress mpi %ld %d/%d\n", bytes, i + 1, iters);
+        last_report = t1;
+      }
     }
     if (rank == 0) {
-      qsort(t, iters, sizeof(double), cmp);
-      printf("{\"impl\":\"mpi\",\"ranks\":%d,\"bytes\":%ld,\"iters\":%d,\"median_s\":%.9f}\n", size, bytes, iters,
-             t[iters / 2]);
+      const double m = median(times, iters);
+      const double busbw = bytes / m * 2 * (size - 1) / size / 1e9;
+      printf("{\"impl\":\"mpi\",\"ranks\":%d,\"bytes\":%ld,\"iters\":%d,\"median_s\":%.9g,\"busbw_GBps\":%.6g}\n", size, bytes,
+             iters, m, busbw);
       fflush(stdout);
     }
-    free(t);
+    free(times);
     free(buf);
+    free(data);
   }
-  free(list);
   MPI_Finalize();
   return 0;
 }

@@ -1,156 +1,369 @@
-// `unicc bench`: allreduce latency and bus bandwidth of unicc against PyTorch's Gloo backend and
-// Open MPI, all run here in the same invocation, with the unicc/peer ratios per row.
+// `unicc bench`: allreduce latency and bus bandwidth of unicc beside PyTorch's Gloo backend and
+// Open MPI, all measured in one invocation on this host with one plan (plan.ts), with the
+// unicc/peer busbw ratio for every size.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { constants, cpus } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 
 import { launch } from "../launcher/index.js";
-import { busbw, formatSize, parseSizes } from "./plan.js";
+import { encodePlan, formatSize, makePlan, parseSizes, type Step } from "./plan.js";
 
+// This code runs bundled in dist/; bench/ is its sibling in the package.
 const BENCH_DIR = fileURLToPath(new URL("../bench/", import.meta.url));
 const WORKER = fileURLToPath(new URL("./bench-worker.js", import.meta.url));
-const PYTHON = `${BENCH_DIR}.venv/bin/python`;
-const MPI_BIN = `${BENCH_DIR}build/mpi_allreduce`;
+const PYTHON = join(BENCH_DIR, ".venv/bin/python");
+const MPI_SRC = join(BENCH_DIR, "peers/mpi_allreduce.c");
+const MPI_BIN = join(BENCH_DIR, "build/mpi_allreduce");
+/**
+ * unicc and Gloo fail a collective that makes no progress for a while; Open MPI would wait
+ * forever, so mpirun is stopped after this long without a line from rank 0 (a progress line
+ * comes at least every second or so while it works).
+ */
+const MPI_SILENCE_LIMIT_S = 120;
+const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
-const USAGE = `usage: unicc bench [--ranks 2,4] [--sizes 1K-256M] [--peers gloo,mpi] [--budget S] [--out DIR]
+const PEERS = ["gloo", "mpi"] as const;
+type Peer = (typeof PEERS)[number];
+/** What one program measures: the unicc worker times its promise and its blocking API. */
+type Program = "unicc" | Peer;
+type Impl = "unicc" | "unicc-sync" | Peer;
 
-  --ranks    rank counts to run, on this host
-  --sizes    "A-B" (powers of 4 from A to B) or a list, e.g. 1K,1M,256M
-  --peers    which peers to run beside unicc: gloo, mpi, or none
-  --budget   seconds of repetitions per size and implementation (default 1; at least 5 runs each)
-  --out      directory for bench.json and bench.png (default bench-results)
-`;
-
-export interface Row {
-  impl: string;
+/** One line a program prints: rank 0's median over the timed runs of one size. */
+export interface BenchRow {
+  impl: Impl;
   ranks: number;
   bytes: number;
   iters: number;
   median_s: number;
+  busbw_GBps: number;
 }
 
-type Impl = "unicc" | "unicc-sync" | "gloo" | "mpi";
+interface Options {
+  ranks: number[];
+  sizes: number[];
+  peers: Peer[];
+  unicc: boolean;
+  out: string;
+  iters?: number;
+}
 
-/** Collects the JSON lines a run prints (the launcher prefixes them with "[rank] "). */
-function rowCollector(rows: Row[], label: string): Writable {
+const USAGE = `usage: unicc bench [options]
+
+Allreduce (float32 sum) on this host: median latency and bus bandwidth of unicc, PyTorch's Gloo
+backend and Open MPI, measured in one run by the same method, with unicc/peer busbw ratios.
+
+  --ranks N,...       rank counts (default 2,4)
+  --sizes SPEC        "A-B": A, 4A, 16A, ... up to B; or a list, e.g. 1K,1M,256M (default 1K-256M)
+  --peers P,...|none  gloo, mpi, or none (default gloo,mpi)
+  --no-unicc          measure the peers only
+  --iters K           timed runs per size (default 200 up to 4M, fewer above, 5 at 256M)
+  --out DIR           directory for bench.json and bench.png (default bench-results)
+  -h, --help          this text
+
+First use installs the peers with bench/setup.sh: a venv with torch 2.13 (Gloo) and matplotlib,
+Debian's Open MPI if mpirun is missing, and the MPI program.
+`;
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): Options | "help" {
+  const o: Options = { ranks: [2, 4], sizes: parseSizes("1K-256M"), peers: [...PEERS], unicc: true, out: "bench-results" };
+  for (let i = 0; i < argv.length; i++) {
+    const eq = argv[i].startsWith("--") ? argv[i].indexOf("=") : -1;
+    const flag = eq > 0 ? argv[i].slice(0, eq) : argv[i];
+    const value = () => {
+      if (eq > 0) return argv[i].slice(eq + 1);
+      if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
+      return argv[++i];
+    };
+    switch (flag) {
+      case "-h":
+      case "--help":
+        return "help";
+      case "--ranks":
+        o.ranks = value().split(",").map((s) => {
+          if (!/^\d+$/.test(s.trim()) || Number(s) < 2) throw new UsageError(`--ranks needs whole numbers of at least 2, got '${s}'`);
+          return Number(s);
+        });
+        break;
+      case "--sizes":
+        try {
+          o.sizes = parseSizes(value());
+        } catch (e) {
+          throw new UsageError(`--sizes: ${(e as Error).message}`);
+        }
+        break;
+      case "--peers": {
+        const v = value().trim();
+        o.peers = v === "none" ? [] : (v.split(",").map((p) => p.trim()) as Peer[]);
+        const bad = o.peers.find((p) => !PEERS.includes(p));
+        if (bad !== undefined) throw new UsageError(`unknown peer '${bad}' (gloo, mpi or none)`);
+        break;
+      }
+      case "--no-unicc":
+        o.unicc = false;
+        break;
+      case "--iters": {
+        const v = value();
+        if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`--iters needs a positive whole number, got '${v}'`);
+        o.iters = Number(v);
+        break;
+      }
+      case "--out":
+        o.out = value();
+        break;
+      default:
+        throw new UsageError(`unknown option '${argv[i]}'`);
+    }
+  }
+  if (!o.unicc && !o.peers.length) throw new UsageError("nothing to measure (--no-unicc with --peers none)");
+  return o;
+}
+
+function formatTime(s: number): string {
+  const [v, unit] = s < 1e-3 ? [s * 1e6, "us"] : s < 1 ? [s * 1e3, "ms"] : [s, "s"];
+  return `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${unit}`;
+}
+
+/** GB/s with two decimals, or two significant digits below 0.1 (Gloo's small sizes). */
+function formatBw(gbps: number): string {
+  return gbps >= 0.1 || gbps === 0 ? gbps.toFixed(2) : gbps.toPrecision(2);
+}
+
+/** A stream that hands each whole line written to it to `onLine`. */
+function lineSink(onLine: (line: string) => void): Writable {
   let pending = "";
   return new Writable({
     write(chunk, _enc, done) {
-      pending += chunk.toString();
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) {
-        const json = line.replace(/^\[\d+\] /, "");
-        if (!json.startsWith("{")) continue;
-        const row = JSON.parse(json) as Row;
-        rows.push(row);
-        const us = row.median_s * 1e6;
-        process.stdout.write(
-          `[bench] ${label} n=${row.ranks} ${formatSize(row.bytes).padStart(4)}: ${us < 1e4 ? `${us.toFixed(1)} us` : `${(us / 1e3).toFixed(1)} ms`}` +
-            ` (${row.iters} runs), busbw ${busbw(row.bytes, row.median_s, row.ranks).toFixed(2)} GB/s\n`,
-        );
-      }
+      const parts = (pending + String(chunk)).split("\n");
+      pending = parts.pop()!;
+      parts.forEach(onLine);
+      done();
+    },
+    final(done) {
+      if (pending) onLine(pending);
       done();
     },
   });
 }
 
-async function runImpl(impl: Impl, ranks: number, sizes: number[], budget: number): Promise<Row[]> {
-  const rows: Row[] = [];
-  const args = [sizes.join(","), String(budget)];
-  const out = rowCollector(rows, impl);
-  if (impl === "mpi") {
-    const child = spawn("mpirun", ["--allow-run-as-root", "--oversubscribe", "-np", String(ranks), MPI_BIN, ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
+/**
+ * Starts mpirun; resolves with its exit code. Stops it when rank 0 stays silent too long, or when
+ * this process is asked to stop (a SIGTERM sent to this process alone would not reach it).
+ */
+function runMpi(ranks: number, plan: Step[], stdout: Writable, stderr: Writable, heard: { at: number }): Promise<number> {
+  // Default transports (shared memory on one host); more ranks than cores is the point at 4 ranks here.
+  const args = ["--oversubscribe", "-np", String(ranks), MPI_BIN, encodePlan(plan)];
+  if (process.getuid?.() === 0) args.unshift("--allow-run-as-root");
+  const child = spawn("mpirun", args, { stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.pipe(stdout, { end: false });
+  child.stderr.pipe(stderr, { end: false });
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+  };
+  const watchdog = setInterval(() => {
+    if (stopping || Date.now() - heard.at < MPI_SILENCE_LIMIT_S * 1000) return;
+    stderr.write(`no output for ${MPI_SILENCE_LIMIT_S} s: stopping mpirun\n`);
+    stop();
+  }, 1000);
+  for (const sig of STOP_SIGNALS) process.on(sig, stop);
+  return new Promise((resolve) => {
+    const done = (code: number) => {
+      clearInterval(watchdog);
+      for (const sig of STOP_SIGNALS) process.off(sig, stop);
+      resolve(code);
+    };
+    child.on("error", (e) => {
+      stderr.write(`cannot start mpirun: ${e.message}\n`);
+      done(127);
     });
-    child.stdout.pipe(out);
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    if (code !== 0) throw new Error(`mpirun exited with ${code}`);
-  } else {
-    const command = impl === "unicc" ? [process.execPath, WORKER, ...args] : [PYTHON, `${BENCH_DIR}peers/gloo_allreduce.py`, ...args];
-    const { exitCode } = await launch(
-      { command, hosts: [{ name: "localhost", slots: ranks }], launchAgent: "ssh {host}", graceMs: 2000 },
-      { stdout: out, stderr: process.stderr },
-    );
-    if (exitCode !== 0) throw new Error(`${impl} run at ${ranks} ranks exited with ${exitCode}`);
-  }
-  await new Promise((r) => out.end(r));
-  return rows;
+    child.on("close", (code, signal) => done(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+  });
 }
 
-function ensurePeers(peers: Impl[]): void {
-  const missing = (peers.includes("gloo") && !existsSync(PYTHON)) || (peers.includes("mpi") && !existsSync(MPI_BIN));
-  if (!missing) return;
-  process.stdout.write(`[bench] installing the peers (bench/setup.sh)\n`);
-  const r = spawnSync("bash", [`${BENCH_DIR}setup.sh`], { stdio: "inherit" });
-  if (r.status !== 0) throw new Error("bench/setup.sh failed; see its output above");
-}
-
-function table(rows: Row[], impls: Impl[], rankList: number[], sizes: number[]): string {
-  const peers = impls.filter((i) => !i.startsWith("unicc"));
-  const head = ["n", "size", ...impls.map((i) => `${i} lat`), ...impls.map((i) => `${i} busbw`), ...peers.map((p) => `unicc/${p}`)];
-  const lines = [head];
-  for (const n of rankList) {
-    for (const bytes of sizes) {
-      const get = (impl: string) => rows.find((r) => r.impl === impl && r.ranks === n && r.bytes === bytes);
-      const bw = (impl: string) => {
-        const r = get(impl);
-        return r ? busbw(r.bytes, r.median_s, r.ranks) : NaN;
-      };
-      const lat = (impl: string) => {
-        const r = get(impl);
-        if (!r) return "-";
-        const us = r.median_s * 1e6;
-        return us < 1e4 ? `${us.toFixed(1)}us` : `${(us / 1e3).toFixed(1)}ms`;
-      };
-      lines.push([
-        String(n), formatSize(bytes),
-        ...impls.map(lat), ...impls.map((i) => bw(i).toFixed(2)),
-        ...peers.map((p) => `${(bw("unicc") / bw(p)).toFixed(2)}x`),
-      ]);
+/** Runs one program at `ranks` ranks over the plan: its rows, and its exit code. */
+async function runProgram(program: Program, ranks: number, plan: Step[]): Promise<{ rows: BenchRow[]; exitCode: number }> {
+  const rows: BenchRow[] = [];
+  const heard = { at: Date.now() };
+  // The launcher prefixes each line with "[rank] "; mpirun passes rank 0's lines as they are.
+  const unprefix = (line: string) => line.replace(/^\[\d+\] /, "");
+  const stdout = lineSink((line) => {
+    heard.at = Date.now();
+    let row: BenchRow | undefined;
+    try {
+      row = JSON.parse(unprefix(line)) as BenchRow;
+    } catch {
+      // not a result: pass it on below
     }
+    if (row?.median_s === undefined) {
+      process.stdout.write(`[bench ${program}] ${line}\n`);
+      return;
+    }
+    rows.push(row);
+    process.stdout.write(
+      `[bench] ${row.impl} n=${row.ranks} ${formatSize(row.bytes)}: ${row.iters}/${row.iters}` +
+        `  ${formatTime(row.median_s)}  ${formatBw(row.busbw_GBps)} GB/s\n`,
+    );
+  });
+  const stderr = lineSink((line) => {
+    heard.at = Date.now();
+    const m = /^progress (\S+) (\d+) (\d+\/\d+)$/.exec(unprefix(line));
+    if (m) process.stdout.write(`[bench] ${m[1]} n=${ranks} ${formatSize(Number(m[2]))}: ${m[3]}\n`);
+    else process.stderr.write(`[bench ${program}] ${line}\n`);
+  });
+
+  let exitCode: number;
+  if (program === "mpi") {
+    exitCode = await runMpi(ranks, plan, stdout, stderr, heard);
+  } else {
+    const command =
+      program === "unicc" ? [process.execPath, WORKER, encodePlan(plan)] : [PYTHON, join(BENCH_DIR, "peers/gloo_allreduce.py"), encodePlan(plan)];
+    ({ exitCode } = await launch({ command, hosts: [{ name: "localhost", slots: ranks }] }, { stdout, stderr }));
   }
+  await Promise.all([stdout, stderr].map((s) => new Promise((resolve) => s.end(resolve))));
+  return { rows, exitCode };
+}
+
+/** Runs bench/setup.sh for whatever the chosen programs lack; false if that failed. */
+function ensureInstalled(o: Options): boolean {
+  const parts: string[] = [];
+  // The venv is needed for the plot even without Gloo.
+  if (!existsSync(PYTHON)) parts.push("venv");
+  if (o.peers.includes("mpi") && (!existsSync(MPI_BIN) || statSync(MPI_SRC).mtimeMs > statSync(MPI_BIN).mtimeMs)) parts.push("mpi");
+  if (!parts.length) return true;
+  process.stdout.write(`[bench] setting up the peers first: bench/setup.sh ${parts.join(" ")}\n`);
+  const t0 = Date.now();
+  const r = spawnSync("bash", [join(BENCH_DIR, "setup.sh"), ...parts], { stdio: "inherit" });
+  if (r.status !== 0) {
+    process.stderr.write(`unicc bench: bench/setup.sh failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}); see above\n`);
+    return false;
+  }
+  process.stdout.write(`[bench] setup done in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  return true;
+}
+
+interface Ratio {
+  ranks: number;
+  bytes: number;
+  peer: Peer;
+  /** unicc busbw / peer busbw (promise API). */
+  busbw_ratio: number;
+}
+
+function ratios(rows: BenchRow[], o: Options): Ratio[] {
+  if (!o.unicc) return [];
+  const find = (impl: Impl, ranks: number, bytes: number) => rows.find((r) => r.impl === impl && r.ranks === ranks && r.bytes === bytes);
+  return o.ranks.flatMap((ranks) =>
+    o.sizes.flatMap((bytes) =>
+      o.peers.flatMap((peer) => {
+        const [u, p] = [find("unicc", ranks, bytes), find(peer, ranks, bytes)];
+        return u && p ? [{ ranks, bytes, peer, busbw_ratio: u.busbw_GBps / p.busbw_GBps }] : [];
+      }),
+    ),
+  );
+}
+
+/** One table per rank count: size, then latency and busbw of each implementation, then the ratios. */
+function table(rows: BenchRow[], ratioRows: Ratio[], o: Options, ranks: number): string {
+  const impls: Impl[] = [...(o.unicc ? (["unicc", "unicc-sync"] as const) : []), ...o.peers];
+  const ratioPeers = o.unicc ? o.peers : [];
+  const head = ["size", ...impls.flatMap((i) => [`${i} lat`, `${i} busbw`]), ...ratioPeers.map((p) => `unicc/${p}`)];
+  const body = o.sizes.map((bytes) => {
+    const cells = impls.flatMap((impl) => {
+      const r = rows.find((x) => x.impl === impl && x.ranks === ranks && x.bytes === bytes);
+      return r ? [formatTime(r.median_s), formatBw(r.busbw_GBps)] : ["-", "-"];
+    });
+    const ratio = (p: Peer) => ratioRows.find((x) => x.ranks === ranks && x.bytes === bytes && x.peer === p);
+    return [formatSize(bytes), ...cells, ...ratioPeers.map((p) => ratio(p)?.busbw_ratio.toFixed(2).concat("x") ?? "-")];
+  });
+  const lines = [head, ...body];
   const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
   return lines.map((l) => l.map((cell, c) => cell.padStart(widths[c])).join("  ")).join("\n");
 }
 
 export async function runBench(argv: string[]): Promise<number> {
-  let rankList = [2, 4], sizes = parseSizes("1K-256M"), budget = 1, outDir = "bench-results";
-  let peers: Impl[] = ["gloo", "mpi"];
-  for (let i = 0; i < argv.length; i++) {
-    const v = () => argv[++i] ?? "";
-    switch (argv[i]) {
-      case "--ranks": rankList = v().split(",").map(Number); break;
-      case "--sizes": sizes = parseSizes(v()); break;
-      case "--peers": { const p = v(); peers = p === "none" ? [] : (p.split(",") as Impl[]); break; }
-      case "--budget": budget = Number(v()); break;
-      case "--out": outDir = v(); break;
-      case "--help": case "-h": process.stdout.write(USAGE); return 0;
-      default: process.stderr.write(`unicc bench: unknown option '${argv[i]}'\n${USAGE}`); return 2;
+  let o: Options;
+  try {
+    const parsed = parseArgs(argv);
+    if (parsed === "help") {
+      process.stdout.write(USAGE);
+      return 0;
     }
-  }
-  if (rankList.some((n) => !Number.isInteger(n) || n < 2) || peers.some((p) => p !== "gloo" && p !== "mpi") || !(budget > 0)) {
-    process.stderr.write(`unicc bench: bad --ranks, --peers or --budget\n${USAGE}`);
+    o = parsed;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`unicc bench: ${e.message} (see unicc bench --help)\n`);
     return 2;
   }
-  ensurePeers(peers);
-  const impls: Impl[] = ["unicc", "unicc-sync", ...peers];
-  const rows: Row[] = [];
-  // The unicc worker measures both of its variants in one run.
-  for (const n of rankList) for (const impl of impls.filter((i) => i !== "unicc-sync")) rows.push(...(await runImpl(impl, n, sizes, budget)));
+  const started = Date.now();
+  if (!ensureInstalled(o)) return 1;
 
-  const text = table(rows, impls, rankList, sizes);
-  process.stdout.write(`\nallreduce float32 sum, ${cpus().length} cores; lat = median time, busbw = bytes/time x 2(n-1)/n (GB/s)\n${text}\n`);
-  mkdirSync(outDir, { recursive: true });
-  const json = `${outDir}/bench.json`;
-  writeFileSync(json, JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, node: process.version, budget, rows }, null, 1));
-  if (existsSync(PYTHON)) {
-    const plot = spawnSync(PYTHON, [`${BENCH_DIR}plot.py`, json, `${outDir}/bench.png`], { stdio: "inherit" });
-    if (plot.status === 0) process.stdout.write(`[bench] wrote ${json} and ${outDir}/bench.png\n`);
-  } else {
-    process.stdout.write(`[bench] wrote ${json} (no plot: run bench/setup.sh for matplotlib)\n`);
+  // Ctrl-C or SIGTERM stops the program running now (the launcher and runMpi see it too), then the bench.
+  let stopped: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopped = sig;
+  };
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+  const plan = makePlan(o.sizes, o.iters);
+  const programs: Program[] = [...(o.unicc ? (["unicc"] as const) : []), ...o.peers];
+  const rows: BenchRow[] = [];
+  const failures: string[] = [];
+  try {
+    for (const ranks of o.ranks) {
+      for (const program of programs) {
+        if (stopped) break;
+        process.stdout.write(`[bench] ${program} n=${ranks}: ${plan.length} sizes, ${formatSize(o.sizes[0])} to ${formatSize(o.sizes.at(-1)!)}\n`);
+        const res = await runProgram(program, ranks, plan).catch((e: Error) => {
+          process.stderr.write(`[bench ${program}] ${e.message}\n`);
+          return { rows: [], exitCode: 1 };
+        });
+        rows.push(...res.rows);
+        const expected = plan.length * (program === "unicc" ? 2 : 1);
+        if (res.exitCode !== 0 || res.rows.length !== expected)
+          failures.push(`${program} at ${ranks} ranks: exit code ${res.exitCode}, ${res.rows.length} of ${expected} results`);
+      }
+    }
+  } finally {
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
   }
-  return 0;
+  if (stopped) {
+    process.stderr.write(`unicc bench: stopped by ${stopped}\n`);
+    return 128 + constants.signals[stopped];
+  }
+
+  const ratioRows = ratios(rows, o);
+  const cores = cpus().length;
+  process.stdout.write(
+    `\nallreduce, float32 sum, on this host (${cores} cpus): lat = median time of one allreduce; ` +
+      `busbw = bytes / lat x 2(n-1)/n in GB/s; unicc/peer = ratio of busbw (unicc = promise API, unicc-sync = blocking)\n`,
+  );
+  for (const ranks of o.ranks) process.stdout.write(`\n${ranks} ranks\n${table(rows, ratioRows, o, ranks)}\n`);
+
+  mkdirSync(o.out, { recursive: true });
+  const jsonPath = join(o.out, "bench.json");
+  const pngPath = join(o.out, "bench.png");
+  const report = {
+    date: new Date().toISOString(),
+    host: { cpus: cores, cpu_model: cpus()[0]?.model, node: process.version },
+    method:
+      "per size and rank count: warm-up runs, then iters x (restore the random input, barrier, t0, allreduce float32 sum in place, t1) " +
+      "on rank 0; median_s = median of those times; busbw_GBps = bytes / median_s x 2(n-1)/n / 1e9",
+    plan,
+    rows,
+    ratios: ratioRows,
+    failures,
+  };
+  writeFileSync(jsonPath, `${JSON.stringify(report, null, 1)}\n`);
+  const plot = spawnSync(PYTHON, [join(BENCH_DIR, "plot.py"), jsonPath, pngPath], { stdio: "inherit" });
+  process.stdout.write(`\n[bench] wrote ${jsonPath}${plot.status === 0 ? ` and ${pngPath}` : " (no plot: bench/plot.py failed)"}\n`);
+  process.stdout.write(`[bench] done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  for (const f of failures) process.stderr.write(`unicc bench: ${f}\n`);
+  return failures.length ? 1 : 0;
 }

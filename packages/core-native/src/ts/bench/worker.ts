@@ -1,30 +1,42 @@
-// The unicc side of `unicc bench`: one rank, timing allreduce exactly as the peers time theirs.
-// argv: sizes in bytes (comma separated), time budget per size in seconds.
+// One rank of unicc's side of `unicc bench`, started by the launcher. It times allreduce exactly as
+// bench/peers/ time Gloo and Open MPI: per size, `warmup` then `iters` x (restore input, barrier,
+// t0, allreduce, t1); rank 0 prints the median as one JSON line on stdout, and "progress IMPL
+// BYTES DONE/ITERS" on stderr at most once a second. argv: the plan (plan.ts).
 import { init } from "../index.js";
-import { itersFor } from "./plan.js";
+import { busbwGBps, decodePlan, median } from "./plan.js";
 
-const [sizesArg, budgetArg] = process.argv.slice(2);
+const SUM = { op: "sum" } as const;
+const plan = decodePlan(process.argv[2] ?? "");
 const world = await init();
-const budget = Number(budgetArg ?? 1);
-for (const bytes of sizesArg.split(",").map(Number)) {
-  const buf = new Float32Array(bytes / 4);
-  for (let i = 0; i < buf.length; i++) buf[i] = Math.random();
-  // "unicc" is the promise API; "unicc-sync" the blocking variant, which skips the event loop's wake-up.
-  for (const impl of ["unicc", "unicc-sync"]) {
-    const sync = impl === "unicc-sync";
-    for (let w = 0; w < 2; w++) await world.allreduce(buf);
-    const iters = itersFor(bytes, budget);
+const lead = world.rank === 0;
+
+for (const { bytes, iters, warmup } of plan) {
+  const input = new Float32Array(bytes / 4);
+  for (let i = 0; i < input.length; i++) input[i] = Math.random();
+  const buf = new Float32Array(input.length);
+  // "unicc" is the promise API; "unicc-sync" the blocking call, which has no event-loop wake-up.
+  for (const impl of ["unicc", "unicc-sync"] as const) {
     const times: number[] = [];
-    for (let i = 0; i < iters; i++) {
+    let lastReport = Date.now();
+    for (let i = -warmup; i < iters; i++) {
+      // Summing the result again and again would overflow to inf; every run reduces the same data.
+      buf.set(input);
       await world.barrier();
       const t0 = process.hrtime.bigint();
-      if (sync) world.allreduceSync(buf);
-      else await world.allreduce(buf);
-      times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      if (impl === "unicc") await world.allreduce(buf, SUM);
+      else world.allreduceSync(buf, SUM);
+      const t1 = process.hrtime.bigint();
+      if (i < 0) continue;
+      times.push(Number(t1 - t0) / 1e9);
+      if (lead && Date.now() - lastReport >= 1000 && i + 1 < iters) {
+        process.stderr.write(`progress ${impl} ${bytes} ${i + 1}/${iters}\n`);
+        lastReport = Date.now();
+      }
     }
-    if (world.rank === 0) {
-      times.sort((a, b) => a - b);
-      console.log(JSON.stringify({ impl, ranks: world.size, bytes, iters, median_s: times[iters >> 1] }));
+    if (lead) {
+      const m = median(times);
+      const row = { impl, ranks: world.size, bytes, iters, median_s: m, busbw_GBps: busbwGBps(bytes, m, world.size) };
+      process.stdout.write(`${JSON.stringify(row)}\n`);
     }
   }
 }
