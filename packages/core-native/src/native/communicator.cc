@@ -88,14 +88,19 @@ void Communicator::unlink_shm() {
   if (shm_) shm_->unlink();
 }
 
-Ring Communicator::make_ring(int lr) {
-  Ring r;
+std::vector<int> Communicator::ring_members(int lr) const {
   std::vector<int> members;
   if (topo_.flat_ring) {
     for (int i = 0; i < opt_.size; ++i) members.push_back(i);
   } else {
     for (const auto& h : topo_.hosts) members.push_back(h[lr]);
   }
+  return members;
+}
+
+Ring Communicator::make_ring(int lr) {
+  Ring r;
+  const std::vector<int> members = ring_members(lr);
   r.size = static_cast<int>(members.size());
   r.index = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
   const int left = members[(r.index + r.size - 1) % r.size];
@@ -113,12 +118,7 @@ Ring Communicator::make_ring(int lr) {
 
 void Communicator::connect() {
   if (topo_.num_hosts < 2) return;
-  std::vector<int> members;
-  if (topo_.flat_ring) {
-    for (int i = 0; i < opt_.size; ++i) members.push_back(i);
-  } else {
-    for (const auto& h : topo_.hosts) members.push_back(h[topo_.local_rank]);
-  }
+  const std::vector<int> members = ring_members(topo_.local_rank);
   const int n = static_cast<int>(members.size());
   const int idx = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
   const std::set<int> neighbours{members[(idx + n - 1) % n], members[(idx + 1) % n]};
@@ -157,7 +157,7 @@ void Communicator::fail(const std::string& msg) {
 void Communicator::allreduce(const Desc& d, Op& op) {
   const size_t es = dtype_size(op.dtype);
   if (topo_.flat_ring) {
-    Ring r = make_ring(-1);
+    Ring r = make_ring(0);
     ring_allreduce(r, d, op.buf, op.count, op.dtype, op.op);
   } else if (topo_.num_hosts == 1) {
     if (shm_) local_allreduce(*shm_, d, op.buf, op.count, op.dtype, op.op, opt_.small_bytes);
@@ -176,7 +176,7 @@ void Communicator::allreduce(const Desc& d, Op& op) {
 void Communicator::broadcast(const Desc& d, Op& op) {
   const size_t bytes = op.count * dtype_size(op.dtype);
   if (topo_.flat_ring) {
-    Ring r = make_ring(-1);
+    Ring r = make_ring(0);
     ring_broadcast(r, d, op.buf, bytes, op.root);
     return;
   }
@@ -196,7 +196,7 @@ void Communicator::allgather(const Desc& d, Op& op) {
   char* out = static_cast<char*>(op.out);
   if (topo_.flat_ring) {
     std::memmove(out + opt_.rank * bytes, op.buf, bytes);
-    Ring r = make_ring(-1);
+    Ring r = make_ring(0);
     ring_allgather(r, d, out, bytes);
     return;
   }
@@ -240,13 +240,14 @@ void Communicator::execute(Op& op) {
     case Coll::Allgather: return allgather(d, op);
     case Coll::Barrier: {
       if (shm_) local_barrier(*shm_, d);
-      if (topo_.num_hosts > 1 && (topo_.flat_ring || topo_.local_rank == 0)) {
-        // A zero-byte ring allgather completes on a rank only after every rank has joined.
-        Ring r = make_ring(0);
-        ring_allgather(r, d, nullptr, 0);
+      if (topo_.num_hosts > 1) {
+        // A zero-byte ring allgather completes on a rank only after every rank has joined; local
+        // rank 0 stands for its host, and the host's second barrier waits for it.
+        if (topo_.flat_ring || topo_.local_rank == 0) {
+          Ring r = make_ring(0);
+          ring_allgather(r, d, nullptr, 0);
+        }
         if (shm_) local_barrier(*shm_, d);
-      } else if (topo_.num_hosts > 1 && shm_) {
-        local_barrier(*shm_, d);
       }
       return;
     }

@@ -92,7 +92,9 @@ class Communicator {
   [[noreturn]] void fail(const std::string& msg);
   void check_abort();
   std::string label(int rank) const;
-  Ring make_ring(int lr_or_minus1);
+  // The ring a rank of local rank lr joins: same-local-rank ranks of every host, or everybody.
+  std::vector<int> ring_members(int lr) const;
+  Ring make_ring(int lr);
 
   Options opt_;
   Topology topo_;
