@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 
 import { readEnv, type RankEnv } from "./env.js";
 import { loadAddon, type NativeComm, type NativePeer, type NativeTopology } from "./native.js";
-import { StoreClient, StoreServer, type RendezvousStore } from "./store/index.js";
+import { splitHostPort, StoreClient, StoreServer, type RendezvousStore } from "./store/index.js";
 
 /** Arrays the core works on in place. */
 export type CommArray = Float32Array | Float64Array | Int32Array | BigInt64Array;
@@ -196,8 +196,11 @@ export async function init(opts: InitOptions = {}): Promise<World> {
     return new World(comm, env, topo, undefined, undefined);
   }
 
-  const [host, port] = opts.store ? ["", 0] : splitAddr(env.storeAddr);
-  const server = env.hostsStore && !opts.store ? await StoreServer.listen(host, port) : undefined;
+  let server: StoreServer | undefined;
+  if (env.hostsStore && !opts.store) {
+    const { host, port } = splitHostPort(env.storeAddr);
+    server = await StoreServer.listen(host, port);
+  }
   const store = opts.store ?? (await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs }));
   const t = env.timeoutMs;
   let comm: NativeComm | undefined;
@@ -243,11 +246,4 @@ export async function init(opts: InitOptions = {}): Promise<World> {
     await server?.close();
     throw e;
   }
-}
-
-function splitAddr(addr: string): [string, number] {
-  const i = addr.lastIndexOf(":");
-  const port = Number(addr.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port)) throw new Error(`unicc: store address '${addr}' is not host:port`);
-  return [addr.slice(0, i).replace(/^\[|\]$/g, ""), port];
 }

@@ -9,7 +9,8 @@ interface Pending {
 
 const RETRY_MS = 100;
 
-function splitHostPort(addr: string): { host: string; port: number } {
+/** "host:port" or "[v6]:port" into its parts; the one parser of store addresses. */
+export function splitHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(":");
   const port = Number(addr.slice(i + 1));
   const host = addr.slice(0, i).replace(/^\[(.*)\]$/, "$1");

@@ -1,5 +1,5 @@
 export { StoreServer } from "./server.js";
-export { StoreClient } from "./client.js";
+export { StoreClient, splitHostPort } from "./client.js";
 export * from "./protocol.js";
 
 /** What init() needs from a rendezvous backend; the embedded store implements it, another may. */
