@@ -8,13 +8,8 @@ namespace unicc {
 
 namespace {
 
-using Phase = ShmGroup::Phase;
 
 // The first round of a collective also checks that every rank asked for the same thing.
-void start_round(ShmGroup& g, const Desc& d, uint64_t round, bool first) {
-  if (first) g.publish_desc(round, d);
-}
-
 void finish_first_in(ShmGroup& g, uint64_t round, bool first) {
   if (!first) return;
   g.wait_all(round, ShmGroup::IN);
@@ -38,7 +33,7 @@ void owner_rounds(ShmGroup& g, const Desc& d, char* buf, size_t count, size_t es
   };
   for (size_t k = 0; k < rounds; ++k) {
     const uint64_t R = g.begin_round();
-    start_round(g, d, R, k == 0);
+    if (k == 0) g.publish_desc(R, d);
     size_t mine_n;
     char* mine = sub(me, k, &mine_n);
     if (mode == OwnerMode::Allgather) {
@@ -92,7 +87,7 @@ void local_allreduce(ShmGroup& g, const Desc& d, void* buf, size_t count, DType 
     return;
   }
   const uint64_t R = g.begin_round();
-  start_round(g, d, R, true);
+  g.publish_desc(R, d);
   std::memcpy(g.in_area(g.local_rank(), R), buf, bytes);
   g.post(R, ShmGroup::IN);
   g.wait_all(R, ShmGroup::IN);
@@ -118,7 +113,7 @@ void local_broadcast(ShmGroup& g, const Desc& d, void* buf, size_t bytes, int ro
   char* p = static_cast<char*>(buf);
   for (size_t k = 0; k < rounds; ++k) {
     const uint64_t R = g.begin_round();
-    start_round(g, d, R, k == 0);
+    if (k == 0) g.publish_desc(R, d);
     const size_t off = k * chunk, n = std::min(bytes - std::min(bytes, off), chunk);
     if (g.local_rank() == root) {
       std::memcpy(g.in_area(root, R), p + off, n);
@@ -142,7 +137,7 @@ void local_allgather(ShmGroup& g, const Desc& d, const void* in, void* out, size
   const int me = g.local_rank();
   for (size_t k = 0; k < rounds; ++k) {
     const uint64_t R = g.begin_round();
-    start_round(g, d, R, k == 0);
+    if (k == 0) g.publish_desc(R, d);
     const size_t off = k * chunk, n = std::min(bytes - std::min(bytes, off), chunk);
     std::memcpy(g.in_area(me, R), src + off, n);
     g.post(R, ShmGroup::IN);
@@ -156,7 +151,7 @@ void local_allgather(ShmGroup& g, const Desc& d, const void* in, void* out, size
 
 void local_barrier(ShmGroup& g, const Desc& d) {
   const uint64_t R = g.begin_round();
-  start_round(g, d, R, true);
+  g.publish_desc(R, d);
   g.post(R, ShmGroup::IN);
   g.wait_all(R, ShmGroup::IN);
   g.check_descs(R);
