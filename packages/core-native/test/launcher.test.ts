@@ -43,7 +43,7 @@ const VARS = [
 // Script lines that wait, through the job's store, until every rank has got this far.
 const ALL_UP = `
   const { StoreClient } = await import(${JSON.stringify(DIST_INDEX)});
-  const store = await StoreClient.connect(process.env.UNICC_STORE_ADDR, { timeoutMs: 30000 });
+  const store = await StoreClient.connect(process.env.UNICC_STORE_ADDR, { timeoutMs: 30000, token: process.env.UNICC_JOB_TOKEN });
   if ((await store.add("up", 1)) === Number(process.env.UNICC_SIZE)) await store.set("all-up", Buffer.from("1"));
   await store.get("all-up", 60000);
   store.close();`;

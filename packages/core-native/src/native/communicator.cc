@@ -22,7 +22,7 @@ uint64_t fnv1a64(const std::string& s) {
 
 }  // namespace
 
-Communicator::Communicator(Options o) : opt_(std::move(o)), job_key_(fnv1a64(opt_.job_id)) {
+Communicator::Communicator(Options o) : opt_(std::move(o)), job_key_(fnv1a64(opt_.job_id)), token_key_(token_key(opt_.token)) {
   if (opt_.size < 1 || opt_.rank < 0 || opt_.rank >= opt_.size)
     throw CommError("rank " + std::to_string(opt_.rank) + " is outside a world of size " +
                     std::to_string(opt_.size));
@@ -117,7 +117,10 @@ Ring Communicator::make_ring(int lr) {
 }
 
 void Communicator::connect() {
-  if (topo_.num_hosts < 2) return;
+  if (topo_.num_hosts < 2) {
+    listener_.reset();  // nobody dials inside one host; a stranger's connection must not wait unanswered
+    return;
+  }
   const std::vector<int> members = ring_members(topo_.local_rank);
   const int n = static_cast<int>(members.size());
   const int idx = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
@@ -127,12 +130,12 @@ void Communicator::connect() {
   // The higher rank of each pair dials; the lower accepts. Listeners exist before anyone dials.
   for (int q : neighbours) {
     if (q > opt_.rank) { ++expected_accepts; continue; }
-    const int fd = connect_peer(peers_[q].addr, peers_[q].port, job_key_, opt_.rank, q, deadline, label(q));
+    const int fd = connect_peer(peers_[q].addr, peers_[q].port, job_key_, token_key_, opt_.rank, q, deadline, label(q));
     conns_[q] = std::make_unique<Conn>(fd, q, label(q));
   }
   while (expected_accepts > 0) {
     int from = -1;
-    const int fd = listener_->accept_peer(job_key_, opt_.rank, opt_.size, deadline, &from);
+    const int fd = listener_->accept_peer(job_key_, token_key_, opt_.rank, opt_.size, deadline, &from);
     if (fd < 0)
       throw CommError(label(opt_.rank) + " waited " + std::to_string(opt_.timeout_ms / 1000) +
                       " s for its neighbours to connect; missing one of ranks " + std::to_string(*neighbours.begin()) +
@@ -141,6 +144,7 @@ void Communicator::connect() {
     conns_[from] = std::make_unique<Conn>(fd, from, label(from));
     --expected_accepts;
   }
+  listener_.reset();  // every neighbour is in: later connections are refused, not left unanswered
 }
 
 void Communicator::check_abort() {

@@ -27,6 +27,7 @@ struct Options {
   int rank = 0;
   int size = 1;
   std::string job_id;
+  std::string token;  // UNICC_JOB_TOKEN: ranks prove it to each other on every connection
   int timeout_ms = 30000;
   size_t shm_piece_bytes = 128 << 10;
   size_t small_bytes = 64 << 10;
@@ -100,6 +101,7 @@ class Communicator {
   Topology topo_;
   std::vector<PeerInfo> peers_;
   uint64_t job_key_;
+  SipKey token_key_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<ShmGroup> shm_;
   std::map<int, std::unique_ptr<Conn>> conns_;

@@ -9,6 +9,8 @@ export interface RankEnv {
   /** True when this rank must host the store itself (torchrun-style variables only, rank 0). */
   hostsStore: boolean;
   jobId?: string;
+  /** UNICC_JOB_TOKEN: the secret every connection of the job proves (set by `unicc run`). */
+  token?: string;
   /** Ranks with the same host id share memory; others talk over TCP. */
   hostId: string;
   /** Address peers use to reach this rank; default: the one this rank reaches the store from. */
@@ -50,6 +52,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
   const timeoutS = int(env, "UNICC_TIMEOUT_S", 1) ?? DEFAULT_TIMEOUT_S;
   const common = {
     jobId: env.UNICC_JOB_ID || undefined,
+    token: env.UNICC_JOB_TOKEN || undefined,
     hostId: env.UNICC_HOST_ID || hostname(),
     hostAddr: env.UNICC_HOST_ADDR || undefined,
     timeoutMs: timeoutS * 1000,

@@ -31,6 +31,8 @@ export interface NativeOptions {
   rank: number;
   size: number;
   jobId: string;
+  /** The job token ranks prove to each other; none: an empty one, which proves nothing. */
+  token?: string;
   timeoutMs: number;
   shmPieceBytes: number;
   smallBytes: number;

@@ -189,7 +189,7 @@ export async function init(opts: InitOptions = {}): Promise<World> {
   const env = readEnv(opts.env ?? process.env);
   const { Comm } = loadAddon();
   const native = (jobId: string) =>
-    new Comm({ rank: env.rank, size: env.size, jobId, timeoutMs: env.timeoutMs, ...env.tuning });
+    new Comm({ rank: env.rank, size: env.size, jobId, token: env.token, timeoutMs: env.timeoutMs, ...env.tuning });
   if (env.size === 1) {
     const comm = native(env.jobId ?? "solo");
     const topo = comm.setPeers([{ host: env.hostId, addr: "", port: 0, pid: process.pid }]);
@@ -199,9 +199,9 @@ export async function init(opts: InitOptions = {}): Promise<World> {
   let server: StoreServer | undefined;
   if (env.hostsStore && !opts.store) {
     const { host, port } = splitHostPort(env.storeAddr);
-    server = await StoreServer.listen(host, port);
+    server = await StoreServer.listen(host, port, { token: env.token });
   }
-  const store = opts.store ?? (await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs }));
+  const store = opts.store ?? (await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs, token: env.token }));
   const t = env.timeoutMs;
   let comm: NativeComm | undefined;
   try {

@@ -120,7 +120,8 @@ class RingRun {
   }
 
   void check_header(const FrameHeader& h, const Recv& rv) {
-    if (h.type == kFrameAbort) {
+    const FrameCheck c = check_frame_header(h, d_.seq, hash_, rv.len);
+    if (c == FrameCheck::kAbort) {
       // The peer failed and says why; read its reason (bounded) and pass it on unchanged.
       std::string text(std::min<uint32_t>(h.len, kMaxAbortText), '\0');
       size_t got = 0;
@@ -134,10 +135,10 @@ class RingRun {
       text.resize(got);
       throw CommError(text.empty() ? r_.left->label() + " aborted" : text);
     }
-    if (h.type != kFrameData)
+    if (c == FrameCheck::kCorrupt)
       throw CommError("corrupt data from " + r_.left->label() + " during " + d_.str() + " on " + r_.self_label +
                       ": bad frame header");
-    if (h.seq != d_.seq || h.hash != hash_ || h.len != rv.len)
+    if (c == FrameCheck::kMismatch)
       throw CommError("ranks called different collectives: " + r_.self_label + " called " + d_.str() + " but " +
                       r_.left->label() + " sent data for another request (collective #" + std::to_string(h.seq) +
                       ", " + std::to_string(h.len) + " bytes where " + std::to_string(rv.len) +

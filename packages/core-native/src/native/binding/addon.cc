@@ -46,6 +46,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     opt.rank = o.Get("rank").As<Napi::Number>().Int32Value();
     opt.size = o.Get("size").As<Napi::Number>().Int32Value();
     opt.job_id = o.Get("jobId").As<Napi::String>().Utf8Value();
+    if (o.Get("token").IsString()) opt.token = o.Get("token").As<Napi::String>().Utf8Value();
     opt.timeout_ms = o.Get("timeoutMs").As<Napi::Number>().Int32Value();
     opt.shm_piece_bytes = static_cast<size_t>(o.Get("shmPieceBytes").As<Napi::Number>().Int64Value());
     opt.small_bytes = static_cast<size_t>(o.Get("smallBytes").As<Napi::Number>().Int64Value());

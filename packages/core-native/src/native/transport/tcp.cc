@@ -6,10 +6,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -20,14 +23,9 @@ namespace unicc {
 
 namespace {
 
-constexpr uint64_t kHelloMagic = 0x6f6c6c65'68636375ull;  // "ucchello"
-
-struct Hello {
-  uint64_t magic;
-  uint64_t job_key;
-  uint32_t from;
-  uint32_t to;
-};
+constexpr uint64_t kHelloMagic = 0x326c6c65'68636375ull;  // "ucchell2": protocol 2, with the token check
+// A legitimate peer answers each step at once; a stranger is given this long per connection.
+constexpr int64_t kHandshakeMs = 5000;
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -72,7 +70,113 @@ bool io_all(int fd, void* data, size_t n, bool writing, int64_t deadline_ms) {
   return true;
 }
 
+// Reads up to n bytes until they are in, the peer closes, or the deadline passes; returns how many came.
+size_t read_upto(int fd, void* data, size_t n, int64_t deadline_ms) {
+  char* p = static_cast<char*>(data);
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t k = recv(fd, p + got, n - got, 0);
+    if (k > 0) { got += static_cast<size_t>(k); continue; }
+    if (k == 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+    const int64_t left = deadline_ms - now_ms();
+    if (left <= 0 || !wait_fd(fd, POLLIN, static_cast<int>(left))) break;
+  }
+  return got;
+}
+
+void random_nonce(unsigned char* out) {
+  size_t got = 0;
+  while (got < kNonceBytes) {
+    const ssize_t k = getrandom(out + got, kNonceBytes - got, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) throw CommError("cannot get random bytes for the job-token check: " + errno_text());
+    got += static_cast<size_t>(k);
+  }
+}
+
+std::string peer_address(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+    port = ntohs(a->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+// The acceptor's half of the handshake (see tcp.h); returns why the peer is refused, or nullptr.
+const char* accept_handshake(int fd, uint64_t job_key, const SipKey& key, int my_rank, int world_size,
+                             int64_t deadline_ms, int* peer_rank) {
+  unsigned char bytes[sizeof(Hello)];
+  Hello h{};
+  const HelloCheck c = parse_hello(bytes, read_upto(fd, bytes, sizeof(bytes), deadline_ms), job_key, my_rank,
+                                   world_size, &h);
+  if (c != HelloCheck::kOk) return hello_check_text(c);
+  unsigned char nonce[kNonceBytes];
+  random_nonce(nonce);
+  if (!io_all(fd, nonce, sizeof(nonce), true, deadline_ms)) return "it went away during the job-token check";
+  uint64_t proof = 0;
+  if (read_upto(fd, &proof, sizeof(proof), deadline_ms) != sizeof(proof))
+    return "it gave no proof of the job token in time";
+  if (proof != hello_proof(key, 'D', h, nonce)) return "wrong proof of the job token";
+  uint64_t mine = hello_proof(key, 'A', h, nonce);
+  if (!io_all(fd, &mine, sizeof(mine), true, deadline_ms)) return "it went away during the job-token check";
+  *peer_rank = static_cast<int>(h.from);
+  return nullptr;
+}
+
 }  // namespace
+
+FrameCheck check_frame_header(const FrameHeader& h, uint32_t seq, uint32_t hash, size_t len) {
+  if (h.type == kFrameAbort) return FrameCheck::kAbort;
+  if (h.type != kFrameData) return FrameCheck::kCorrupt;
+  if (h.seq != seq || h.hash != hash || h.len != len) return FrameCheck::kMismatch;
+  return FrameCheck::kData;
+}
+
+const char* hello_check_text(HelloCheck c) {
+  switch (c) {
+    case HelloCheck::kOk: return "ok";
+    case HelloCheck::kTruncated: return "it sent a short hello (or none in time)";
+    case HelloCheck::kStranger: return "it did not speak the unicc rank protocol";
+    case HelloCheck::kOtherJob: return "its hello belongs to another job";
+    case HelloCheck::kNotForMe: return "its hello is addressed to another rank";
+    case HelloCheck::kBadRank: return "its hello names a rank outside the job";
+  }
+  return "bad hello";
+}
+
+HelloCheck parse_hello(const void* bytes, size_t len, uint64_t job_key, int my_rank, int world_size, Hello* out) {
+  if (len < sizeof(Hello)) return HelloCheck::kTruncated;
+  Hello h;
+  std::memcpy(&h, bytes, sizeof(h));
+  if (h.magic != kHelloMagic) return HelloCheck::kStranger;
+  if (h.job_key != job_key) return HelloCheck::kOtherJob;
+  if (h.to != static_cast<uint32_t>(my_rank)) return HelloCheck::kNotForMe;
+  if (world_size <= 0 || h.from >= static_cast<uint32_t>(world_size) || h.from == h.to) return HelloCheck::kBadRank;
+  *out = h;
+  return HelloCheck::kOk;
+}
+
+uint64_t hello_proof(const SipKey& key, char direction, const Hello& h, const unsigned char* acceptor_nonce) {
+  // Fixed little-endian layout: direction | job key | from | to | dialer nonce | acceptor nonce.
+  unsigned char m[1 + 8 + 4 + 4 + 2 * kNonceBytes];
+  size_t o = 0;
+  m[o++] = static_cast<unsigned char>(direction);
+  for (int i = 0; i < 8; ++i) m[o++] = static_cast<unsigned char>(h.job_key >> (8 * i));
+  for (int i = 0; i < 4; ++i) m[o++] = static_cast<unsigned char>(h.from >> (8 * i));
+  for (int i = 0; i < 4; ++i) m[o++] = static_cast<unsigned char>(h.to >> (8 * i));
+  std::memcpy(m + o, h.nonce, kNonceBytes);
+  std::memcpy(m + o + kNonceBytes, acceptor_nonce, kNonceBytes);
+  return siphash24(key, m, sizeof(m));
+}
 
 bool wait_fd(int fd, short events, int timeout_ms) {
   pollfd p{fd, events, 0};
@@ -127,30 +231,30 @@ Listener::~Listener() {
   if (fd_ >= 0) close(fd_);
 }
 
-int Listener::accept_peer(uint64_t job_key, int my_rank, int world_size, int64_t deadline_ms,
+int Listener::accept_peer(uint64_t job_key, const SipKey& key, int my_rank, int world_size, int64_t deadline_ms,
                           int* peer_rank) {
   for (;;) {
     const int64_t left = deadline_ms - now_ms();
     if (left <= 0) return -1;
     if (!wait_fd(fd_, POLLIN, static_cast<int>(left))) continue;
-    const int fd = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof(from);
+    const int fd = accept4(fd_, reinterpret_cast<sockaddr*>(&from), &from_len, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) continue;
-    Hello h{};
-    // A stranger gets a short read deadline and is dropped if it does not say the right thing.
-    const int64_t hello_deadline = std::min(deadline_ms, now_ms() + 5000);
-    if (io_all(fd, &h, sizeof(h), false, hello_deadline) && h.magic == kHelloMagic &&
-        h.job_key == job_key && static_cast<int>(h.to) == my_rank && h.from < static_cast<uint32_t>(world_size)) {
-      *peer_rank = static_cast<int>(h.from);
-      return fd;
-    }
+    const char* refused = accept_handshake(fd, job_key, key, my_rank, world_size,
+                                           std::min(deadline_ms, now_ms() + kHandshakeMs), peer_rank);
+    if (!refused) return fd;
     close(fd);
+    std::fprintf(stderr, "unicc: rank %d dropped a connection from %s: %s\n", my_rank, peer_address(from).c_str(),
+                 refused);
   }
 }
 
-int connect_peer(const std::string& addr, int port, uint64_t job_key, int my_rank, int peer_rank,
-                 int64_t deadline_ms, const std::string& peer_label) {
+int connect_peer(const std::string& addr, int port, uint64_t job_key, const SipKey& key, int my_rank,
+                 int peer_rank, int64_t deadline_ms, const std::string& peer_label) {
   socklen_t len = 0;
   const sockaddr_storage ss = resolve(addr, port, &len);
+  const std::string where = peer_label + " at " + addr + ":" + std::to_string(port);
   std::string last_error = "timed out";
   while (now_ms() < deadline_ms) {
     const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -158,17 +262,31 @@ int connect_peer(const std::string& addr, int port, uint64_t job_key, int my_ran
     tune(fd);
     if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0) {
       set_nonblocking(fd);
-      Hello h{kHelloMagic, job_key, static_cast<uint32_t>(my_rank), static_cast<uint32_t>(peer_rank)};
-      if (io_all(fd, &h, sizeof(h), true, deadline_ms)) return fd;
-      last_error = "hello not accepted";
+      Hello h{kHelloMagic, job_key, static_cast<uint32_t>(my_rank), static_cast<uint32_t>(peer_rank), {}};
+      random_nonce(h.nonce);
+      unsigned char nonce[kNonceBytes];
+      if (io_all(fd, &h, sizeof(h), true, deadline_ms) && read_upto(fd, nonce, sizeof(nonce), deadline_ms) == sizeof(nonce)) {
+        // The peer took our hello as one of its job's: from here a refusal is an answer, not bad luck.
+        uint64_t proof = hello_proof(key, 'D', h, nonce);
+        uint64_t theirs = 0;
+        const bool sent = io_all(fd, &proof, sizeof(proof), true, deadline_ms);
+        const bool answered = sent && read_upto(fd, &theirs, sizeof(theirs), deadline_ms) == sizeof(theirs);
+        if (answered && theirs == hello_proof(key, 'A', h, nonce)) return fd;
+        close(fd);
+        throw CommError("rank " + std::to_string(my_rank) + " cannot join " + where + ": " +
+                        (answered ? "it answered with a wrong proof of the job token"
+                                  : "it ended the connection during the job-token check (it died, or it refused our proof)") +
+                        ". Every rank of a job needs the same UNICC_JOB_TOKEN: `unicc run` sets one; with torchrun "
+                        "or your own launcher, set the same value on every rank or on none.");
+      }
+      last_error = "hello not accepted (is another job's rank listening there?)";
     } else {
       last_error = errno_text();
     }
     close(fd);
     usleep(50'000);
   }
-  throw CommError("rank " + std::to_string(my_rank) + " cannot connect to " + peer_label + " at " + addr +
-                  ":" + std::to_string(port) + ": " + last_error +
+  throw CommError("rank " + std::to_string(my_rank) + " cannot connect to " + where + ": " + last_error +
                   ". Check that the hosts can reach each other (firewall, --network-interface).");
 }
 

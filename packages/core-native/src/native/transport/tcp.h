@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/siphash.h"
+
 namespace unicc {
 
 // Frames on a rank-to-rank TCP connection. Every chunk travels with this header so that the
@@ -17,6 +19,35 @@ struct FrameHeader {
 constexpr uint32_t kFrameData = 0x44434355;   // "UCCD"
 constexpr uint32_t kFrameAbort = 0x41434355;  // "UCCA"
 constexpr uint32_t kMaxAbortText = 4096;
+
+// What a received header means for the collective expecting `len` payload bytes of request
+// (seq, hash). Pure, so that the receiver and the fuzz harness run the same check.
+enum class FrameCheck { kData, kAbort, kCorrupt, kMismatch };
+FrameCheck check_frame_header(const FrameHeader& h, uint32_t seq, uint32_t hash, size_t len);
+
+// The handshake on a new rank-to-rank connection, before any frame:
+//   dialer   -> acceptor  Hello (magic, job key, from, to, dialer nonce)
+//   acceptor -> dialer    acceptor nonce
+//   dialer   -> acceptor  proof 'D' = SipHash(token key, 'D', hello fields, both nonces)
+//   acceptor -> dialer    proof 'A' (same, direction 'A')
+// The acceptor reveals nothing keyed before the dialer has proved the token; fresh nonces on both
+// sides keep a recorded proof from being replayed, and the direction byte keeps one side's proof
+// from being reflected back as the other's.
+constexpr size_t kNonceBytes = 16;
+struct Hello {
+  uint64_t magic;
+  uint64_t job_key;
+  uint32_t from;
+  uint32_t to;
+  unsigned char nonce[kNonceBytes];
+};
+static_assert(sizeof(Hello) == 40, "Hello travels as raw bytes");
+
+enum class HelloCheck { kOk, kTruncated, kStranger, kOtherJob, kNotForMe, kBadRank };
+const char* hello_check_text(HelloCheck c);
+// Validates the first bytes a connection sent as a Hello of this job addressed to my_rank.
+HelloCheck parse_hello(const void* bytes, size_t len, uint64_t job_key, int my_rank, int world_size, Hello* out);
+uint64_t hello_proof(const SipKey& key, char direction, const Hello& h, const unsigned char* acceptor_nonce);
 
 // A connected, non-blocking socket to one peer rank.
 class Conn {
@@ -50,17 +81,19 @@ class Listener {
   explicit Listener(const std::string& addr);
   ~Listener();
   int port() const { return port_; }
-  // Accepts one connection and reads its hello; returns the fd and the claimed peer rank.
-  int accept_peer(uint64_t job_key, int my_rank, int world_size, int64_t deadline_ms, int* peer_rank);
+  // Accepts one connection that proves the job token; returns the fd and the peer rank. Strangers
+  // are dropped (one stderr line each) and waiting goes on.
+  int accept_peer(uint64_t job_key, const SipKey& key, int my_rank, int world_size, int64_t deadline_ms,
+                  int* peer_rank);
 
  private:
   int fd_ = -1;
   int port_ = 0;
 };
 
-// Connects to a peer's listener and says who we are.
-int connect_peer(const std::string& addr, int port, uint64_t job_key, int my_rank, int peer_rank,
-                 int64_t deadline_ms, const std::string& peer_label);
+// Connects to a peer's listener, says who we are, and proves the job token both ways.
+int connect_peer(const std::string& addr, int port, uint64_t job_key, const SipKey& key, int my_rank,
+                 int peer_rank, int64_t deadline_ms, const std::string& peer_label);
 
 // Waits (poll, no spinning) until fd is readable/writable or the deadline passes.
 bool wait_fd(int fd, short events, int timeout_ms);

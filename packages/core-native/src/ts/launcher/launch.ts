@@ -40,6 +40,8 @@ interface Rank {
 
 /** Signals that stop the job: each is forwarded to every rank, and the launcher exits 128+signal. */
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/** Run on a remote host before the rank's `env ... command`: takes the job token from stdin into the environment. */
+const READ_TOKEN = ["sh", "-c", 'IFS= read -r UNICC_JOB_TOKEN && export UNICC_JOB_TOKEN && exec "$@"', "unicc-rank"];
 /** How long removing a remote host's shared memory may take through the launch agent. */
 const REMOTE_CLEANUP_MS = 5000;
 
@@ -109,6 +111,9 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   const agent = o.launchAgent ?? DEFAULT_LAUNCH_AGENT;
   const graceMs = o.graceMs ?? DEFAULT_GRACE_MS;
   const jobId = randomBytes(8).toString("hex");
+  // Every connection of the job proves this secret; it reaches the ranks through their environment
+  // (or, on other hosts, their stdin), never a command line that `ps` would show.
+  const token = randomBytes(32).toString("hex");
   if (!o.command.length) throw new UsageError("no command to run");
   if (!o.hosts.length || o.hosts.some((h) => !Number.isInteger(h.slots) || h.slots < 1))
     throw new UsageError("every host needs a positive whole number of slots");
@@ -119,7 +124,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   }
 
   const addr = o.rendezvousAddr ?? defaultRendezvousAddr(o.hosts.map((h) => h.name));
-  const store = await StoreServer.listen(addr, 0);
+  const store = await StoreServer.listen(addr, 0, { token });
   const ranks: Rank[] = [];
   let failure: { rank: Rank; exitCode: number; what: string; stopped: number } | undefined;
   let signalled: NodeJS.Signals | undefined;
@@ -147,8 +152,11 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     const size = o.hosts.reduce((s, h) => s + h.slots, 0);
     const multiHost = o.hosts.length > 1 || !isLocalHost(o.hosts[0].name);
     const storeAddr = `${addr.includes(":") ? `[${addr}]` : addr}:${store.port}`;
-    // A remote shell does not inherit this environment: pass the user's UNICC_* settings along.
-    const unicc = Object.entries(baseEnv).filter((e): e is [string, string] => e[0].startsWith("UNICC_") && e[1] !== undefined);
+    // A remote shell does not inherit this environment: pass the user's UNICC_* settings along
+    // (on its command line, so not the token: that one goes through stdin).
+    const unicc = Object.entries(baseEnv).filter(
+      (e): e is [string, string] => e[0].startsWith("UNICC_") && e[0] !== "UNICC_JOB_TOKEN" && e[1] !== undefined,
+    );
 
     for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     let rank = 0;
@@ -162,6 +170,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           UNICC_LOCAL_SIZE: String(host.slots),
           UNICC_STORE_ADDR: storeAddr,
           UNICC_JOB_ID: jobId,
+          UNICC_JOB_TOKEN: token,
           ...(multiHost ? { UNICC_HOST_ID: host.name } : {}),
           ...(o.timeoutS ? { UNICC_TIMEOUT_S: String(o.timeoutS) } : {}),
           RANK: String(rank),
@@ -171,14 +180,24 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           MASTER_ADDR: addr,
           MASTER_PORT: String(masterPort),
         };
+        const { UNICC_JOB_TOKEN: _secret, ...visible } = env;
         const argv = local
           ? o.command
-          : agentArgv(agent, host.name, ["env", ...[...unicc, ...Object.entries(env)].map(([k, v]) => `${k}=${v}`), ...o.command]);
+          : agentArgv(agent, host.name, [
+              ...READ_TOKEN,
+              "env",
+              ...[...unicc, ...Object.entries(visible)].map(([k, v]) => `${k}=${v}`),
+              ...o.command,
+            ]);
         const child = spawn(argv[0], argv.slice(1), {
           env: { ...baseEnv, ...env },
-          stdio: ["ignore", "pipe", "pipe"],
+          stdio: [local ? "ignore" : "pipe", "pipe", "pipe"],
           detached: true, // leads its own process group, so stopping it reaches whatever it started
         });
+        if (child.stdin) {
+          child.stdin.on("error", () => {}); // a rank that dies at once fails through "exit" below
+          child.stdin.end(`${token}\n`);
+        }
         const r: Rank = { rank, host: local ? hostname() : host.name, child, exited: false, done: false, closed: Promise.resolve() };
         const prefix = `[${rank}] `;
         const output = Promise.all([

@@ -1,6 +1,19 @@
 import { connect as netConnect, type Socket } from "node:net";
 
-import { encodeRequest, FrameReader, i64, MAX_TIMEOUT_MS, Op, parseResponse, u32 } from "./protocol.js";
+import { answerChallenge, CHALLENGE_BYTES } from "../auth.js";
+import {
+  AUTH_HELLO,
+  AUTH_OK,
+  AUTH_PURPOSE,
+  AUTH_TIMEOUT_MS,
+  encodeRequest,
+  FrameReader,
+  i64,
+  MAX_TIMEOUT_MS,
+  Op,
+  parseResponse,
+  u32,
+} from "./protocol.js";
 
 interface Pending {
   resolve: (b: Buffer) => void;
@@ -34,6 +47,50 @@ function tryConnect(host: string, port: number, timeoutMs: number): Promise<Sock
   });
 }
 
+/** Thrown when the store is reached but refuses this process's job token: retrying cannot help. */
+class TokenRefused extends Error {}
+
+/** Reads exactly n bytes from a fresh socket (nothing else is listening yet), or fails at the deadline. */
+function readExactly(s: Socket, n: number, timeoutMs: number, what: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const got: Buffer[] = [];
+    let have = 0;
+    const finish = (e?: Error) => {
+      clearTimeout(timer);
+      s.off("data", onData);
+      s.off("close", onClose);
+      s.off("error", onError);
+      if (e) {
+        s.destroy();
+        reject(e);
+      } else resolve(Buffer.concat(got, have));
+    };
+    const onData = (chunk: Buffer) => {
+      got.push(chunk);
+      have += chunk.length;
+      if (have >= n) finish();
+    };
+    const onClose = () => finish(new TokenRefused(`it closed the connection while waiting for ${what}`));
+    const onError = (e: Error) => finish(new TokenRefused(`the connection failed while waiting for ${what} (${e.message})`));
+    const timer = setTimeout(() => finish(new TokenRefused(`no ${what} within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    s.on("data", onData);
+    s.once("close", onClose);
+    s.once("error", onError);
+  });
+}
+
+/** Answers the store's challenge (protocol.ts) and waits for its acceptance. */
+async function proveToken(s: Socket, token: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  // A store with a token challenges at once; one without never will, so do not wait the whole timeout.
+  const hello = await readExactly(s, AUTH_HELLO.length + CHALLENGE_BYTES, Math.min(timeoutMs, AUTH_TIMEOUT_MS), "job-token challenge");
+  if (!hello.subarray(0, AUTH_HELLO.length).equals(AUTH_HELLO))
+    throw new TokenRefused("it sent something other than a job-token challenge (does it run without UNICC_JOB_TOKEN?)");
+  s.write(answerChallenge(token, hello.subarray(AUTH_HELLO.length, AUTH_HELLO.length + CHALLENGE_BYTES), AUTH_PURPOSE));
+  const ok = await readExactly(s, AUTH_OK.length, Math.max(1, deadline - Date.now()), "acceptance of the job token");
+  if (!ok.equals(AUTH_OK)) throw new TokenRefused("it answered the job token with something unexpected");
+}
+
 /**
  * A connection to the rendezvous store. Requests are pipelined on one socket; while none is
  * pending the socket is unref'd, so an idle client does not keep the process alive.
@@ -53,7 +110,7 @@ export class StoreClient {
     const reader = new FrameReader();
     socket.setNoDelay(true);
     socket.unref();
-    socket.on("data", (chunk) => {
+    socket.on("data", (chunk: Buffer) => {
       try {
         for (const body of reader.push(chunk)) {
           const res = parseResponse(body);
@@ -65,7 +122,15 @@ export class StoreClient {
           else p.reject(new Error(`unicc store at ${addr}: ${res.payload.toString("utf8")}`));
         }
       } catch (e) {
-        this.fail(new Error(`unicc: the store at ${addr} sent a malformed reply (${(e as Error).message})`));
+        // The one reply that is no frame: a challenge, to a client without the token.
+        const challenged = chunk.subarray(0, AUTH_HELLO.length).equals(AUTH_HELLO);
+        this.fail(
+          new Error(
+            challenged
+              ? `unicc: the store at ${addr} asks for the job token and this process has none; set UNICC_JOB_TOKEN to the job's token`
+              : `unicc: the store at ${addr} sent a malformed reply (${(e as Error).message})`,
+          ),
+        );
       }
     });
     socket.on("error", (e) => this.fail(new Error(`unicc: lost the connection to the store at ${addr} (${e.message})`)));
@@ -74,9 +139,10 @@ export class StoreClient {
 
   /**
    * Connects to "host:port" (IPv6 as "[addr]:port"), retrying while the store is not up yet:
-   * the launcher or rank 0 may still be starting. Gives up after timeoutMs (default 30 s).
+   * the launcher or rank 0 may still be starting. Gives up after timeoutMs (default 30 s). With
+   * `token`, proves the job token to the store before anything else is sent.
    */
-  static async connect(addr: string, opts: { timeoutMs?: number } = {}): Promise<StoreClient> {
+  static async connect(addr: string, opts: { timeoutMs?: number; token?: string } = {}): Promise<StoreClient> {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const { host, port } = splitHostPort(addr);
     const deadline = Date.now() + timeoutMs;
@@ -85,8 +151,15 @@ export class StoreClient {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        return new StoreClient(await tryConnect(host, port, left), addr);
+        const socket = await tryConnect(host, port, left);
+        if (opts.token) await proveToken(socket, opts.token, Math.max(1, deadline - Date.now()));
+        return new StoreClient(socket, addr);
       } catch (e) {
+        if (e instanceof TokenRefused)
+          throw new Error(
+            `unicc: the store at ${addr} did not accept this process's job token: ${e.message}. ` +
+              `Every process of a job needs the same UNICC_JOB_TOKEN (\`unicc run\` sets it; with torchrun set it on every rank or on none).`,
+          );
         last = (e as Error).message;
       }
       await new Promise((r) => setTimeout(r, Math.min(RETRY_MS, Math.max(0, deadline - Date.now()))));

@@ -5,6 +5,10 @@
 //     SET rest = value bytes; GET rest = u32 timeout ms; ADD rest = i64 delta; DEL rest = empty
 //   response: u8 status (0 ok, 1 error) | u32 id | payload (GET: value, ADD: i64, error: utf8 text)
 // Requests on one connection are answered in any order (a GET may wait); the id pairs them up.
+//
+// A store started with the job token first proves the client: it sends AUTH_HELLO and a 32-byte
+// challenge, reads nothing but the 32-byte answer (auth.ts, purpose "store"), and replies
+// AUTH_OK before any frame; a wrong or late answer closes the connection.
 
 export enum Op {
   Set = 1,
@@ -18,6 +22,12 @@ export const MAX_FRAME = 64 << 20;
 export const MAX_KEY = 1024;
 /** setTimeout's limit; longer GET timeouts are clamped to it (about 24.8 days). */
 export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+export const AUTH_HELLO = Buffer.from("UCCSAUTH");
+export const AUTH_OK = Buffer.from([1]);
+export const AUTH_PURPOSE = "store";
+/** How long the store waits for a client's answer to its challenge. */
+export const AUTH_TIMEOUT_MS = 10_000;
 
 const REQUEST_HEAD = 1 + 4 + 2;
 const RESPONSE_HEAD = 1 + 4;

@@ -1,6 +1,18 @@
 import { createServer, type Server, type Socket } from "node:net";
 
-import { encodeResponse, FrameReader, i64, Op, parseRequest, type Request } from "./protocol.js";
+import { ANSWER_BYTES, checkAnswer, newChallenge } from "../auth.js";
+import {
+  AUTH_HELLO,
+  AUTH_OK,
+  AUTH_PURPOSE,
+  AUTH_TIMEOUT_MS,
+  encodeResponse,
+  FrameReader,
+  i64,
+  Op,
+  parseRequest,
+  type Request,
+} from "./protocol.js";
 
 interface Waiter {
   socket: Socket;
@@ -11,6 +23,18 @@ interface Waiter {
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
 const EMPTY = Buffer.alloc(0);
+
+/** Ends a connection the store will not serve, with one warning line naming the sender. */
+function drop(socket: Socket, why: string): void {
+  if (socket.destroyed) return;
+  process.emitWarning(`unicc store: dropped ${socket.remoteAddress}:${socket.remotePort}: ${why}`);
+  socket.destroy();
+}
+
+export interface StoreServerOptions {
+  /** The job token: clients must prove it before anything they send is read. */
+  token?: string;
+}
 
 /** The embedded rendezvous store: a key-value map with waiting gets and atomic counters. */
 export class StoreServer {
@@ -23,6 +47,7 @@ export class StoreServer {
     private readonly server: Server,
     readonly host: string,
     readonly port: number,
+    private readonly token: string | undefined,
   ) {
     server.on("connection", (s) => this.serve(s));
     // Past listen(), an accept failure (EMFILE...) must not take the launcher down with it.
@@ -30,7 +55,7 @@ export class StoreServer {
   }
 
   /** Listens on host:port (port 0: a free one, then read `port`). */
-  static listen(host: string, port: number): Promise<StoreServer> {
+  static listen(host: string, port: number, opts: StoreServerOptions = {}): Promise<StoreServer> {
     return new Promise((resolve, reject) => {
       const server = createServer();
       const onError = (e: NodeJS.ErrnoException) =>
@@ -45,7 +70,7 @@ export class StoreServer {
       server.listen(port, host, () => {
         server.off("error", onError);
         const addr = server.address();
-        resolve(new StoreServer(server, host, typeof addr === "object" && addr ? addr.port : port));
+        resolve(new StoreServer(server, host, typeof addr === "object" && addr ? addr.port : port, opts.token || undefined));
       });
     });
   }
@@ -64,17 +89,9 @@ export class StoreServer {
   private serve(socket: Socket): void {
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    const reader = new FrameReader();
-    socket.on("data", (chunk) => {
-      try {
-        for (const body of reader.push(chunk)) this.handle(socket, parseRequest(body));
-      } catch (e) {
-        // Malformed input costs the sender its connection, nobody else anything.
-        process.emitWarning(`unicc store: dropped ${socket.remoteAddress}:${socket.remotePort}: ${(e as Error).message}`);
-        socket.destroy();
-      }
-    });
     socket.on("error", () => socket.destroy());
+    if (this.token) this.authenticate(socket, this.token);
+    else this.serveRequests(socket, EMPTY);
     socket.on("close", () => {
       this.sockets.delete(socket);
       for (const [key, set] of this.waiters) {
@@ -86,6 +103,54 @@ export class StoreServer {
         if (!set.size) this.waiters.delete(key);
       }
     });
+  }
+
+  /** Challenges a new connection; only a right answer in time lets its bytes reach the parser. */
+  private authenticate(socket: Socket, token: string): void {
+    const challenge = newChallenge();
+    const got: Buffer[] = [];
+    let n = 0;
+    let settled = false;
+    const refuse = (why: string) => {
+      settled = true;
+      drop(socket, why);
+    };
+    const timer = setTimeout(() => refuse(`no answer to the job-token challenge within ${AUTH_TIMEOUT_MS / 1000} s`), AUTH_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      got.push(chunk);
+      n += chunk.length;
+      if (n < ANSWER_BYTES) return;
+      socket.off("data", onData);
+      clearTimeout(timer);
+      const all = Buffer.concat(got, n);
+      if (!checkAnswer(token, challenge, AUTH_PURPOSE, all.subarray(0, ANSWER_BYTES)))
+        return refuse("wrong answer to the job-token challenge (a stranger, or another job's process)");
+      settled = true;
+      socket.write(AUTH_OK);
+      this.serveRequests(socket, all.subarray(ANSWER_BYTES));
+    };
+    socket.on("data", onData);
+    const who = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.once("close", () => {
+      clearTimeout(timer);
+      if (!settled) process.emitWarning(`unicc store: dropped ${who}: it closed before answering the job-token challenge`);
+    });
+    socket.write(Buffer.concat([AUTH_HELLO, challenge]));
+  }
+
+  /** Parses requests from a trusted connection; `early` holds bytes that came with the token answer. */
+  private serveRequests(socket: Socket, early: Buffer): void {
+    const reader = new FrameReader();
+    const onData = (chunk: Buffer) => {
+      try {
+        for (const body of reader.push(chunk)) this.handle(socket, parseRequest(body));
+      } catch (e) {
+        // Malformed input costs the sender its connection, nobody else anything.
+        drop(socket, (e as Error).message);
+      }
+    };
+    socket.on("data", onData);
+    if (early.length) onData(early);
   }
 
   private reply(socket: Socket, ok: boolean, id: number, payload: Buffer): void {
