@@ -205,3 +205,68 @@ describe("rendezvous store", () => {
     await expect(StoreClient.connect("no-port-here")).rejects.toThrow(/not host:port/);
   });
 });
+
+describe("rendezvous store with a job token", () => {
+  const token = randomBytes(32).toString("hex");
+  let secured: StoreServer;
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  beforeEach(async () => {
+    secured = await StoreServer.listen("127.0.0.1", 0, { token });
+    warnings.length = 0;
+    process.on("warning", onWarning);
+  });
+  afterEach(async () => {
+    process.off("warning", onWarning);
+    await secured.close();
+  });
+  const addr = () => `127.0.0.1:${secured.port}`;
+
+  it("serves a client with the right token", async () => {
+    const c = await StoreClient.connect(addr(), { timeoutMs: 5000, token });
+    const v = randomBytes(100);
+    await c.set("k", v);
+    expect((await c.get("k", 1000)).equals(v)).toBe(true);
+    c.close();
+    expect(warnings).toEqual([]);
+  });
+
+  it("drops a client with a wrong token at once, logging its address once", async () => {
+    const t0 = Date.now();
+    await expect(StoreClient.connect(addr(), { timeoutMs: 20_000, token: `${token.slice(1)}0` })).rejects.toThrow(
+      /store at 127\.0\.0\.1:\d+ did not accept this process's job token: .*UNICC_JOB_TOKEN/,
+    );
+    expect(Date.now() - t0).toBeLessThan(5000); // a refusal is final: no retrying until the timeout
+    await new Promise((r) => setTimeout(r, 50));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/dropped 127\.0\.0\.1:\d+: wrong answer to the job-token challenge/);
+  });
+
+  it("tells a client without a token what is missing; its request is never read", async () => {
+    const c = await StoreClient.connect(addr(), { timeoutMs: 5000 });
+    await expect(c.set("k", Buffer.from("v"))).rejects.toThrow(/asks for the job token and this process has none; set UNICC_JOB_TOKEN/);
+    const check = await StoreClient.connect(addr(), { timeoutMs: 5000, token });
+    await expect(check.get("k", 10)).rejects.toThrow(/did not appear/);
+    check.close();
+  });
+
+  it("a client with a token refuses a store without one, within a bound", async () => {
+    const t0 = Date.now();
+    await expect(StoreClient.connect(`127.0.0.1:${server.port}`, { timeoutMs: 60_000, token })).rejects.toThrow(
+      /did not accept this process's job token: no job-token challenge within 10 s/,
+    );
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  }, 20_000);
+
+  it("drops a silent connection after its bound", async () => {
+    const s = connect(secured.port, "127.0.0.1");
+    s.on("error", () => {});
+    const t0 = Date.now();
+    let got = 0;
+    s.on("data", (d: Buffer) => (got += d.length));
+    await new Promise((r) => s.once("close", r));
+    expect(Date.now() - t0).toBeGreaterThan(9000);
+    expect(got).toBe(8 + 32); // the challenge, nothing more
+    expect(warnings.filter((w) => /no answer to the job-token challenge within 10 s/.test(w))).toHaveLength(1);
+  }, 20_000);
+});
