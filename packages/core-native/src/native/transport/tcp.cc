@@ -111,27 +111,6 @@ std::string peer_address(const sockaddr_storage& ss) {
   return std::string(host) + ":" + std::to_string(port);
 }
 
-// The acceptor's half of the handshake (see tcp.h); returns why the peer is refused, or nullptr.
-const char* accept_handshake(int fd, uint64_t job_key, const SipKey& key, int my_rank, int world_size,
-                             int64_t deadline_ms, int* peer_rank) {
-  unsigned char bytes[sizeof(Hello)];
-  Hello h{};
-  const HelloCheck c = parse_hello(bytes, read_upto(fd, bytes, sizeof(bytes), deadline_ms), job_key, my_rank,
-                                   world_size, &h);
-  if (c != HelloCheck::kOk) return hello_check_text(c);
-  unsigned char nonce[kNonceBytes];
-  random_nonce(nonce);
-  if (!io_all(fd, nonce, sizeof(nonce), true, deadline_ms)) return "it went away during the job-token check";
-  uint64_t proof = 0;
-  if (read_upto(fd, &proof, sizeof(proof), deadline_ms) != sizeof(proof))
-    return "it gave no proof of the job token in time";
-  if (proof != hello_proof(key, 'D', h, nonce)) return "wrong proof of the job token";
-  uint64_t mine = hello_proof(key, 'A', h, nonce);
-  if (!io_all(fd, &mine, sizeof(mine), true, deadline_ms)) return "it went away during the job-token check";
-  *peer_rank = static_cast<int>(h.from);
-  return nullptr;
-}
-
 }  // namespace
 
 FrameCheck check_frame_header(const FrameHeader& h, uint32_t seq, uint32_t hash, size_t len) {
@@ -176,6 +155,26 @@ uint64_t hello_proof(const SipKey& key, char direction, const Hello& h, const un
   std::memcpy(m + o, h.nonce, kNonceBytes);
   std::memcpy(m + o + kNonceBytes, acceptor_nonce, kNonceBytes);
   return siphash24(key, m, sizeof(m));
+}
+
+const char* accept_handshake(int fd, uint64_t job_key, const SipKey& key, int my_rank, int world_size,
+                             int64_t deadline_ms, int* peer_rank) {
+  unsigned char bytes[sizeof(Hello)];
+  Hello h{};
+  const HelloCheck c = parse_hello(bytes, read_upto(fd, bytes, sizeof(bytes), deadline_ms), job_key, my_rank,
+                                   world_size, &h);
+  if (c != HelloCheck::kOk) return hello_check_text(c);
+  unsigned char nonce[kNonceBytes];
+  random_nonce(nonce);
+  if (!io_all(fd, nonce, sizeof(nonce), true, deadline_ms)) return "it went away during the job-token check";
+  uint64_t proof = 0;
+  if (read_upto(fd, &proof, sizeof(proof), deadline_ms) != sizeof(proof))
+    return "it gave no proof of the job token in time";
+  if (proof != hello_proof(key, 'D', h, nonce)) return "wrong proof of the job token";
+  uint64_t mine = hello_proof(key, 'A', h, nonce);
+  if (!io_all(fd, &mine, sizeof(mine), true, deadline_ms)) return "it went away during the job-token check";
+  *peer_rank = static_cast<int>(h.from);
+  return nullptr;
 }
 
 bool wait_fd(int fd, short events, int timeout_ms) {

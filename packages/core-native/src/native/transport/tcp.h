@@ -48,6 +48,10 @@ const char* hello_check_text(HelloCheck c);
 // Validates the first bytes a connection sent as a Hello of this job addressed to my_rank.
 HelloCheck parse_hello(const void* bytes, size_t len, uint64_t job_key, int my_rank, int world_size, Hello* out);
 uint64_t hello_proof(const SipKey& key, char direction, const Hello& h, const unsigned char* acceptor_nonce);
+// The acceptor's half on a connected non-blocking fd: reads nothing past what each step needs,
+// and gives up at the deadline. Returns why the peer is refused, or nullptr with *peer_rank set.
+const char* accept_handshake(int fd, uint64_t job_key, const SipKey& key, int my_rank, int world_size,
+                             int64_t deadline_ms, int* peer_rank);
 
 // A connected, non-blocking socket to one peer rank.
 class Conn {
