@@ -40,8 +40,12 @@ interface Rank {
 
 /** Signals that stop the job: each is forwarded to every rank, and the launcher exits 128+signal. */
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-/** Run on a remote host before the rank's `env ... command`: takes the job token from stdin into the environment. */
-const READ_TOKEN = ["sh", "-c", 'IFS= read -r UNICC_JOB_TOKEN && export UNICC_JOB_TOKEN && exec "$@"', "unicc-rank"];
+/**
+ * Run on a remote host before the rank's `env ... command`: takes the job token from stdin into the
+ * environment. An agent that does not pass stdin on leaves it empty, and the rank's first
+ * connection then fails saying the token is missing (rather than the rank not starting at all).
+ */
+const READ_TOKEN = ["sh", "-c", 'IFS= read -r UNICC_JOB_TOKEN; export UNICC_JOB_TOKEN; exec "$@"', "unicc-rank"];
 /** How long removing a remote host's shared memory may take through the launch agent. */
 const REMOTE_CLEANUP_MS = 5000;
 
