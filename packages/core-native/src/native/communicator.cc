@@ -158,7 +158,7 @@ void Communicator::allreduce(const Desc& d, Op& op) {
   const size_t es = dtype_size(op.dtype);
   if (topo_.flat_ring) {
     Ring r = make_ring(0);
-    ring_allreduce(r, d, op.buf, op.count, op.dtype, op.op);
+    ring_allreduce(r, d, op.buf, op.count, op.dtype, op.op, op.wire);
   } else if (topo_.num_hosts == 1) {
     if (shm_) local_allreduce(*shm_, d, op.buf, op.count, op.dtype, op.op, opt_.small_bytes);
   } else {
@@ -167,7 +167,7 @@ void Communicator::allreduce(const Desc& d, Op& op) {
     const Partition blocks{op.count, static_cast<size_t>(topo_.local_size)};
     Ring r = make_ring(topo_.local_rank);
     ring_allreduce(r, d, static_cast<char*>(op.buf) + blocks.start(topo_.local_rank) * es,
-                   blocks.len(topo_.local_rank), op.dtype, op.op);
+                   blocks.len(topo_.local_rank), op.dtype, op.op, op.wire);
     if (shm_) local_allgather_blocks(*shm_, d, op.buf, op.count, es);
   }
   if (op.op == RedOp::Avg) divide(op.buf, op.count, op.dtype, opt_.size);
@@ -251,6 +251,15 @@ void Communicator::execute(Op& op) {
       }
       return;
     }
+  }
+}
+
+void Communicator::run_inline(Op& op) {
+  if (!failed_.empty()) throw CommError(failed_);
+  try {
+    execute(op);
+  } catch (const CommError& e) {
+    fail(e.what());
   }
 }
 

@@ -52,6 +52,7 @@ struct Op {
   void* out = nullptr;  // allgather output (size * count elements)
   size_t count = 0;
   int root = 0;
+  Wire wire = Wire::Exact;  // allreduce of float32: how values cross hosts
   std::function<void(const std::string& error)> done;  // empty error: success
 };
 
@@ -75,6 +76,9 @@ class Communicator {
   void connect();
 
   void submit(Op op);
+  // Runs op now on the calling thread, which must be this communicator's own (a task of
+  // run_async); a failure is passed on to the peers and thrown.
+  void run_inline(Op& op);
   void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
   // Finishes queued work, then stops the thread and releases sockets and memory.
   void close();

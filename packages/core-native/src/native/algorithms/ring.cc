@@ -19,6 +19,9 @@ struct Send {
   const char* ptr;
   size_t len;
   long after;  // index of the receive that must complete first, or -1
+  // 16-bit wire: also round the source through the wire format, so that the rank that owns a
+  // reduced block keeps exactly the values the others receive.
+  bool round_source = false;
 };
 
 struct Recv {
@@ -31,12 +34,15 @@ struct Recv {
 // at once in one poll loop, each send waiting only for the receive it forwards.
 class RingRun {
  public:
-  RingRun(Ring& r, const Desc& d, DType t, RedOp op) : r_(r), d_(d), hash_(d.hash()), t_(t), op_(op) {}
+  RingRun(Ring& r, const Desc& d, DType t, RedOp op, Wire wire = Wire::Exact)
+      : r_(r), d_(d), hash_(d.hash()), t_(t), op_(op), wire_(wire) {}
 
   void run(const std::vector<Send>& sends, const std::vector<Recv>& recvs) {
-    size_t max_reduce = 0;
-    for (const Recv& rv : recvs) if (rv.reduce) max_reduce = std::max(max_reduce, rv.len);
+    size_t max_reduce = 0, max_send = 0;
+    for (const Recv& rv : recvs) if (rv.reduce || packed()) max_reduce = std::max(max_reduce, on_wire(rv.len));
+    for (const Send& sd : sends) max_send = std::max(max_send, sd.len);
     tmp_.resize(max_reduce);
+    if (packed()) stage_.resize(on_wire(max_send));
     size_t si = 0, ri = 0;
     size_t s_off = 0, r_off = 0;  // bytes of the current frame (header + payload) done
     FrameHeader s_hdr{}, r_hdr{};
@@ -57,14 +63,19 @@ class RingRun {
       bool progressed = false;
       if (can_send) {
         const Send& s = sends[si];
-        if (s_off == 0) s_hdr = {kFrameData, d_.seq, hash_, static_cast<uint32_t>(s.len)};
-        const size_t total = sizeof(FrameHeader) + s.len;
+        const char* payload = packed() ? stage_.data() : s.ptr;
+        const size_t len = on_wire(s.len);
+        if (s_off == 0) {
+          s_hdr = {kFrameData, d_.seq, hash_, static_cast<uint32_t>(len)};
+          if (packed() && packed_send_ != si) { pack(s); packed_send_ = si; }
+        }
+        const size_t total = sizeof(FrameHeader) + len;
         iovec iov[2];
         int n = 0;
         if (s_off < sizeof(FrameHeader))
           iov[n++] = {reinterpret_cast<char*>(&s_hdr) + s_off, sizeof(FrameHeader) - s_off};
         const size_t pay_off = s_off > sizeof(FrameHeader) ? s_off - sizeof(FrameHeader) : 0;
-        if (s.len > pay_off) iov[n++] = {const_cast<char*>(s.ptr) + pay_off, s.len - pay_off};
+        if (len > pay_off) iov[n++] = {const_cast<char*>(payload) + pay_off, len - pay_off};
         msghdr mh{};
         mh.msg_iov = iov;
         mh.msg_iovlen = n;
@@ -79,8 +90,9 @@ class RingRun {
         const Recv& rv = recvs[ri];
         const bool in_header = r_off < sizeof(FrameHeader);
         const size_t pay_off = in_header ? 0 : r_off - sizeof(FrameHeader);
-        char* dst = in_header ? reinterpret_cast<char*>(&r_hdr) + r_off : (rv.reduce ? tmp_.data() : rv.ptr) + pay_off;
-        const size_t want = in_header ? sizeof(FrameHeader) - r_off : rv.len - pay_off;
+        const bool staged = rv.reduce || packed();
+        char* dst = in_header ? reinterpret_cast<char*>(&r_hdr) + r_off : (staged ? tmp_.data() : rv.ptr) + pay_off;
+        const size_t want = in_header ? sizeof(FrameHeader) - r_off : on_wire(rv.len) - pay_off;
         if (want > 0) {
           const ssize_t k = recv(r_.left->fd(), dst, want, MSG_DONTWAIT);
           if (k == 0) lost(*r_.left, "receiving from", "connection closed");
@@ -96,7 +108,8 @@ class RingRun {
             continue;
           }
         }
-        if (rv.reduce) reduce(rv.ptr, rv.ptr, tmp_.data(), rv.len / dtype_size(t_), t_, op_);
+        if (packed()) wire16_decode(wire_, tmp_.data(), rv.len / 4, reinterpret_cast<float*>(rv.ptr), rv.reduce, op_);
+        else if (rv.reduce) reduce(rv.ptr, rv.ptr, tmp_.data(), rv.len / dtype_size(t_), t_, op_);
         r_off = 0;
         ++ri;
       }
@@ -137,12 +150,21 @@ class RingRun {
     if (h.type != kFrameData)
       throw CommError("corrupt data from " + r_.left->label() + " during " + d_.str() + " on " + r_.self_label +
                       ": bad frame header");
-    if (h.seq != d_.seq || h.hash != hash_ || h.len != rv.len)
+    if (h.seq != d_.seq || h.hash != hash_ || h.len != on_wire(rv.len))
       throw CommError("ranks called different collectives: " + r_.self_label + " called " + d_.str() + " but " +
                       r_.left->label() + " sent data for another request (collective #" + std::to_string(h.seq) +
-                      ", " + std::to_string(h.len) + " bytes where " + std::to_string(rv.len) +
+                      ", " + std::to_string(h.len) + " bytes where " + std::to_string(on_wire(rv.len)) +
                       " were expected). Every rank must call the same collectives, in the same order, with the "
                       "same sizes.");
+  }
+
+  bool packed() const { return wire_ != Wire::Exact; }
+  size_t on_wire(size_t bytes) const { return packed() ? wire16_bytes(bytes / 4) : bytes; }
+
+  void pack(const Send& s) {
+    const size_t n = s.len / 4;
+    wire16_encode(wire_, reinterpret_cast<const float*>(s.ptr), n, stage_.data());
+    if (s.round_source) wire16_decode(wire_, stage_.data(), n, reinterpret_cast<float*>(const_cast<char*>(s.ptr)), false, op_);
   }
 
   Ring& r_;
@@ -150,7 +172,10 @@ class RingRun {
   uint32_t hash_;
   DType t_;
   RedOp op_;
-  std::vector<char> tmp_;
+  Wire wire_;
+  std::vector<char> tmp_;    // a received payload that is reduced or decoded into place
+  std::vector<char> stage_;  // the encoded payload being sent
+  size_t packed_send_ = SIZE_MAX;  // which send stage_ holds (a send may wait for the socket)
 };
 
 // Chunk c of block b, both in elements.
@@ -172,7 +197,8 @@ size_t mod(long a, long n) { return static_cast<size_t>(((a % n) + n) % n); }
 
 }  // namespace
 
-void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, RedOp op) {
+void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, RedOp op, Wire wire) {
+  if (t != DType::F32) wire = Wire::Exact;
   const size_t es = dtype_size(t);
   const long n = r.size, me = r.index;
   const Chunking ch(count, static_cast<size_t>(n), r.chunk_bytes / es);
@@ -188,11 +214,11 @@ void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, Re
     for (size_t c = 0; c < ch.chunks; ++c) {
       const long k = step * static_cast<long>(ch.chunks) + static_cast<long>(c);
       sends.push_back({base + ch.start(send_block, c) * es, ch.len(send_block, c) * es,
-                       step == 0 ? -1 : k - static_cast<long>(ch.chunks)});
+                       step == 0 ? -1 : k - static_cast<long>(ch.chunks), step == n - 1});
       recvs.push_back({base + ch.start(recv_block, c) * es, ch.len(recv_block, c) * es, rs});
     }
   }
-  RingRun(r, d, t, op).run(sends, recvs);
+  RingRun(r, d, t, op, wire).run(sends, recvs);
 }
 
 void ring_broadcast(Ring& r, const Desc& d, void* buf, size_t bytes, int root_index) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/collective.h"
+#include "reduce/wire16.h"
 #include "transport/tcp.h"
 
 namespace unicc {
@@ -21,8 +22,9 @@ struct Ring {
   std::string self_label;
 };
 
-// Pipelined ring allreduce: reduce-scatter then allgather, chunk by chunk, in place.
-void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, RedOp op);
+// Pipelined ring allreduce: reduce-scatter then allgather, chunk by chunk, in place. A 16-bit
+// wire applies to float32 only; other types always travel exactly.
+void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, RedOp op, Wire wire = Wire::Exact);
 // Pipelined chain from the ring position root_index.
 void ring_broadcast(Ring& r, const Desc& d, void* buf, size_t bytes, int root_index);
 // out holds size blocks of `bytes` in ring order; block `index` must already hold my data.
