@@ -20,6 +20,8 @@ describe("engine: named requests, negotiated without a coordinator", () => {
     ["2 hosts x 2 ranks (hierarchical)", TWO_HOSTS, {}],
     ["2 hosts x 2 ranks, flat ring (UNICC_HIERARCHICAL=0)", TWO_HOSTS, { UNICC_HIERARCHICAL: "0" }],
     ["2 hosts x 2 ranks, no fusion", TWO_HOSTS, { UNICC_FUSION_BYTES: "0" }],
+    ["2 hosts x 2 ranks, flat ring over 3 TCP streams per neighbour", TWO_HOSTS, { UNICC_STREAMS: "3", UNICC_HIERARCHICAL: "0" }],
+    ["2 hosts x 2 ranks, one TCP stream", TWO_HOSTS, { UNICC_STREAMS: "1" }],
   ];
   for (const [label, hosts, env] of layouts) {
     it(`out-of-order submission, ${label}`, async () => {
@@ -58,14 +60,19 @@ describe("engine: named requests, negotiated without a coordinator", () => {
     expect(lines(r, "STALL done")).toEqual(["STALL done 3", "STALL done 3", "STALL done 3"]);
   });
 
-  it("the tuner settles on the same fusion size on every rank", async () => {
-    const r = await runJob(["-np", "3", ...worker("tune")], { env: { UNICC_AUTOTUNE: "1" } });
+  it("the tuner settles on the same stream count and fusion size on every rank", async () => {
+    const r = await runJob([...TWO_HOSTS, ...worker("tune")], { env: { UNICC_AUTOTUNE: "1", UNICC_HIERARCHICAL: "0" } });
     expect(r.code, r.stderr).toBe(0);
-    const tuned = lines(r, "TUNED");
-    expect(tuned).toHaveLength(3);
-    expect(tuned[0]).toMatch(/TUNED fusion \d+ KiB \(tuned\)/);
+    const tuned = lines(r, "TUNED").map((l) => l.replace(/^TUNED /, ""));
+    expect(tuned).toHaveLength(4);
+    expect(tuned[0]).toMatch(/^\d streams?, fusion \d+ KiB \(tuned\)$/);
     expect(new Set(tuned).size).toBe(1);
-    expect(r.stderr).toMatch(/tuner chose fusion \d+ MiB/);
+    // Rank 0 logs every candidate it measured: stream counts first, then fusion sizes.
+    const chose = /tuner chose (\d streams?, fusion \d+ KiB) \(measured (.*)\)/.exec(r.stderr);
+    expect(chose, r.stderr).not.toBeNull();
+    expect(tuned[0]).toBe(`${chose![1]} (tuned)`);
+    for (const c of ["1 stream, fusion 16384 KiB", "2 streams, fusion 16384 KiB", "4 streams, fusion 16384 KiB"])
+      expect(chose![2]).toContain(c);
   });
 });
 

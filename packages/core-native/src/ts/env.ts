@@ -27,6 +27,7 @@ export interface RankEnv {
     shmPieceBytes: number;
     smallBytes: number;
     tcpChunkBytes: number;
+    streams: number;
   };
 }
 
@@ -86,8 +87,8 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
       cycleMs: int(env, "UNICC_CYCLE_MS", 0, 1000) ?? 1,
       stallWarnS: int(env, "UNICC_STALL_WARN_S", 1) ?? 60,
       timeline: timelinePath(env),
-      // Pinning the fusion size turns the tuner off unless it is asked for explicitly.
-      autotune: bool(env, "UNICC_AUTOTUNE", env.UNICC_FUSION_BYTES === undefined || env.UNICC_FUSION_BYTES === ""),
+      // Pinning what it tunes turns the tuner off, unless it is asked for explicitly.
+      autotune: bool(env, "UNICC_AUTOTUNE", !env.UNICC_FUSION_BYTES && !env.UNICC_STREAMS),
       compression: compression(env),
     },
     tuning: {
@@ -95,6 +96,8 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
       shmPieceBytes: int(env, "UNICC_SHM_PIECE_BYTES", 4096, 1 << 30) ?? 128 * 1024, // a round stays in L2/L3 (measured best at 2 and 4 ranks)
       smallBytes: int(env, "UNICC_SMALL_BYTES", 0, 1 << 30) ?? 64 * 1024,
       tcpChunkBytes: int(env, "UNICC_TCP_CHUNK_BYTES", 4096, 1 << 30) ?? 1024 * 1024,
+      // Where one TCP stream cannot fill the link (per-flow limits of cloud networks), several can.
+      streams: int(env, "UNICC_STREAMS", 1, 16) ?? 4,
     },
   };
   const place = (rankVar: string, sizeVar: string) => {

@@ -41,6 +41,7 @@ export interface NativeOptions {
   smallBytes: number;
   tcpChunkBytes: number;
   hierarchical: boolean;
+  streams: number;
 }
 
 export interface NativeEngineOptions {

@@ -9,10 +9,11 @@
 
 namespace unicc {
 
-// Ranks joined in a ring of TCP connections (two ranks: left and right are the same socket).
+// Ranks joined in a ring of TCP connections, one or more streams to each neighbour (two ranks:
+// left and right are the same sockets).
 struct Ring {
-  Conn* left = nullptr;
-  Conn* right = nullptr;
+  std::vector<Conn*> left;
+  std::vector<Conn*> right;
   int index = 0;  // my position in the ring
   int size = 1;
   size_t chunk_bytes = 1 << 20;

@@ -57,6 +57,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     opt.small_bytes = static_cast<size_t>(o.Get("smallBytes").As<Napi::Number>().Int64Value());
     opt.tcp_chunk_bytes = static_cast<size_t>(o.Get("tcpChunkBytes").As<Napi::Number>().Int64Value());
     opt.hierarchical = o.Get("hierarchical").As<Napi::Boolean>().Value();
+    opt.streams = o.Get("streams").As<Napi::Number>().Int32Value();
     try {
       comm_ = std::make_unique<Communicator>(opt);
     } catch (const std::exception& e) {

@@ -44,9 +44,13 @@ Engine::Engine(Communicator& comm, EngineOptions o)
     : comm_(comm), opt_(std::move(o)), timeline_(opt_.timeline_path, comm.options().rank),
       rank_(comm.options().rank), size_(comm.options().size) {
   if (opt_.autotune) {
-    candidates_ = {4u << 20, 16u << 20, 64u << 20};
+    const int most = comm.options().streams;
+    const bool tcp = comm.topology().num_hosts > 1;
+    for (int streams : {1, 2, 4, 8})
+      if (streams <= most && (tcp || streams == most)) candidates_.push_back({streams, 16u << 20});
+    if (tcp && most > 8) candidates_.push_back({most, 16u << 20});
     candidate_rate_.assign(candidates_.size(), 0.0);
-    opt_.fusion_bytes = candidates_[0];
+    apply(candidates_[0]);
   }
   if (size_ > 1) comm_.run_async([this] { loop(); }, [](const std::string&) {});
 }
@@ -55,11 +59,50 @@ Engine::~Engine() { abandon(); }
 
 std::string Engine::label() const { return "rank " + std::to_string(rank_); }
 
+std::string Engine::Candidate::str() const {
+  return std::to_string(streams) + (streams == 1 ? " stream" : " streams") + ", fusion " +
+         std::to_string(fusion_bytes >> 10) + " KiB";
+}
+
+void Engine::apply(const Candidate& c) {
+  opt_.fusion_bytes = c.fusion_bytes;
+  comm_.use_streams(c.streams);
+}
+
 std::string Engine::settings() const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::string s = "fusion " + std::to_string(opt_.fusion_bytes >> 10) + " KiB";
+  std::string s = Candidate{comm_.streams_in_use(), opt_.fusion_bytes}.str();
   if (opt_.autotune) s += candidate_ < candidates_.size() ? " (tuning)" : " (tuned)";
   return s;
+}
+
+// Called with the ranks' mean rate for the current candidate; moves on, the same way everywhere.
+void Engine::next_candidate(double rate) {
+  std::lock_guard<std::mutex> lock(mu_);
+  candidate_rate_[candidate_] = rate;
+  auto best = [this] {
+    return candidates_[std::max_element(candidate_rate_.begin(), candidate_rate_.end()) - candidate_rate_.begin()];
+  };
+  if (++candidate_ == candidates_.size() && !fusion_phase_) {
+    fusion_phase_ = true;
+    const Candidate b = best();
+    for (size_t fusion : {size_t{4} << 20, size_t{64} << 20}) {
+      candidates_.push_back({b.streams, fusion});
+      candidate_rate_.push_back(0);
+    }
+  }
+  if (candidate_ < candidates_.size()) {
+    apply(candidates_[candidate_]);
+    return;
+  }
+  const Candidate b = best();
+  apply(b);
+  if (rank_ == 0) {
+    std::string rates;
+    for (size_t i = 0; i < candidates_.size(); ++i)
+      rates += (i ? "; " : "") + candidates_[i].str() + ": " + std::to_string(static_cast<int>(candidate_rate_[i] / 1e6)) + " MB/s";
+    std::fprintf(stderr, "unicc: tuner chose %s (measured %s)\n", b.str().c_str(), rates.c_str());
+  }
 }
 
 void Engine::submit(NamedRequest r) {
@@ -217,21 +260,7 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
   if (rate >= 0 && candidate_ < candidates_.size()) {
     double sum = 0;
     for (int r = 0; r < size_; ++r) { double x; std::memcpy(&x, &round.words[r][kTunerRate], 8); sum += x; }
-    candidate_rate_[candidate_] = sum / size_;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (++candidate_ < candidates_.size()) {
-      opt_.fusion_bytes = candidates_[candidate_];
-    } else {
-      const size_t best = std::max_element(candidate_rate_.begin(), candidate_rate_.end()) - candidate_rate_.begin();
-      opt_.fusion_bytes = candidates_[best];
-      if (rank_ == 0) {
-        std::string rates;
-        for (size_t i = 0; i < candidates_.size(); ++i)
-          rates += (i ? ", " : "") + std::to_string(candidates_[i] >> 20) + " MiB: " +
-                   std::to_string(static_cast<int>(candidate_rate_[i] / 1e6)) + " MB/s";
-        std::fprintf(stderr, "unicc: tuner chose fusion %zu MiB (measured %s)\n", opt_.fusion_bytes >> 20, rates.c_str());
-      }
-    }
+    next_candidate(sum / size_);
   }
 
   round.described.resize(size_);

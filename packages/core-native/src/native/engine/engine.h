@@ -102,7 +102,16 @@ class Engine {
   bool anyone_holding_ = false;  // in the last round, some rank had tensors waiting
 
   // Tuner: every rank times the same fused reductions and the ranks agree through the rounds.
-  std::vector<size_t> candidates_;
+  // First the stream count (where ranks talk TCP), then the fusion size with the best count.
+  struct Candidate {
+    int streams;
+    size_t fusion_bytes;
+    std::string str() const;
+  };
+  void apply(const Candidate& c);
+  void next_candidate(double rate);
+  std::vector<Candidate> candidates_;
+  bool fusion_phase_ = false;
   size_t candidate_ = 0;
   double candidate_seconds_ = 0, candidate_bytes_ = 0;
   int tuner_reductions_ = 0;
