@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The pure parser first: never reads past `size`, and accepts only what it promises.
   unicc::Hello h{};
   const unicc::HelloCheck c = unicc::parse_hello(data, size, kJobKey, kMyRank, kWorld, &h);
-  if (c == unicc::HelloCheck::kOk && (h.to != kMyRank || h.from >= kWorld || h.from == h.to || h.job_key != kJobKey))
+  if (c == unicc::HelloCheck::kOk && (h.to != kMyRank || h.from >= kWorld || h.from == h.to || h.job_key != kJobKey ||
+                                      h.stream >= unicc::kMaxStreams))
     std::abort();
 
   // Then the handshake itself, with the input as everything the peer ever sends.
@@ -32,8 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (n && write(sv[1], data, n) != static_cast<ssize_t>(n)) std::abort();
   shutdown(sv[1], SHUT_WR);
   fcntl(sv[0], F_SETFL, O_NONBLOCK);
-  int peer = -1;
-  const char* refused = unicc::accept_handshake(sv[0], kJobKey, kKey, kMyRank, kWorld, unicc::now_ms() + 1000, &peer);
+  int peer = -1, stream = -1;
+  const char* refused =
+      unicc::accept_handshake(sv[0], kJobKey, kKey, kMyRank, kWorld, unicc::now_ms() + 1000, &peer, &stream);
   // The proof depends on a nonce made fresh inside: no input can carry it, so nobody gets in.
   if (!refused) std::abort();
   if (c != unicc::HelloCheck::kOk && std::strcmp(refused, unicc::hello_check_text(c)) != 0) std::abort();

@@ -42,29 +42,30 @@ function probe(what: string, port: number, bytes: Buffer, opts: { end?: boolean;
   });
 }
 
-/** The job key a rank's hello carries: FNV-1a 64 of "<job id>-<init generation>", as communicator.cc computes it. */
+/** The job key a rank's hello carries: FNV-1a 64 of "<job id>-<init generation><lane>", as communicator.cc computes it. */
 function jobKey(s: string): bigint {
   let h = 1469598103934665603n;
   for (const c of Buffer.from(s)) h = BigInt.asUintN(64, (h ^ BigInt(c)) * 1099511628211n);
   return h;
 }
 
-/** A well-formed rank hello (tcp.h) from `from` to `to` of the job, with a fresh nonce. */
+/** A well-formed rank hello (tcp.h) from `from` to `to` of the job, stream 0, with a fresh nonce. */
 function hello(key: bigint, from: number, to: number): Buffer {
-  const b = Buffer.alloc(40);
-  b.write("ucchell2", 0, "latin1");
+  const b = Buffer.alloc(48);
+  b.write("ucchell3", 0, "latin1");
   b.writeBigUInt64LE(key, 8);
   b.writeUInt32LE(from, 16);
   b.writeUInt32LE(to, 20);
-  randomBytes(16).copy(b, 24);
+  randomBytes(16).copy(b, 32);
   return b;
 }
 
 /** Garbage of three kinds for one port: random bytes, a frame header announcing 4 GiB, a truncated hello. */
 function garbage(port: number, key: bigint, to: number): Promise<Probe>[] {
-  const huge = Buffer.alloc(16);
+  const huge = Buffer.alloc(20);
   huge.writeUInt32LE(0x44434355, 0); // "UCCD", a data frame
   huge.writeUInt32LE(0xffffffff, 12); // of 4 GiB
+  huge.writeUInt32LE(0, 16); // chunk 0
   const storeHuge = Buffer.from([0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 1]);
   return [
     probe("random bytes", port, randomBytes(4096), { end: true }),
@@ -132,18 +133,22 @@ describe("hostile bytes on every port of a running 2x2-rank job", () => {
       outputs.set(rank, o);
     };
     try {
-      const key = jobKey(`${jobId}-1`);
-      const portOf = async (rank: number) => JSON.parse((await store.get(`unicc/1/peer/${rank}`, 30_000)).toString()).port as number;
+      // Every rank listens once per lane (world.ts: "" for program-order calls, "e" for the engine).
+      const keys = [jobKey(`${jobId}-1`), jobKey(`${jobId}-1e`)];
+      const portsOf = async (rank: number) =>
+        JSON.parse((await store.get(`unicc/1/peer/${rank}`, 30_000)).toString()).ports as number[];
+      const attack = (ports: number[], rank: number) => ports.flatMap((port, lane) => garbage(port, keys[lane], rank));
       // Ranks 0-2 publish their listeners, then wait in the store for rank 3: their ports are open and
       // nobody has connected yet, so every stranger below is in line before the real peers.
       for (const r of [0, 1, 2]) start(r);
-      const ports = await Promise.all([0, 1, 2].map(portOf));
-      const probes: Promise<Probe>[] = [...garbage(server.port, key, 0)];
-      ports.forEach((port, rank) => probes.push(...garbage(port, key, rank)));
+      const ports = await Promise.all([0, 1, 2].map(portsOf));
+      expect(ports.flat()).toHaveLength(6);
+      const probes: Promise<Probe>[] = [...garbage(server.port, keys[0], 0)];
+      ports.forEach((p, rank) => probes.push(...attack(p, rank)));
       // Right job, right rank, wrong token: it gets the acceptor's nonce, and no further.
       let proofSent = false;
       probes.push(
-        probe("hello with a wrong token", ports[0], hello(key, 2, 0), {
+        probe("hello with a wrong token", ports[0][0], hello(keys[0], 2, 0), {
           onData: (p) => {
             if (proofSent || p.received.length < 16) return;
             proofSent = true;
@@ -153,7 +158,7 @@ describe("hostile bytes on every port of a running 2x2-rank job", () => {
       );
       const early = await Promise.all(probes);
       start(3);
-      const late = await Promise.all(garbage(await portOf(3), key, 3));
+      const late = await Promise.all(attack(await portsOf(3), 3));
       const all = [...early, ...late];
 
       const codes = await Promise.all([0, 1, 2, 3].map((r) => outputs.get(r)!.code));
@@ -182,7 +187,8 @@ describe("hostile bytes on every port of a running 2x2-rank job", () => {
           // Ranks 0 and 1 accept (from 2 and 3) and log each stranger once; 2 and 3 never accept,
           // so their listeners close with the strangers unread.
           const logged = rankErr.split("\n").filter((l) => l.includes(`from 127.0.0.1:${p.localPort}:`));
-          expect(logged, `${p.what} to port ${p.port}`).toHaveLength(p.port === ports[0] || p.port === ports[1] ? 1 : 0);
+          const acceptors = [...ports[0], ...ports[1]];
+          expect(logged, `${p.what} to port ${p.port}`).toHaveLength(acceptors.includes(p.port) ? 1 : 0);
         }
       }
     } finally {

@@ -23,7 +23,7 @@ namespace unicc {
 
 namespace {
 
-constexpr uint64_t kHelloMagic = 0x326c6c65'68636375ull;  // "ucchell2": protocol 2, with the token check
+constexpr uint64_t kHelloMagic = 0x336c6c65'68636375ull;  // "ucchell3": streams and the token check
 // A legitimate peer answers each step at once; a stranger is given this long per connection.
 constexpr int64_t kHandshakeMs = 5000;
 
@@ -113,10 +113,10 @@ std::string peer_address(const sockaddr_storage& ss) {
 
 }  // namespace
 
-FrameCheck check_frame_header(const FrameHeader& h, uint32_t seq, uint32_t hash, size_t len) {
+FrameCheck check_frame_header(const FrameHeader& h, uint32_t seq, uint32_t hash, size_t chunks) {
   if (h.type == kFrameAbort) return FrameCheck::kAbort;
   if (h.type != kFrameData) return FrameCheck::kCorrupt;
-  if (h.seq != seq || h.hash != hash || h.len != len) return FrameCheck::kMismatch;
+  if (h.seq != seq || h.hash != hash || h.index >= chunks) return FrameCheck::kMismatch;
   return FrameCheck::kData;
 }
 
@@ -128,6 +128,7 @@ const char* hello_check_text(HelloCheck c) {
     case HelloCheck::kOtherJob: return "its hello belongs to another job";
     case HelloCheck::kNotForMe: return "its hello is addressed to another rank";
     case HelloCheck::kBadRank: return "its hello names a rank outside the job";
+    case HelloCheck::kBadStream: return "its hello names a stream beyond the limit";
   }
   return "bad hello";
 }
@@ -140,25 +141,27 @@ HelloCheck parse_hello(const void* bytes, size_t len, uint64_t job_key, int my_r
   if (h.job_key != job_key) return HelloCheck::kOtherJob;
   if (h.to != static_cast<uint32_t>(my_rank)) return HelloCheck::kNotForMe;
   if (world_size <= 0 || h.from >= static_cast<uint32_t>(world_size) || h.from == h.to) return HelloCheck::kBadRank;
+  if (h.stream >= kMaxStreams) return HelloCheck::kBadStream;
   *out = h;
   return HelloCheck::kOk;
 }
 
 uint64_t hello_proof(const SipKey& key, char direction, const Hello& h, const unsigned char* acceptor_nonce) {
-  // Fixed little-endian layout: direction | job key | from | to | dialer nonce | acceptor nonce.
-  unsigned char m[1 + 8 + 4 + 4 + 2 * kNonceBytes];
+  // Fixed little-endian layout: direction | job key | from | to | stream | dialer nonce | acceptor nonce.
+  unsigned char m[1 + 8 + 4 + 4 + 4 + 2 * kNonceBytes];
   size_t o = 0;
   m[o++] = static_cast<unsigned char>(direction);
   for (int i = 0; i < 8; ++i) m[o++] = static_cast<unsigned char>(h.job_key >> (8 * i));
   for (int i = 0; i < 4; ++i) m[o++] = static_cast<unsigned char>(h.from >> (8 * i));
   for (int i = 0; i < 4; ++i) m[o++] = static_cast<unsigned char>(h.to >> (8 * i));
+  for (int i = 0; i < 4; ++i) m[o++] = static_cast<unsigned char>(h.stream >> (8 * i));
   std::memcpy(m + o, h.nonce, kNonceBytes);
   std::memcpy(m + o + kNonceBytes, acceptor_nonce, kNonceBytes);
   return siphash24(key, m, sizeof(m));
 }
 
 const char* accept_handshake(int fd, uint64_t job_key, const SipKey& key, int my_rank, int world_size,
-                             int64_t deadline_ms, int* peer_rank) {
+                             int64_t deadline_ms, int* peer_rank, int* stream) {
   unsigned char bytes[sizeof(Hello)];
   Hello h{};
   const HelloCheck c = parse_hello(bytes, read_upto(fd, bytes, sizeof(bytes), deadline_ms), job_key, my_rank,
@@ -174,6 +177,7 @@ const char* accept_handshake(int fd, uint64_t job_key, const SipKey& key, int my
   uint64_t mine = hello_proof(key, 'A', h, nonce);
   if (!io_all(fd, &mine, sizeof(mine), true, deadline_ms)) return "it went away during the job-token check";
   *peer_rank = static_cast<int>(h.from);
+  *stream = static_cast<int>(h.stream);
   return nullptr;
 }
 
@@ -231,7 +235,7 @@ Listener::~Listener() {
 }
 
 int Listener::accept_peer(uint64_t job_key, const SipKey& key, int my_rank, int world_size, int64_t deadline_ms,
-                          int* peer_rank) {
+                          int* peer_rank, int* stream) {
   for (;;) {
     const int64_t left = deadline_ms - now_ms();
     if (left <= 0) return -1;
@@ -241,7 +245,7 @@ int Listener::accept_peer(uint64_t job_key, const SipKey& key, int my_rank, int 
     const int fd = accept4(fd_, reinterpret_cast<sockaddr*>(&from), &from_len, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) continue;
     const char* refused = accept_handshake(fd, job_key, key, my_rank, world_size,
-                                           std::min(deadline_ms, now_ms() + kHandshakeMs), peer_rank);
+                                           std::min(deadline_ms, now_ms() + kHandshakeMs), peer_rank, stream);
     if (!refused) return fd;
     close(fd);
     std::fprintf(stderr, "unicc: rank %d dropped a connection from %s: %s\n", my_rank, peer_address(from).c_str(),
@@ -250,7 +254,7 @@ int Listener::accept_peer(uint64_t job_key, const SipKey& key, int my_rank, int 
 }
 
 int connect_peer(const std::string& addr, int port, uint64_t job_key, const SipKey& key, int my_rank,
-                 int peer_rank, int64_t deadline_ms, const std::string& peer_label) {
+                 int peer_rank, int stream, int64_t deadline_ms, const std::string& peer_label) {
   socklen_t len = 0;
   const sockaddr_storage ss = resolve(addr, port, &len);
   const std::string where = peer_label + " at " + addr + ":" + std::to_string(port);
@@ -261,7 +265,8 @@ int connect_peer(const std::string& addr, int port, uint64_t job_key, const SipK
     tune(fd);
     if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0) {
       set_nonblocking(fd);
-      Hello h{kHelloMagic, job_key, static_cast<uint32_t>(my_rank), static_cast<uint32_t>(peer_rank), {}};
+      Hello h{kHelloMagic, job_key, static_cast<uint32_t>(my_rank), static_cast<uint32_t>(peer_rank),
+              static_cast<uint32_t>(stream), 0, {}};
       random_nonce(h.nonce);
       unsigned char nonce[kNonceBytes];
       if (io_all(fd, &h, sizeof(h), true, deadline_ms) && read_upto(fd, nonce, sizeof(nonce), deadline_ms) == sizeof(nonce)) {
