@@ -75,7 +75,27 @@ function garbage(port: number, key: bigint, to: number): Promise<Probe>[] {
   ];
 }
 
+interface RankRun {
+  out: string;
+  err: string;
+  code: Promise<number | null>;
+}
+
 const children: ChildProcess[] = [];
+
+/** Starts one rank of the security worker's allreduce scenario outside the launcher, 2 ranks per host identity. */
+function startRank(rank: number, env: Record<string, string>): RankRun {
+  const c = spawn(process.execPath, [`${WORKERS}security.mjs`, "allreduce"], {
+    env: { ...process.env, UNICC_RANK: String(rank), UNICC_HOST_ID: rank < 2 ? "host-a" : "host-b", UNICC_HOST_ADDR: "127.0.0.1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(c);
+  const o: RankRun = { out: "", err: "", code: new Promise((r) => c.once("close", (code) => r(code))) };
+  c.stdout!.on("data", (d) => (o.out += d));
+  c.stderr!.on("data", (d) => (o.err += d));
+  return o;
+}
+
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
 });
@@ -110,28 +130,9 @@ describe("hostile bytes on every port of a running 2x2-rank job", () => {
     process.on("warning", onWarning);
     const server = await StoreServer.listen("127.0.0.1", 0, { token });
     const store = await StoreClient.connect(`127.0.0.1:${server.port}`, { timeoutMs: 10_000, token });
-    const outputs = new Map<number, { out: string; err: string; code: Promise<number | null> }>();
-    const start = (rank: number) => {
-      const c = spawn(process.execPath, [`${WORKERS}security.mjs`, "allreduce"], {
-        env: {
-          ...process.env,
-          UNICC_RANK: String(rank),
-          UNICC_SIZE: "4",
-          UNICC_STORE_ADDR: `127.0.0.1:${server.port}`,
-          UNICC_JOB_ID: jobId,
-          UNICC_JOB_TOKEN: token,
-          UNICC_HOST_ID: rank < 2 ? "host-a" : "host-b",
-          UNICC_HOST_ADDR: "127.0.0.1",
-          UNICC_TIMEOUT_S: "30",
-        },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      children.push(c);
-      const o = { out: "", err: "", code: new Promise<number | null>((r) => c.once("close", (code) => r(code))) };
-      c.stdout!.on("data", (d) => (o.out += d));
-      c.stderr!.on("data", (d) => (o.err += d));
-      outputs.set(rank, o);
-    };
+    const outputs = new Map<number, RankRun>();
+    const env = { UNICC_SIZE: "4", UNICC_STORE_ADDR: `127.0.0.1:${server.port}`, UNICC_JOB_ID: jobId, UNICC_JOB_TOKEN: token, UNICC_TIMEOUT_S: "30" };
+    const start = (rank: number) => outputs.set(rank, startRank(rank, env));
     try {
       // Every rank listens once per lane (world.ts: "" for program-order calls, "e" for the engine).
       const keys = [jobKey(`${jobId}-1`), jobKey(`${jobId}-1e`)];
@@ -197,4 +198,38 @@ describe("hostile bytes on every port of a running 2x2-rank job", () => {
       await server.close();
     }
   }, 120_000);
+});
+
+describe("ranks with different tokens", () => {
+  it("the dialling rank fails at once naming the token; the listening one drops it and fails within the bound", async () => {
+    // Every rank passes the store with its token (TEST_STORE_TOKEN), so that the ranks meet and
+    // only their own handshake can tell them apart.
+    const storeToken = randomBytes(32).toString("hex");
+    const server = await StoreServer.listen("127.0.0.1", 0, { token: storeToken });
+    try {
+      const right = {
+        UNICC_SIZE: "4",
+        UNICC_STORE_ADDR: `127.0.0.1:${server.port}`,
+        UNICC_JOB_ID: `tok${randomBytes(4).toString("hex")}`,
+        UNICC_JOB_TOKEN: randomBytes(32).toString("hex"),
+        UNICC_TIMEOUT_S: "5",
+        TEST_STORE_TOKEN: storeToken,
+      };
+      const wrong = { ...right, UNICC_JOB_TOKEN: randomBytes(32).toString("hex") };
+      const t0 = Date.now();
+      // Rank 2 dials rank 0 (host-b to host-a, local rank 0) and has the wrong token.
+      const runs = [0, 1, 2, 3].map((r) => startRank(r, r === 2 ? wrong : right));
+      const codes = await Promise.all(runs.map((r) => r.code));
+      const report = runs.map((r, i) => `rank ${i}:\n${r.out}\n${r.err}`).join("\n");
+      expect(Date.now() - t0, report).toBeLessThan(20_000);
+      expect(codes.every((c) => c !== 0), report).toBe(true);
+      expect(runs[2].err, report).toMatch(
+        /rank 2 cannot join rank 0 \(host host-a, pid \d+\) at 127\.0\.0\.1:\d+: it ended the connection during the job-token check.*same UNICC_JOB_TOKEN/,
+      );
+      expect(runs[0].err, report).toMatch(/unicc: rank 0 dropped a connection from 127\.0\.0\.1:\d+: wrong proof of the job token/);
+      expect(runs[0].err, report).toMatch(/waited 5 s for its neighbours to connect/);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
 });

@@ -1,11 +1,13 @@
 // One rank of the security tests. argv: scenario.
 //   allreduce - a few float64 sum allreduces of inputs any rank can regenerate; prints
 //               "RESULT ok" when every element matches a reference computed here, else "RESULT bad ...".
+//               With TEST_STORE_TOKEN, the store is reached with that token and UNICC_JOB_TOKEN only
+//               serves between ranks (to test the ranks' own handshake).
 //   token     - prints a digest of UNICC_JOB_TOKEN (never the token) and whether the token shows
 //               on the command line of this process or of any process above it.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { init } from "@unicc/core";
+import { init, StoreClient } from "@unicc/core";
 
 const scenario = process.argv[2];
 
@@ -30,7 +32,9 @@ if (scenario === "token") {
 }
 
 if (scenario === "allreduce") {
-  const world = await init();
+  const storeToken = process.env.TEST_STORE_TOKEN;
+  const store = storeToken && (await StoreClient.connect(process.env.UNICC_STORE_ADDR, { token: storeToken }));
+  const world = await init(store ? { store } : {});
   const { rank, size } = world;
   // xorshift-style integers per (seed, rank, index), exact in float64 sums.
   const value = (seed, r, i) => {
@@ -56,4 +60,5 @@ if (scenario === "allreduce") {
   }
   console.log(bad.length ? `RESULT bad ${bad.join("; ")}` : "RESULT ok");
   await world.close();
+  if (store) store.close();
 }

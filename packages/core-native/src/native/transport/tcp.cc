@@ -55,17 +55,16 @@ sockaddr_storage resolve(const std::string& addr, int port, socklen_t* len) {
   return ss;
 }
 
-// Blocking-style IO on a non-blocking fd, bounded by a deadline.
-bool io_all(int fd, void* data, size_t n, bool writing, int64_t deadline_ms) {
-  char* p = static_cast<char*>(data);
+// Sends all of data on a non-blocking fd, or fails at the deadline or on an error.
+bool write_all(int fd, const void* data, size_t n, int64_t deadline_ms) {
+  const char* p = static_cast<const char*>(data);
   while (n > 0) {
-    const ssize_t k = writing ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
+    const ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
     if (k > 0) { p += k; n -= static_cast<size_t>(k); continue; }
-    if (k == 0) return false;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    if (k < 0 && errno == EINTR) continue;
+    if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
     const int64_t left = deadline_ms - now_ms();
-    if (left <= 0 || !wait_fd(fd, writing ? POLLOUT : POLLIN, static_cast<int>(left))) return false;
+    if (left <= 0 || !wait_fd(fd, POLLOUT, static_cast<int>(left))) return false;
   }
   return true;
 }
@@ -169,13 +168,13 @@ const char* accept_handshake(int fd, uint64_t job_key, const SipKey& key, int my
   if (c != HelloCheck::kOk) return hello_check_text(c);
   unsigned char nonce[kNonceBytes];
   random_nonce(nonce);
-  if (!io_all(fd, nonce, sizeof(nonce), true, deadline_ms)) return "it went away during the job-token check";
+  if (!write_all(fd, nonce, sizeof(nonce), deadline_ms)) return "it went away during the job-token check";
   uint64_t proof = 0;
   if (read_upto(fd, &proof, sizeof(proof), deadline_ms) != sizeof(proof))
     return "it gave no proof of the job token in time";
   if (proof != hello_proof(key, 'D', h, nonce)) return "wrong proof of the job token";
-  uint64_t mine = hello_proof(key, 'A', h, nonce);
-  if (!io_all(fd, &mine, sizeof(mine), true, deadline_ms)) return "it went away during the job-token check";
+  const uint64_t mine = hello_proof(key, 'A', h, nonce);
+  if (!write_all(fd, &mine, sizeof(mine), deadline_ms)) return "it went away during the job-token check";
   *peer_rank = static_cast<int>(h.from);
   *stream = static_cast<int>(h.stream);
   return nullptr;
@@ -205,8 +204,8 @@ void Conn::send_abort(uint32_t seq, const std::string& why) {
   std::vector<char> pad(unsent_in_frame, 0);
   std::string text = why.substr(0, kMaxAbortText);
   FrameHeader h{kFrameAbort, seq, 0, static_cast<uint32_t>(text.size())};
-  if (io_all(fd_, pad.data(), pad.size(), true, deadline) && io_all(fd_, &h, sizeof(h), true, deadline))
-    io_all(fd_, text.data(), text.size(), true, deadline);
+  if (write_all(fd_, pad.data(), pad.size(), deadline) && write_all(fd_, &h, sizeof(h), deadline))
+    write_all(fd_, text.data(), text.size(), deadline);
   unsent_in_frame = 0;
   shutdown(fd_, SHUT_WR);
 }
@@ -269,17 +268,19 @@ int connect_peer(const std::string& addr, int port, uint64_t job_key, const SipK
               static_cast<uint32_t>(stream), 0, {}};
       random_nonce(h.nonce);
       unsigned char nonce[kNonceBytes];
-      if (io_all(fd, &h, sizeof(h), true, deadline_ms) && read_upto(fd, nonce, sizeof(nonce), deadline_ms) == sizeof(nonce)) {
+      if (write_all(fd, &h, sizeof(h), deadline_ms) &&
+          read_upto(fd, nonce, sizeof(nonce), deadline_ms) == sizeof(nonce)) {
         // The peer took our hello as one of its job's: from here a refusal is an answer, not bad luck.
-        uint64_t proof = hello_proof(key, 'D', h, nonce);
+        const uint64_t proof = hello_proof(key, 'D', h, nonce);
         uint64_t theirs = 0;
-        const bool sent = io_all(fd, &proof, sizeof(proof), true, deadline_ms);
+        const bool sent = write_all(fd, &proof, sizeof(proof), deadline_ms);
         const bool answered = sent && read_upto(fd, &theirs, sizeof(theirs), deadline_ms) == sizeof(theirs);
         if (answered && theirs == hello_proof(key, 'A', h, nonce)) return fd;
         close(fd);
-        throw CommError("rank " + std::to_string(my_rank) + " cannot join " + where + ": " +
-                        (answered ? "it answered with a wrong proof of the job token"
-                                  : "it ended the connection during the job-token check (it died, or it refused our proof)") +
+        const std::string why = answered ? "it answered with a wrong proof of the job token"
+                                         : "it ended the connection during the job-token check (it died, or it "
+                                           "refused our proof)";
+        throw CommError("rank " + std::to_string(my_rank) + " cannot join " + where + ": " + why +
                         ". Every rank of a job needs the same UNICC_JOB_TOKEN: `unicc run` sets one; with torchrun "
                         "or your own launcher, set the same value on every rank or on none.");
       }
