@@ -61,6 +61,12 @@ describe("engine: named requests, negotiated without a coordinator", () => {
     expect(lines(r, "STALL done")).toEqual(["STALL done 3", "STALL done 3", "STALL done 3"]);
   });
 
+  it("close() with a name only one rank submitted: the request fails, naming it, and every rank leaves", async () => {
+    const r = await runJob(["-np", "3", ...worker("orphan")], { timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.byRank.get(0)).toContainEqual(expect.stringMatching(/^ORPHAN 'only-on-0' on rank 0: the world closed on every rank/));
+  });
+
   it("the tuner settles on the same stream count and fusion size on every rank", async () => {
     const r = await runJob([...TWO_HOSTS, ...worker("tune")], { env: { UNICC_AUTOTUNE: "1", UNICC_HIERARCHICAL: "0" } });
     expect(r.code, r.stderr).toBe(0);
