@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { StoreClient, StoreServer } from "../src/ts/store/index.js";
 import { runJob, WORKERS } from "./run-job.js";
 
-const KAT = fileURLToPath(new URL("../build/unicc_mac_kat", import.meta.url));
+const KAT = fileURLToPath(new URL("../build/Release/unicc_mac_kat", import.meta.url));
 
 interface Probe {
   what: string;
