@@ -78,7 +78,7 @@ describe("engine: named requests, negotiated without a coordinator", () => {
     const chose = /tuner chose (\d streams?, fusion \d+ KiB) \(measured (.*)\)/.exec(r.stderr);
     expect(chose, r.stderr).not.toBeNull();
     expect(tuned[0]).toBe(`${chose![1]} (tuned)`);
-    for (const c of ["1 stream, fusion 16384 KiB", "2 streams, fusion 16384 KiB", "4 streams, fusion 16384 KiB"])
+    for (const c of ["4 streams, fusion 65536 KiB", "1 stream, fusion 65536 KiB", "2 streams, fusion 65536 KiB", "fusion 4096 KiB", "fusion 16384 KiB"])
       expect(chose![2]).toContain(c);
   });
 });

@@ -120,7 +120,9 @@ if (mode === "mixed" || mode === "sync") {
   process.exit(0);
 } else if (mode === "tune") {
   const bufs = tensors.map((t) => input(t, rank, 0));
-  for (let step = 0; step < 30; step++)
+  // Steps until every rank's tuner has settled (ranks agree on when to stop through a max).
+  const tuning = () => world.allreduceSync(Int32Array.of(world.engineSettings.endsWith("(tuning)") ? 1 : 0), { op: "max" })[0];
+  for (let step = 0; step < 400 && tuning(); step++)
     await Promise.all(tensors.map((t, k) => world.allreduce(bufs[k], { name: t.name, op: "max" })));
   console.log(`TUNED ${world.engineSettings}`);
 }

@@ -19,7 +19,12 @@ constexpr int64_t kStopping = 1, kHolding = 2;
 constexpr int kMaxIdleSleepMs = 20;
 constexpr size_t kMaxNameBytes = 1024;
 // A tuner window: this many reductions per candidate before the ranks compare rates.
-constexpr int kTunerWindow = 6;
+// A tuner window: at least this many reductions and bytes per candidate (or the cap of reductions,
+// for models too small to matter), so that one busy moment does not decide.
+constexpr int kTunerWindow = 6, kTunerWindowCap = 64;
+constexpr double kTunerWindowBytes = 256e6;
+// How much faster than the configured settings a candidate must measure to replace them.
+constexpr double kTunerMargin = 1.1;
 // A tensor this large reduces about as fast alone as fused, and alone it needs no copies.
 constexpr size_t kInPlaceBytes = 1 << 20;
 
@@ -46,11 +51,12 @@ Engine::Engine(Communicator& comm, EngineOptions o)
     : comm_(comm), opt_(std::move(o)), timeline_(opt_.timeline_path, comm.options().rank),
       rank_(comm.options().rank), size_(comm.options().size) {
   if (opt_.autotune) {
+    // The configured settings first: the others must beat them clearly to be chosen.
     const int most = comm.options().streams;
-    const bool tcp = comm.topology().num_hosts > 1;
-    for (int streams : {1, 2, 4, 8})
-      if (streams <= most && (tcp || streams == most)) candidates_.push_back({streams, 16u << 20});
-    if (tcp && most > 8) candidates_.push_back({most, 16u << 20});
+    candidates_.push_back({most, opt_.fusion_bytes});
+    if (comm.topology().num_hosts > 1)
+      for (int streams : {1, 2, 4, 8})
+        if (streams < most) candidates_.push_back({streams, opt_.fusion_bytes});
     candidate_rate_.assign(candidates_.size(), 0.0);
     apply(candidates_[0]);
   }
@@ -83,12 +89,16 @@ void Engine::next_candidate(double rate) {
   std::lock_guard<std::mutex> lock(mu_);
   candidate_rate_[candidate_] = rate;
   auto best = [this] {
-    return candidates_[std::max_element(candidate_rate_.begin(), candidate_rate_.end()) - candidate_rate_.begin()];
+    size_t b = 0;
+    for (size_t i = 1; i < candidates_.size(); ++i)
+      if (candidate_rate_[i] > candidate_rate_[b] * (b == 0 ? kTunerMargin : 1.0)) b = i;
+    return candidates_[b];
   };
   if (++candidate_ == candidates_.size() && !fusion_phase_) {
     fusion_phase_ = true;
     const Candidate b = best();
-    for (size_t fusion : {size_t{4} << 20, size_t{64} << 20}) {
+    for (size_t fusion : {size_t{4} << 20, size_t{16} << 20, size_t{64} << 20}) {
+      if (fusion == b.fusion_bytes) continue;
       candidates_.push_back({b.streams, fusion});
       candidate_rate_.push_back(0);
     }
@@ -477,7 +487,9 @@ void Engine::tune(size_t bytes, int64_t took_us) {
   if (candidate_ >= candidates_.size() || my_rate_report_ >= 0) return;
   candidate_bytes_ += static_cast<double>(bytes);
   candidate_seconds_ += static_cast<double>(took_us) / 1e6;
-  if (++tuner_reductions_ < kTunerWindow) return;
+  ++tuner_reductions_;
+  if (tuner_reductions_ < kTunerWindowCap && (tuner_reductions_ < kTunerWindow || candidate_bytes_ < kTunerWindowBytes))
+    return;
   my_rate_report_ = candidate_seconds_ > 0 ? candidate_bytes_ / candidate_seconds_ : 0;
   candidate_bytes_ = candidate_seconds_ = 0;
   tuner_reductions_ = 0;

@@ -25,7 +25,7 @@ constexpr int kHalfTopExponent = 15;
 
 // On the bit patterns: for non-negative floats, integer order is numeric order, and the integer
 // loop vectorises where a float compare that must skip NaN does not.
-__attribute__((target_clones("arch=haswell", "default"))) float max_finite_abs(const float* p, size_t n) {
+__attribute__((target_clones("avx2", "default"))) float max_finite_abs(const float* p, size_t n) {
   uint32_t m = 0;
   for (size_t i = 0; i < n; ++i) {
     uint32_t a;
