@@ -1,3 +1,5 @@
+import { copyFileSync } from "node:fs";
+
 import { defineConfig } from "tsup";
 
 export default defineConfig({
@@ -5,6 +7,7 @@ export default defineConfig({
     index: "src/ts/index.ts",
     cli: "src/ts/cli.ts",
     "bench-worker": "src/ts/bench/worker.ts",
+    "bench-engine-worker": "src/ts/bench/engine-worker.ts",
   },
   format: ["esm"],
   target: "node20",
@@ -12,4 +15,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   splitting: true,
+  // `unicc bench engine` bundles tests/cluster/cluster.ts, which runs cluster.sh from beside itself.
+  onSuccess: async () => copyFileSync("../../tests/cluster/cluster.sh", "dist/cluster.sh"),
 });

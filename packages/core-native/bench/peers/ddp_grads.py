@@ -1,0 +1,97 @@
+"""PyTorch DDP (Gloo) peer of `unicc bench engine`: one training step's gradient exchange of a
+workload (bench/workloads/*.json), done the way DDP does it in training.
+
+Each rank holds a module whose parameters have the workload's shapes. A step is a forward that
+adds up every parameter's sum, chained in registration order, and its backward: autograd then
+accumulates the gradients in reverse order, as a network's backward would, and DDP's hooks
+all-reduce them in its buckets (default 25 MiB) while backward runs. Per step: drop the old
+gradients, barrier, t0, forward + backward (DDP waits for its allreduces before backward
+returns), t1. Rank 0 prints one JSON line {"result": ...} with the median step time, and the
+median of the same step under no_sync() (compute only, no exchange) for reference.
+
+Started like torchrun's ranks by the unicc launcher. Gloo binds its store and sockets inside
+the emulated hosts, so the master address is passed explicitly (--master-addr, host 0's own
+address), and GLOO_SOCKET_IFNAME is set by the caller.
+
+  ddp_grads.py --workload FILE --master-addr ADDR [--hook none|fp16] [--warmup 3] [--steps 5]"""
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import fp16_compress_hook
+from torch.nn.parallel import DistributedDataParallel
+
+
+class Shapes(nn.Module):
+    """Parameters with the workload's shapes and nothing else."""
+
+    def __init__(self, tensors: list[dict]) -> None:
+        super().__init__()
+        self.params = nn.ParameterList(nn.Parameter(torch.rand(t["shape"])) for t in tensors)
+
+    def forward(self) -> torch.Tensor:
+        total = self.params[0].sum()
+        for p in self.params[1:]:
+            total = total + p.sum()
+        return total
+
+
+def median(times: list[float]) -> float:
+    s = sorted(times)
+    h = len(s) // 2
+    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workload", required=True)
+    ap.add_argument("--master-addr", required=True)
+    ap.add_argument("--hook", choices=["none", "fp16"], default="none")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=5)
+    args = ap.parse_args()
+
+    os.environ["MASTER_ADDR"] = args.master_addr
+    torch.set_num_threads(1)  # the ranks share the machine's cores, as unicc's do
+    # A rank that hangs fails the run after two minutes instead of holding up the bench.
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
+    rank = dist.get_rank()
+    tensors = json.load(open(args.workload))["tensors"]
+    torch.manual_seed(rank)
+    model = DistributedDataParallel(Shapes(tensors))
+    if args.hook == "fp16":
+        model.register_comm_hook(state=None, hook=fp16_compress_hook)
+
+    def step() -> float:
+        for p in model.parameters():
+            p.grad = None
+        dist.barrier()
+        t0 = time.perf_counter()
+        model().backward()
+        return time.perf_counter() - t0
+
+    times = []
+    for i in range(-args.warmup, args.steps):
+        t = step()
+        if i >= 0:
+            times.append(t)
+        if rank == 0:
+            which = f"warm-up {i + args.warmup + 1}/{args.warmup}" if i < 0 else f"step {i + 1}/{args.steps}"
+            print(f"progress ddp gloo hook={args.hook} {which}: {t:.3f} s", file=sys.stderr, flush=True)
+    compute = []
+    with model.no_sync():
+        for _ in range(3):
+            compute.append(step())
+    if rank == 0:
+        print(json.dumps({"result": {"median_s": median(times), "times_s": times, "compute_only_s": median(compute)}}), flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
