@@ -9,11 +9,17 @@ gradients, barrier, t0, forward + backward (DDP waits for its allreduces before 
 returns), t1. Rank 0 prints one JSON line {"result": ...} with the median step time, and the
 median of the same step under no_sync() (compute only, no exchange) for reference.
 
+With --trace, backward replays a recorded one instead: each parameter's gradient is produced by a
+node that sleeps until its layer's recorded ready time (scaled so backward lasts --compute-s),
+so DDP overlaps its bucket allreduces with the sleeping "compute" just as it would with real
+layers; the compute-only step then says how long the replay itself takes.
+
 Started like torchrun's ranks by the unicc launcher. Gloo binds its store and sockets inside
 the emulated hosts, so the master address is passed explicitly (--master-addr, host 0's own
 address), and GLOO_SOCKET_IFNAME is set by the caller.
 
-  ddp_grads.py --workload FILE --master-addr ADDR [--hook none|fp16] [--warmup 3] [--steps 5]"""
+  ddp_grads.py --workload FILE --master-addr ADDR [--hook none|fp16] [--warmup 3] [--steps 5]
+               [--trace FILE --compute-s SECONDS]"""
 import argparse
 import datetime
 import json
@@ -42,6 +48,43 @@ class Shapes(nn.Module):
         return total
 
 
+class Sleep(torch.autograd.Function):
+    """p.sum() whose backward first sleeps until `clock[0] + at`: one replayed layer."""
+
+    @staticmethod
+    def forward(ctx, p: torch.Tensor, at: float, clock: list[float]) -> torch.Tensor:
+        ctx.shape, ctx.at, ctx.clock = p.shape, at, clock
+        return p.sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        wait = ctx.clock[0] + ctx.at - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        return grad.expand(ctx.shape), None, None
+
+
+class Replay(Shapes):
+    """Backward replays a trace: autograd runs the later-made nodes first, so the nodes are made
+    in reverse ready order and the gradients come out in ready order, each at its time."""
+
+    def __init__(self, tensors: list[dict], trace: list[dict], compute_s: float) -> None:
+        super().__init__(tensors)
+        index = {t["name"]: k for k, t in enumerate(tensors)}
+        if sorted(index) != sorted(x["name"] for x in trace):
+            sys.exit("ddp_grads.py: the trace does not name exactly the workload's tensors")
+        last = trace[-1]["ready_s"]
+        self.schedule = [(index[x["name"]], x["ready_s"] / last * compute_s) for x in reversed(trace)]
+        self.clock = [0.0]
+
+    def forward(self) -> torch.Tensor:
+        total = None
+        for k, at in self.schedule:
+            y = Sleep.apply(self.params[k], at, self.clock)
+            total = y if total is None else total + y
+        return total
+
+
 def median(times: list[float]) -> float:
     s = sorted(times)
     h = len(s) // 2
@@ -55,6 +98,8 @@ def main() -> None:
     ap.add_argument("--hook", choices=["none", "fp16"], default="none")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--trace")
+    ap.add_argument("--compute-s", type=float)
     args = ap.parse_args()
 
     os.environ["MASTER_ADDR"] = args.master_addr
@@ -64,7 +109,8 @@ def main() -> None:
     rank = dist.get_rank()
     tensors = json.load(open(args.workload))["tensors"]
     torch.manual_seed(rank)
-    model = DistributedDataParallel(Shapes(tensors))
+    module = Replay(tensors, json.load(open(args.trace))["tensors"], args.compute_s) if args.trace else Shapes(tensors)
+    model = DistributedDataParallel(module)
     if args.hook == "fp16":
         model.register_comm_hook(state=None, hook=fp16_compress_hook)
 
@@ -73,7 +119,10 @@ def main() -> None:
             p.grad = None
         dist.barrier()
         t0 = time.perf_counter()
-        model().backward()
+        loss = model()
+        if args.trace:
+            module.clock[0] = time.perf_counter()  # the replayed backward starts now
+        loss.backward()
         return time.perf_counter() - t0
 
     times = []
@@ -83,10 +132,11 @@ def main() -> None:
             times.append(t)
         if rank == 0:
             which = f"warm-up {i + args.warmup + 1}/{args.warmup}" if i < 0 else f"step {i + 1}/{args.steps}"
-            print(f"progress ddp gloo hook={args.hook} {which}: {t:.3f} s", file=sys.stderr, flush=True)
+            what = "replay" if args.trace else "exchange"
+            print(f"progress ddp gloo {what} hook={args.hook} {which}: {t:.3f} s", file=sys.stderr, flush=True)
     compute = []
     with model.no_sync():
-        for _ in range(3):
+        for _ in range(args.steps if args.trace else 3):
             compute.append(step())
     if rank == 0:
         print(json.dumps({"result": {"median_s": median(times), "times_s": times, "compute_only_s": median(compute)}}), flush=True)
