@@ -4,6 +4,7 @@
 // turn through its environment knob, and a replayed backward pass that shows the overlap.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { constants } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -353,7 +354,7 @@ export async function runEngineBench(argv: string[]): Promise<number> {
   }
   if (stopped) {
     process.stderr.write(`unicc bench engine: stopped by ${stopped}\n`);
-    return 130;
+    return 128 + constants.signals[stopped];
   }
 
   const { text, summary } = report(results, o, limitS, computeS);
