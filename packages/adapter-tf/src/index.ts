@@ -1,4 +1,4 @@
-export { DistributedOptimizer, type ExchangeStats } from "./optimizer.js";
+export { DistributedOptimizer, type DistributedOptimizerOptions, type ExchangeStats } from "./optimizer.js";
 export { broadcastWeights, broadcastOptimizerState, type HasWeights } from "./broadcast.js";
 export { MetricAverageCallback, averageMetrics } from "./callback.js";
 export { shard, type Placement, type ShardOptions } from "./shard.js";

@@ -1,7 +1,10 @@
 import type { World } from "@unicc/core";
 
 /** The part of a unicc `World` the adapter uses; a `World` from `init()` is one. */
-export type Comm = Pick<World, "rank" | "size" | "allreduce" | "allreduceSync" | "allgatherSync" | "broadcast">;
+export type Comm = Pick<
+  World,
+  "rank" | "size" | "allreduce" | "allreduceSync" | "allreduceNamedSync" | "allgatherSync" | "broadcast"
+>;
 
 /** One tensor in a collective's layout: what a mismatch message names. */
 export interface Slot {

@@ -11,6 +11,8 @@ import {
   type Variable,
 } from "@tensorflow/tfjs-core";
 
+import type { Compression } from "@unicc/core";
+
 import { checkLayout, elementCount, type Comm, type Slot } from "./layout.js";
 
 /** What optimizers' getWeights() lists (tfjs-core does not export the type itself). */
@@ -22,30 +24,42 @@ export interface ExchangeStats {
   steps: number;
   /** Milliseconds spent in the blocking allreduce (waiting for slower ranks included). */
   allreduceMs: number;
-  /** Milliseconds spent copying gradients into the fused buffer. */
+  /** Milliseconds spent copying gradients out of their tensors. */
   packMs: number;
-  /** float32 elements in the last step's fused buffer. */
+  /** float32 elements exchanged in the last step. */
   elements: number;
 }
+
+export interface DistributedOptimizerOptions {
+  /** How gradients cross hosts: "fp16" or "bf16" halve the bytes (default: UNICC_COMPRESSION, else exact). */
+  compression?: Compression;
+}
+
+// Names the engine knows each optimizer's gradients by; optimizers made in the same order on
+// every rank get the same prefix.
+let optimizersMade = 0;
 
 /**
  * Wraps any tf.Optimizer so that gradients are averaged across the ranks of `comm` before the
  * wrapped optimizer applies them: every rank then takes the same step, the one a single process
  * would take on the union of the ranks' batches.
  *
- * Each step packs all gradients, in the order of the variable list, into one Float32Array, with
- * one presence flag per variable after them, and makes one blocking allreduce (tfjs calls
- * `minimize` and `applyGradients` synchronously, inside `fit`'s tidy). Gradients are matched by
- * position, not name, because variable names carry per-process counters. A variable without a
- * gradient on this rank sends zeros; one that has a gradient on no rank is skipped, as tfjs does.
+ * Each step hands every gradient to the engine as a named request (fused there, optionally sent
+ * in 16 bits), plus one array of presence flags, and blocks until all are reduced (tfjs calls
+ * `minimize` and `applyGradients` synchronously, inside `fit`'s tidy). Gradients are named by
+ * position and shape, not by variable name, because variable names carry per-process counters.
+ * A variable without a gradient on this rank sends zeros; one that has a gradient on no rank is
+ * skipped, as tfjs does.
  */
 export class DistributedOptimizer extends Optimizer {
   readonly stats: ExchangeStats = { steps: 0, allreduceMs: 0, packMs: 0, elements: 0 };
   private verifiedLayout: string | undefined;
+  private readonly prefix = `unicc-tf-opt${optimizersMade++}`;
 
   constructor(
     readonly inner: Optimizer,
     readonly comm: Comm,
+    readonly options: DistributedOptimizerOptions = {},
   ) {
     super();
   }
@@ -113,27 +127,22 @@ export class DistributedOptimizer extends Optimizer {
     }
 
     const t0 = performance.now();
-    const sizes = slots.map((s) => elementCount(s.shape));
-    const total = sizes.reduce((a, b) => a + b, 0);
-    // A fresh buffer each step: the cpu backend keeps the arrays it is given as tensor storage.
-    const buf = new Float32Array(total + entries.length);
-    let offset = 0;
-    entries.forEach(({ tensor }, i) => {
-      if (tensor != null) {
-        buf.set(tensor.dataSync(), offset);
-        buf[total + i] = 1;
-      }
-      offset += sizes[i];
-    });
+    // Fresh arrays each step: the cpu backend keeps the arrays it is given as tensor storage.
+    const grads = entries.map(({ tensor }, i) =>
+      tensor != null ? Float32Array.from(tensor.dataSync() as Float32Array) : new Float32Array(elementCount(slots[i].shape)),
+    );
+    const present = Float32Array.from(entries, ({ tensor }) => (tensor != null ? 1 : 0));
     const t1 = performance.now();
-    if (this.comm.size > 1) this.comm.allreduceSync(buf, { op: "average" });
+    if (this.comm.size > 1) {
+      const named = grads.map((buf, i) => ({ name: `${this.prefix}/${i}/${slots[i].shape.join("x")}`, buf }));
+      named.push({ name: `${this.prefix}/present/${entries.length}`, buf: present });
+      this.comm.allreduceNamedSync(named, { op: "average", compression: this.options.compression });
+    }
     const t2 = performance.now();
 
     tidy(() => {
-      let at = 0;
       const averaged = slots.map(({ name, shape }, i) => {
-        const grad = buf[total + i] > 0 ? tensor(buf.subarray(at, at + sizes[i]), shape as number[], "float32") : null;
-        at += sizes[i];
+        const grad = present[i] > 0 ? tensor(grads[i], shape as number[], "float32") : null;
         return { name, tensor: grad as Tensor };
       });
       this.inner.applyGradients(dropAbsent ? averaged.filter((g) => g.tensor != null) : averaged);
@@ -141,7 +150,7 @@ export class DistributedOptimizer extends Optimizer {
     this.stats.steps++;
     this.stats.allreduceMs += t2 - t1;
     this.stats.packMs += t1 - t0;
-    this.stats.elements = buf.length;
+    this.stats.elements = grads.reduce((n, g) => n + g.length, present.length);
   }
 
   override dispose(): void {

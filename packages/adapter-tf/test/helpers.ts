@@ -8,9 +8,19 @@ const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 /** Generous: 4 ranks importing tfjs on a loaded 2-core machine take a while to start. */
 export const JOB_TIMEOUT_MS = 150_000;
 
-/** Runs `unicc run -np <np> node <worker> <args>`, expecting success unless told otherwise. */
-export async function runWorker(np: number, worker: string, args: string[] = [], expectCode: number | null = 0): Promise<JobResult> {
-  const job = await runJob(["-np", String(np), "--", "node", `${WORKERS}${worker}`, ...args], { timeoutMs: JOB_TIMEOUT_MS });
+/**
+ * Runs `unicc run -np <np> node <worker> <args>`, expecting success unless told otherwise. With
+ * `hosts` ("a:2,b:2") the ranks get distinct host identities instead, so they talk TCP across them.
+ */
+export async function runWorker(
+  np: number,
+  worker: string,
+  args: string[] = [],
+  expectCode: number | null = 0,
+  hosts?: string,
+): Promise<JobResult> {
+  const placement = hosts ? ["-H", hosts, "--launch-agent", "env"] : ["-np", String(np)];
+  const job = await runJob([...placement, "--", "node", `${WORKERS}${worker}`, ...args], { timeoutMs: JOB_TIMEOUT_MS });
   if (expectCode !== null && job.code !== expectCode) {
     throw new Error(`${worker} on ${np} ranks exited ${job.code} (${job.signal ?? "no signal"})\n${job.stdout}\n${job.stderr}`);
   }

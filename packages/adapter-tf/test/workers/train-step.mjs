@@ -24,7 +24,7 @@ for (const name of cases) {
   const [kind, path] = name.split("-");
   const model = buildModel(7, { nameShift: plain ? 0 : world.rank });
   const inner = makers[kind]();
-  const opt = plain ? inner : new DistributedOptimizer(inner, world);
+  const opt = plain ? inner : new DistributedOptimizer(inner, world, { compression: arg("--compression", "none") });
   const X = randomTensor(11, [GLOBAL * STEPS, 12]);
   const Y = randomTensor(12, [GLOBAL * STEPS, 4]);
   // z is used by the loss on rank 0 only: the other ranks have no gradient for it and send zeros,

@@ -26,6 +26,9 @@ Communicator::Communicator(Options o) : opt_(std::move(o)), job_key_(fnv1a64(opt
   if (opt_.size < 1 || opt_.rank < 0 || opt_.rank >= opt_.size)
     throw CommError("rank " + std::to_string(opt_.rank) + " is outside a world of size " +
                     std::to_string(opt_.size));
+  if (opt_.streams < 1 || opt_.streams > static_cast<int>(kMaxStreams))
+    throw CommError("UNICC_STREAMS=" + std::to_string(opt_.streams) + " must be between 1 and " + std::to_string(kMaxStreams));
+  streams_in_use_ = opt_.streams;
   thread_ = std::thread([this] { worker(); });
 }
 
@@ -106,8 +109,10 @@ Ring Communicator::make_ring(int lr) {
   const int left = members[(r.index + r.size - 1) % r.size];
   const int right = members[(r.index + 1) % r.size];
   if (r.size > 1) {
-    r.left = conns_.at(left).get();
-    r.right = conns_.at(right).get();
+    for (int s = 0; s < streams_in_use_; ++s) {
+      r.left.push_back(conns_.at(left).at(s).get());
+      r.right.push_back(conns_.at(right).at(s).get());
+    }
   }
   r.chunk_bytes = opt_.tcp_chunk_bytes;
   r.timeout_ms = opt_.timeout_ms;
@@ -123,25 +128,31 @@ void Communicator::connect() {
   const int idx = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
   const std::set<int> neighbours{members[(idx + n - 1) % n], members[(idx + 1) % n]};
   const int64_t deadline = now_ms() + opt_.timeout_ms;
+  const int S = opt_.streams;
   int expected_accepts = 0;
   // The higher rank of each pair dials; the lower accepts. Listeners exist before anyone dials.
   for (int q : neighbours) {
-    if (q > opt_.rank) { ++expected_accepts; continue; }
-    const int fd = connect_peer(peers_[q].addr, peers_[q].port, job_key_, opt_.rank, q, deadline, label(q));
-    conns_[q] = std::make_unique<Conn>(fd, q, label(q));
+    conns_[q].resize(S);
+    if (q > opt_.rank) { expected_accepts += S; continue; }
+    for (int s = 0; s < S; ++s) {
+      const int fd = connect_peer(peers_[q].addr, peers_[q].port, job_key_, opt_.rank, q, s, deadline, label(q));
+      conns_[q][s] = std::make_unique<Conn>(fd, q, label(q));
+    }
   }
   while (expected_accepts > 0) {
-    int from = -1;
-    const int fd = listener_->accept_peer(job_key_, opt_.rank, opt_.size, deadline, &from);
+    int from = -1, stream = -1;
+    const int fd = listener_->accept_peer(job_key_, opt_.rank, opt_.size, deadline, &from, &stream);
     if (fd < 0)
       throw CommError(label(opt_.rank) + " waited " + std::to_string(opt_.timeout_ms / 1000) +
                       " s for its neighbours to connect; missing one of ranks " + std::to_string(*neighbours.begin()) +
                       ", " + std::to_string(*neighbours.rbegin()) + ". Did they start, and can they reach this host?");
-    if (!neighbours.count(from) || conns_.count(from)) { ::close(fd); continue; }
-    conns_[from] = std::make_unique<Conn>(fd, from, label(from));
+    if (!neighbours.count(from) || stream >= S || conns_[from][stream]) { ::close(fd); continue; }
+    conns_[from][stream] = std::make_unique<Conn>(fd, from, label(from));
     --expected_accepts;
   }
 }
+
+void Communicator::use_streams(int n) { streams_in_use_ = std::clamp(n, 1, opt_.streams); }
 
 void Communicator::check_abort() {
   if (shm_ && shm_->aborted()) throw CommError(shm_->abort_message());
@@ -150,7 +161,9 @@ void Communicator::check_abort() {
 void Communicator::fail(const std::string& msg) {
   failed_ = msg;
   if (shm_) shm_->abort(msg);
-  for (auto& [rank, c] : conns_) c->send_abort(seq_, msg);
+  for (auto& [rank, streams] : conns_)
+    for (auto& c : streams)
+      if (c) c->send_abort(seq_, msg);
   throw CommError(msg);
 }
 
@@ -158,7 +171,7 @@ void Communicator::allreduce(const Desc& d, Op& op) {
   const size_t es = dtype_size(op.dtype);
   if (topo_.flat_ring) {
     Ring r = make_ring(0);
-    ring_allreduce(r, d, op.buf, op.count, op.dtype, op.op);
+    ring_allreduce(r, d, op.buf, op.count, op.dtype, op.op, op.wire);
   } else if (topo_.num_hosts == 1) {
     if (shm_) local_allreduce(*shm_, d, op.buf, op.count, op.dtype, op.op, opt_.small_bytes);
   } else {
@@ -167,7 +180,7 @@ void Communicator::allreduce(const Desc& d, Op& op) {
     const Partition blocks{op.count, static_cast<size_t>(topo_.local_size)};
     Ring r = make_ring(topo_.local_rank);
     ring_allreduce(r, d, static_cast<char*>(op.buf) + blocks.start(topo_.local_rank) * es,
-                   blocks.len(topo_.local_rank), op.dtype, op.op);
+                   blocks.len(topo_.local_rank), op.dtype, op.op, op.wire);
     if (shm_) local_allgather_blocks(*shm_, d, op.buf, op.count, es);
   }
   if (op.op == RedOp::Avg) divide(op.buf, op.count, op.dtype, opt_.size);
@@ -251,6 +264,15 @@ void Communicator::execute(Op& op) {
       }
       return;
     }
+  }
+}
+
+void Communicator::run_inline(Op& op) {
+  if (!failed_.empty()) throw CommError(failed_);
+  try {
+    execute(op);
+  } catch (const CommError& e) {
+    fail(e.what());
   }
 }
 

@@ -32,6 +32,7 @@ struct Options {
   size_t small_bytes = 64 << 10;
   size_t tcp_chunk_bytes = 1 << 20;
   bool hierarchical = true;  // false: one flat TCP ring even where hosts could share memory
+  int streams = 1;           // TCP connections to each ring neighbour on another host
 };
 
 struct Topology {
@@ -52,6 +53,7 @@ struct Op {
   void* out = nullptr;  // allgather output (size * count elements)
   size_t count = 0;
   int root = 0;
+  Wire wire = Wire::Exact;  // allreduce of float32: how values cross hosts
   std::function<void(const std::string& error)> done;  // empty error: success
 };
 
@@ -74,7 +76,15 @@ class Communicator {
   // Dials and accepts the TCP connections the algorithms need (blocking; run it off the JS thread).
   void connect();
 
+  // How many of the streams to each neighbour the next collectives use (1..options().streams);
+  // call it between collectives, at the same point on every rank.
+  void use_streams(int n);
+  int streams_in_use() const { return streams_in_use_; }
+
   void submit(Op op);
+  // Runs op now on the calling thread, which must be this communicator's own (a task of
+  // run_async); a failure is passed on to the peers and thrown.
+  void run_inline(Op& op);
   void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
   // Finishes queued work, then stops the thread and releases sockets and memory.
   void close();
@@ -102,7 +112,8 @@ class Communicator {
   uint64_t job_key_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<ShmGroup> shm_;
-  std::map<int, std::unique_ptr<Conn>> conns_;
+  std::map<int, std::vector<std::unique_ptr<Conn>>> conns_;  // by neighbour rank, one per stream
+  int streams_in_use_ = 1;
   uint32_t seq_ = 0;
   std::string failed_;
 

@@ -14,15 +14,28 @@ export interface RankEnv {
   /** Address peers use to reach this rank; default: the one this rank reaches the store from. */
   hostAddr?: string;
   timeoutMs: number;
+  engine: {
+    fusionBytes: number;
+    cycleMs: number;
+    stallWarnS: number;
+    timeline: string;
+    autotune: boolean;
+    compression: Compression;
+  };
   tuning: {
     hierarchical: boolean;
     shmPieceBytes: number;
     smallBytes: number;
     tcpChunkBytes: number;
+    streams: number;
   };
 }
 
 export const DEFAULT_TIMEOUT_S = 30;
+
+/** How float32 values of an allreduce travel between hosts. */
+export type Compression = "none" | "fp16" | "bf16";
+export const COMPRESSIONS: readonly Compression[] = ["none", "fp16", "bf16"];
 
 function int(env: NodeJS.ProcessEnv, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const raw = env[name];
@@ -41,6 +54,22 @@ function bool(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
   throw new Error(`unicc: ${name}=${raw} must be 1 or 0`);
 }
 
+function compression(env: NodeJS.ProcessEnv): Compression {
+  const raw = (env.UNICC_COMPRESSION || "none") as Compression;
+  if (!COMPRESSIONS.includes(raw)) throw new Error(`unicc: UNICC_COMPRESSION=${raw} must be one of ${COMPRESSIONS.join(", ")}`);
+  return raw;
+}
+
+/** UNICC_TIMELINE names a file; several ranks get one each, the rank number added before the extension. */
+function timelinePath(env: NodeJS.ProcessEnv): string {
+  const path = env.UNICC_TIMELINE;
+  if (!path) return "";
+  const rank = env.UNICC_RANK ?? env.RANK;
+  if (rank === undefined) return path;
+  const dot = path.lastIndexOf(".");
+  return dot > path.lastIndexOf("/") ? `${path.slice(0, dot)}.rank${rank}${path.slice(dot)}` : `${path}.rank${rank}`;
+}
+
 /**
  * Reads UNICC_* (set by `unicc run`), or else the variables torchrun sets (RANK, WORLD_SIZE,
  * MASTER_ADDR, MASTER_PORT; rank 0 then hosts the store at MASTER_ADDR:MASTER_PORT), or else
@@ -53,11 +82,22 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
     hostId: env.UNICC_HOST_ID || hostname(),
     hostAddr: env.UNICC_HOST_ADDR || undefined,
     timeoutMs: timeoutS * 1000,
+    engine: {
+      fusionBytes: int(env, "UNICC_FUSION_BYTES", 0, 1 << 30) ?? 64 * 1024 * 1024,
+      cycleMs: int(env, "UNICC_CYCLE_MS", 0, 1000) ?? 1,
+      stallWarnS: int(env, "UNICC_STALL_WARN_S", 1) ?? 60,
+      timeline: timelinePath(env),
+      // Pinning what it tunes turns the tuner off, unless it is asked for explicitly.
+      autotune: bool(env, "UNICC_AUTOTUNE", !env.UNICC_FUSION_BYTES && !env.UNICC_STREAMS),
+      compression: compression(env),
+    },
     tuning: {
       hierarchical: bool(env, "UNICC_HIERARCHICAL", true),
       shmPieceBytes: int(env, "UNICC_SHM_PIECE_BYTES", 4096, 1 << 30) ?? 128 * 1024, // a round stays in L2/L3 (measured best at 2 and 4 ranks)
       smallBytes: int(env, "UNICC_SMALL_BYTES", 0, 1 << 30) ?? 64 * 1024,
       tcpChunkBytes: int(env, "UNICC_TCP_CHUNK_BYTES", 4096, 1 << 30) ?? 1024 * 1024,
+      // Where one TCP stream cannot fill the link (per-flow limits of cloud networks), several can.
+      streams: int(env, "UNICC_STREAMS", 1, 16) ?? 4,
     },
   };
   const place = (rankVar: string, sizeVar: string) => {

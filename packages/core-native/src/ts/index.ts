@@ -1,3 +1,3 @@
-export { init, World, UniccError, type CommArray, type ReduceOp, type InitOptions } from "./world.js";
-export { readEnv, DEFAULT_TIMEOUT_S, type RankEnv } from "./env.js";
+export { init, World, UniccError, type AllreduceOptions, type CommArray, type ReduceOp, type InitOptions } from "./world.js";
+export { readEnv, DEFAULT_TIMEOUT_S, type Compression, type RankEnv } from "./env.js";
 export { StoreClient, StoreServer, type RendezvousStore } from "./store/index.js";

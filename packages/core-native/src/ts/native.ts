@@ -23,7 +23,12 @@ export interface NativeComm {
   openShm(create: boolean): void;
   unlinkShm(): void;
   connect(): Promise<void>;
-  submit(coll: number, buf: unknown, op: number, root: number, out: unknown, sync: boolean): Promise<void> | undefined;
+  submit(coll: number, buf: unknown, op: number, root: number, out: unknown, sync: boolean, wire?: number): Promise<void> | undefined;
+  startEngine(o: NativeEngineOptions): void;
+  submitNamed(name: string, buf: unknown, op: number, wire: number): Promise<void>;
+  submitNamedSync(names: string[], bufs: unknown[], op: number, wire: number): void;
+  stopEngine(): Promise<void>;
+  engineSettings(): string;
   close(): void;
 }
 
@@ -36,6 +41,16 @@ export interface NativeOptions {
   smallBytes: number;
   tcpChunkBytes: number;
   hierarchical: boolean;
+  streams: number;
+}
+
+export interface NativeEngineOptions {
+  fusionBytes: number;
+  cycleMs: number;
+  stallWarnS: number;
+  /** Chrome trace path; empty for none. */
+  timeline: string;
+  autotune: boolean;
 }
 
 interface Addon {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 
-import { readEnv, type RankEnv } from "./env.js";
+import { COMPRESSIONS, readEnv, type Compression, type RankEnv } from "./env.js";
 import { loadAddon, type NativeComm, type NativePeer, type NativeTopology } from "./native.js";
 import { splitHostPort, StoreClient, StoreServer, type RendezvousStore } from "./store/index.js";
 
@@ -11,6 +11,18 @@ export type ReduceOp = "sum" | "average" | "avg" | "min" | "max" | "product" | "
 
 const COLL = { allreduce: 0, broadcast: 1, allgather: 2, barrier: 3 } as const;
 const OPS: Record<ReduceOp, number> = { sum: 0, average: 1, avg: 1, min: 2, max: 3, product: 4, prod: 4 };
+
+export interface AllreduceOptions {
+  op?: ReduceOp;
+  /**
+   * Hands the array to the engine under this name: it completes once every rank has submitted
+   * the same name (in any order), fused with other ready names. Without a name the allreduce runs
+   * at once, in call order, which must then be the same on every rank.
+   */
+  name?: string;
+  /** float32 only: values cross hosts in 16 bits and are summed in float32 (default UNICC_COMPRESSION, else "none"). */
+  compression?: Compression;
+}
 
 export interface InitOptions {
   /** Overrides for the variables read by readEnv (tests, embedding). */
@@ -48,10 +60,13 @@ export class World {
   readonly algorithm: "single" | "shm" | "hierarchical" | "ring";
   private readonly inFlight = new Set<InFlight>();
   private closed = false;
+  private readonly compression: Compression;
 
   /** @internal use init() */
   constructor(
     private readonly comm: NativeComm,
+    /** Carries named requests; the same object as comm in a world of one. */
+    private readonly engine: NativeComm,
     env: RankEnv,
     topo: NativeTopology,
     private readonly store: RendezvousStore | undefined,
@@ -61,19 +76,42 @@ export class World {
     this.size = env.size;
     this.localRank = topo.localRank;
     this.localSize = topo.localSize;
+    this.compression = env.engine.compression;
     this.algorithm =
       env.size === 1 ? "single" : topo.numHosts === 1 ? "shm" : topo.hierarchical ? "hierarchical" : "ring";
   }
 
   /** Reduces `buf` across ranks in place; every rank ends with the same result. */
-  allreduce<T extends CommArray>(buf: T, opts: { op?: ReduceOp } = {}): Promise<T> {
-    return this.start("allreduce", [buf], () => this.comm.submit(COLL.allreduce, buf, opCode(opts.op), 0, undefined, false)!).then(() => buf);
+  allreduce<T extends CommArray>(buf: T, opts: AllreduceOptions = {}): Promise<T> {
+    const op = opCode(opts.op), wire = this.wireCode(opts.compression);
+    if (opts.name !== undefined) {
+      const name = checkName(opts.name);
+      return this.start(`allreduce of '${name}'`, [buf], () => this.engine.submitNamed(name, buf, op, wire)).then(() => buf);
+    }
+    return this.start("allreduce", [buf], () => this.comm.submit(COLL.allreduce, buf, op, 0, undefined, false, wire)!).then(() => buf);
   }
 
   /** Blocking allreduce, for callers that must stay synchronous; it still runs on the core's thread. */
-  allreduceSync<T extends CommArray>(buf: T, opts: { op?: ReduceOp } = {}): T {
-    this.startSync("allreduce", [buf], () => this.comm.submit(COLL.allreduce, buf, opCode(opts.op), 0, undefined, true));
+  allreduceSync<T extends CommArray>(buf: T, opts: Omit<AllreduceOptions, "name"> = {}): T {
+    const op = opCode(opts.op), wire = this.wireCode(opts.compression);
+    this.startSync("allreduce", [buf], () => this.comm.submit(COLL.allreduce, buf, op, 0, undefined, true, wire));
     return buf;
+  }
+
+  /**
+   * Blocking allreduce of many named arrays through the engine (fused, negotiated by name), for
+   * synchronous callers such as an optimizer inside tf.tidy. Returns once all are reduced.
+   */
+  allreduceNamedSync(entries: { name: string; buf: CommArray }[], opts: Omit<AllreduceOptions, "name"> = {}): void {
+    const op = opCode(opts.op), wire = this.wireCode(opts.compression);
+    const names = entries.map((e) => checkName(e.name));
+    if (new Set(names).size !== names.length) throw new RangeError("unicc: allreduceNamedSync got the same name twice");
+    this.startSync("allreduce", entries.map((e) => e.buf), () => this.engine.submitNamedSync(names, entries.map((e) => e.buf), op, wire));
+  }
+
+  /** What the engine settled on (fusion size, and whether the tuner is still measuring). */
+  get engineSettings(): string {
+    return this.engine.engineSettings();
   }
 
   /** Copies `buf` of rank `root` into `buf` of every rank. */
@@ -112,7 +150,13 @@ export class World {
     if (this.closed) return;
     this.closed = true;
     while (this.inFlight.size) await Promise.allSettled([...this.pending]);
-    this.comm.close();
+    // Collective: the engine finishes what every rank submitted, then all ranks leave together.
+    try {
+      await this.engine.stopEngine();
+    } finally {
+      if (this.engine !== this.comm) this.engine.close();
+      this.comm.close();
+    }
     this.store?.close();
     await this.storeServer?.close();
   }
@@ -122,6 +166,12 @@ export class World {
   private allgatherOutput<T extends CommArray>(input: T): T {
     const Ctor = input.constructor as new (n: number) => T;
     return new Ctor(input.length * this.size);
+  }
+
+  private wireCode(compression: Compression = this.compression): number {
+    const code = COMPRESSIONS.indexOf(compression);
+    if (code < 0) throw new TypeError(`unicc: unknown compression '${compression}' (${COMPRESSIONS.join(", ")})`);
+    return code;
   }
 
   private checkRoot(root = 0): number {
@@ -178,6 +228,12 @@ export class World {
   }
 }
 
+function checkName(name: unknown): string {
+  if (typeof name !== "string" || name.length === 0)
+    throw new TypeError(`unicc: allreduce name must be a non-empty string, got ${JSON.stringify(name)}`);
+  return name;
+}
+
 function opCode(op: ReduceOp = "sum"): number {
   const code = OPS[op];
   if (code === undefined) throw new TypeError(`unicc: unknown reduce op '${op}' (sum, average, min, max, product)`);
@@ -190,10 +246,12 @@ export async function init(opts: InitOptions = {}): Promise<World> {
   const { Comm } = loadAddon();
   const native = (jobId: string) =>
     new Comm({ rank: env.rank, size: env.size, jobId, timeoutMs: env.timeoutMs, ...env.tuning });
+  const engineOptions = { ...env.engine, autotune: env.engine.autotune && env.size > 1 };
   if (env.size === 1) {
     const comm = native(env.jobId ?? "solo");
     const topo = comm.setPeers([{ host: env.hostId, addr: "", port: 0, pid: process.pid }]);
-    return new World(comm, env, topo, undefined, undefined);
+    comm.startEngine(engineOptions);
+    return new World(comm, comm, env, topo, undefined, undefined);
   }
 
   let server: StoreServer | undefined;
@@ -203,7 +261,7 @@ export async function init(opts: InitOptions = {}): Promise<World> {
   }
   const store = opts.store ?? (await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs }));
   const t = env.timeoutMs;
-  let comm: NativeComm | undefined;
+  const lanes: NativeComm[] = [];
   try {
     // Each init of the same job gets fresh keys, so a world can be closed and made again.
     const gen = await store.add(`unicc/init-count/${env.rank}`, 1);
@@ -213,35 +271,40 @@ export async function init(opts: InitOptions = {}): Promise<World> {
       if (env.rank === 0) await store.set(key("job-id"), Buffer.from(randomBytes(8).toString("hex")));
       jobId = (await store.get(key("job-id"), t)).toString();
     }
-    comm = native(`${jobId}-${gen}`);
+    // Two lanes with their own sockets, shared memory and thread: calls in program order, and the
+    // engine's named requests, which it orders by negotiation. Neither waits behind the other.
+    const laneNames = ["", "e"];
+    for (const lane of laneNames) lanes.push(native(`${jobId}-${gen}${lane}`));
     const addr = env.hostAddr ?? store.localAddress;
-    const me: NativePeer = { host: env.hostId, addr, port: comm.listen(addr), pid: process.pid };
+    const me = { host: env.hostId, addr, ports: lanes.map((c) => c.listen(addr)), pid: process.pid };
     await store.set(key(`peer/${env.rank}`), Buffer.from(JSON.stringify(me)));
-    const peers: NativePeer[] = [];
-    for (let r = 0; r < env.size; r++) peers.push(JSON.parse((await store.get(key(`peer/${r}`), t)).toString()));
-    const topo = comm.setPeers(peers);
+    const all: (typeof me)[] = [];
+    for (let r = 0; r < env.size; r++) all.push(JSON.parse((await store.get(key(`peer/${r}`), t)).toString()));
+    const topos = lanes.map((c, i) => c.setPeers(all.map((p): NativePeer => ({ host: p.host, addr: p.addr, port: p.ports[i], pid: p.pid }))));
+    const topo = topos[0];
 
     if (topo.usesShm) {
-      // The first rank of a host makes the segment; once all have mapped it, its name goes away,
-      // so no crash can leave it behind.
+      // The first rank of a host makes the segments; once all have mapped them, their names go
+      // away, so no crash can leave them behind.
       const made = key(`shm-made/${topo.hostIndex}`);
       if (topo.localRank === 0) {
-        comm.openShm(true);
+        lanes.forEach((c) => c.openShm(true));
         await store.set(made, Buffer.from("1"));
         for (let lr = 1; lr < topo.localSize; lr++) await store.get(key(`shm-mapped/${topo.hostIndex}/${lr}`), t);
-        comm.unlinkShm();
+        lanes.forEach((c) => c.unlinkShm());
       } else {
         await store.get(made, t);
-        comm.openShm(false);
+        lanes.forEach((c) => c.openShm(false));
         await store.set(key(`shm-mapped/${topo.hostIndex}/${topo.localRank}`), Buffer.from("1"));
       }
     }
-    await comm.connect();
-    const world = new World(comm, env, topo, store, server);
+    await Promise.all(lanes.map((c) => c.connect()));
+    lanes[1].startEngine(engineOptions);
+    const world = new World(lanes[0], lanes[1], env, topo, store, server);
     await world.barrier();
     return world;
   } catch (e) {
-    comm?.close();
+    lanes.forEach((c) => c.close());
     store.close();
     await server?.close();
     throw e;

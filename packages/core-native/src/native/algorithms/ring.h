@@ -4,14 +4,16 @@
 #include <vector>
 
 #include "common/collective.h"
+#include "reduce/wire16.h"
 #include "transport/tcp.h"
 
 namespace unicc {
 
-// Ranks joined in a ring of TCP connections (two ranks: left and right are the same socket).
+// Ranks joined in a ring of TCP connections, one or more streams to each neighbour (two ranks:
+// left and right are the same sockets).
 struct Ring {
-  Conn* left = nullptr;
-  Conn* right = nullptr;
+  std::vector<Conn*> left;
+  std::vector<Conn*> right;
   int index = 0;  // my position in the ring
   int size = 1;
   size_t chunk_bytes = 1 << 20;
@@ -21,8 +23,9 @@ struct Ring {
   std::string self_label;
 };
 
-// Pipelined ring allreduce: reduce-scatter then allgather, chunk by chunk, in place.
-void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, RedOp op);
+// Pipelined ring allreduce: reduce-scatter then allgather, chunk by chunk, in place. A 16-bit
+// wire applies to float32 only; other types always travel exactly.
+void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, RedOp op, Wire wire = Wire::Exact);
 // Pipelined chain from the ring position root_index.
 void ring_broadcast(Ring& r, const Desc& d, void* buf, size_t bytes, int root_index);
 // out holds size blocks of `bytes` in ring order; block `index` must already hold my data.

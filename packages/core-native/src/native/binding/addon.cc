@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "communicator.h"
+#include "engine/engine.h"
 
 namespace unicc {
 namespace {
@@ -36,6 +37,11 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
                        {InstanceMethod("listen", &CommWrap::Listen), InstanceMethod("setPeers", &CommWrap::SetPeers),
                         InstanceMethod("openShm", &CommWrap::OpenShm), InstanceMethod("unlinkShm", &CommWrap::UnlinkShm),
                         InstanceMethod("connect", &CommWrap::Connect), InstanceMethod("submit", &CommWrap::Submit),
+                        InstanceMethod("startEngine", &CommWrap::StartEngine),
+                        InstanceMethod("submitNamed", &CommWrap::SubmitNamed),
+                        InstanceMethod("submitNamedSync", &CommWrap::SubmitNamedSync),
+                        InstanceMethod("stopEngine", &CommWrap::StopEngine),
+                        InstanceMethod("engineSettings", &CommWrap::EngineSettings),
                         InstanceMethod("close", &CommWrap::Close)});
   }
 
@@ -51,6 +57,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     opt.small_bytes = static_cast<size_t>(o.Get("smallBytes").As<Napi::Number>().Int64Value());
     opt.tcp_chunk_bytes = static_cast<size_t>(o.Get("tcpChunkBytes").As<Napi::Number>().Int64Value());
     opt.hierarchical = o.Get("hierarchical").As<Napi::Boolean>().Value();
+    opt.streams = o.Get("streams").As<Napi::Number>().Int32Value();
     try {
       comm_ = std::make_unique<Communicator>(opt);
     } catch (const std::exception& e) {
@@ -118,7 +125,95 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     return p;
   }
 
-  // submit(coll, buf, op, root, out, sync): in-place collective on buf (out only for allgather).
+  // startEngine({fusionBytes, cycleMs, stallWarnS, timeline, autotune}): this communicator now
+  // carries the engine's named requests only.
+  void StartEngine(const Napi::CallbackInfo& info) {
+    const Napi::Object o = info[0].As<Napi::Object>();
+    EngineOptions e;
+    e.fusion_bytes = static_cast<size_t>(o.Get("fusionBytes").As<Napi::Number>().Int64Value());
+    e.cycle_ms = o.Get("cycleMs").As<Napi::Number>().Int32Value();
+    e.stall_warn_s = o.Get("stallWarnS").As<Napi::Number>().Int32Value();
+    e.timeline_path = o.Get("timeline").As<Napi::String>().Utf8Value();
+    e.autotune = o.Get("autotune").As<Napi::Boolean>().Value();
+    guarded(info.Env(), [&] { engine_ = std::make_unique<Engine>(*comm_, e); });
+  }
+
+  NamedRequest Named(Napi::Env env, const Napi::Value& name, const Napi::Value& buf, int op, int wire) {
+    if (!engine_) throw Napi::Error::New(env, "this unicc world has no engine");
+    if (closed_) throw Napi::Error::New(env, "this unicc world is closed");
+    if (!buf.IsTypedArray()) throw Napi::TypeError::New(env, "the buffer must be a TypedArray");
+    const Napi::TypedArray a = buf.As<Napi::TypedArray>();
+    NamedRequest r;
+    r.name = name.As<Napi::String>().Utf8Value();
+    r.dtype = dtype_of(a, "the buffer");
+    r.count = a.ElementLength();
+    r.buf = static_cast<char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    r.op = static_cast<RedOp>(op);
+    r.wire = static_cast<Wire>(wire);
+    return r;
+  }
+
+  // submitNamed(name, buf, op, wire): a promise that settles once every rank submitted the name.
+  Napi::Value SubmitNamed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    NamedRequest r = Named(env, info[0], info[1], info[2].As<Napi::Number>().Int32Value(),
+                           info[3].As<Napi::Number>().Int32Value());
+    auto c = Begin(env, info[1]);
+    Napi::Promise p = c->deferred.Promise();
+    r.done = [this, c](const std::string& e) { Finish(c, e); };
+    engine_->submit(std::move(r));
+    return p;
+  }
+
+  // submitNamedSync(names, bufs, op, wire): submits all, blocks until all are done, throws the first error.
+  void SubmitNamedSync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Napi::Array names = info[0].As<Napi::Array>(), bufs = info[1].As<Napi::Array>();
+    const int op = info[2].As<Napi::Number>().Int32Value(), wire = info[3].As<Napi::Number>().Int32Value();
+    std::vector<NamedRequest> reqs;
+    for (uint32_t i = 0; i < names.Length(); ++i) reqs.push_back(Named(env, names.Get(i), bufs.Get(i), op, wire));
+    struct Waiter {
+      std::mutex mu;
+      std::condition_variable cv;
+      size_t left;
+      std::string error;
+    };
+    auto w = std::make_shared<Waiter>();
+    w->left = reqs.size();
+    for (auto& r : reqs) {
+      r.done = [w](const std::string& e) {
+        std::lock_guard<std::mutex> lock(w->mu);
+        if (!e.empty() && w->error.empty()) w->error = e;
+        if (--w->left == 0) w->cv.notify_all();
+      };
+      engine_->submit(std::move(r));
+    }
+    std::unique_lock<std::mutex> lock(w->mu);
+    w->cv.wait(lock, [&] { return w->left == 0; });
+    if (!w->error.empty()) throw Napi::Error::New(env, w->error);
+  }
+
+  // stopEngine(): collective; settles once every rank stopped its engine.
+  Napi::Value StopEngine(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto c = Begin(env, env.Undefined());
+    Napi::Promise p = c->deferred.Promise();
+    if (!engine_) {
+      Finish(c, "");
+      return p;
+    }
+    stopper_ = std::thread([this, c] {
+      engine_->shutdown();
+      Finish(c, "");
+    });
+    return p;
+  }
+
+  Napi::Value EngineSettings(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), engine_ ? engine_->settings() : "");
+  }
+
+  // submit(coll, buf, op, root, out, sync, wire): in-place collective on buf (out only for allgather).
   Napi::Value Submit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (closed_) throw Napi::Error::New(env, "this unicc world is closed");
@@ -133,6 +228,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     }
     op.op = static_cast<RedOp>(info[2].As<Napi::Number>().Int32Value());
     op.root = info[3].As<Napi::Number>().Int32Value();
+    op.wire = static_cast<Wire>(info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : 0);
     if (op.coll == Coll::Allgather) {
       if (!info[4].IsTypedArray()) throw Napi::TypeError::New(env, "allgather needs an output TypedArray");
       const Napi::TypedArray out = info[4].As<Napi::TypedArray>();
@@ -193,11 +289,15 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
+    if (stopper_.joinable()) stopper_.join();
+    engine_.reset();  // leaves without the others if stopEngine() was not awaited
     comm_->close();
     tsfn_.Release();
   }
 
   std::unique_ptr<Communicator> comm_;
+  std::unique_ptr<Engine> engine_;
+  std::thread stopper_;
   Napi::ThreadSafeFunction tsfn_;
   int pending_ = 0;
   bool closed_ = false;

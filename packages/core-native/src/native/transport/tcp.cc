@@ -27,6 +27,8 @@ struct Hello {
   uint64_t job_key;
   uint32_t from;
   uint32_t to;
+  uint32_t stream;
+  uint32_t reserved;
 };
 
 std::string errno_text() { return std::strerror(errno); }
@@ -128,7 +130,7 @@ Listener::~Listener() {
 }
 
 int Listener::accept_peer(uint64_t job_key, int my_rank, int world_size, int64_t deadline_ms,
-                          int* peer_rank) {
+                          int* peer_rank, int* stream) {
   for (;;) {
     const int64_t left = deadline_ms - now_ms();
     if (left <= 0) return -1;
@@ -139,15 +141,17 @@ int Listener::accept_peer(uint64_t job_key, int my_rank, int world_size, int64_t
     // A stranger gets a short read deadline and is dropped if it does not say the right thing.
     const int64_t hello_deadline = std::min(deadline_ms, now_ms() + 5000);
     if (io_all(fd, &h, sizeof(h), false, hello_deadline) && h.magic == kHelloMagic &&
-        h.job_key == job_key && static_cast<int>(h.to) == my_rank && h.from < static_cast<uint32_t>(world_size)) {
+        h.job_key == job_key && static_cast<int>(h.to) == my_rank && h.from < static_cast<uint32_t>(world_size) &&
+        h.stream < kMaxStreams) {
       *peer_rank = static_cast<int>(h.from);
+      *stream = static_cast<int>(h.stream);
       return fd;
     }
     close(fd);
   }
 }
 
-int connect_peer(const std::string& addr, int port, uint64_t job_key, int my_rank, int peer_rank,
+int connect_peer(const std::string& addr, int port, uint64_t job_key, int my_rank, int peer_rank, int stream,
                  int64_t deadline_ms, const std::string& peer_label) {
   socklen_t len = 0;
   const sockaddr_storage ss = resolve(addr, port, &len);
@@ -158,7 +162,8 @@ int connect_peer(const std::string& addr, int port, uint64_t job_key, int my_ran
     tune(fd);
     if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0) {
       set_nonblocking(fd);
-      Hello h{kHelloMagic, job_key, static_cast<uint32_t>(my_rank), static_cast<uint32_t>(peer_rank)};
+      Hello h{kHelloMagic, job_key, static_cast<uint32_t>(my_rank), static_cast<uint32_t>(peer_rank),
+              static_cast<uint32_t>(stream), 0};
       if (io_all(fd, &h, sizeof(h), true, deadline_ms)) return fd;
       last_error = "hello not accepted";
     } else {

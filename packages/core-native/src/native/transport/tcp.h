@@ -13,10 +13,12 @@ struct FrameHeader {
   uint32_t seq;   // collective sequence number
   uint32_t hash;  // Desc::hash() of the sender's request
   uint32_t len;   // payload bytes
+  uint32_t index; // which chunk of the collective's schedule (streams may deliver out of order)
 };
 constexpr uint32_t kFrameData = 0x44434355;   // "UCCD"
 constexpr uint32_t kFrameAbort = 0x41434355;  // "UCCA"
 constexpr uint32_t kMaxAbortText = 4096;
+constexpr uint32_t kMaxStreams = 16;  // TCP streams per pair of neighbours
 
 // A connected, non-blocking socket to one peer rank.
 class Conn {
@@ -50,8 +52,8 @@ class Listener {
   explicit Listener(const std::string& addr);
   ~Listener();
   int port() const { return port_; }
-  // Accepts one connection and reads its hello; returns the fd and the claimed peer rank.
-  int accept_peer(uint64_t job_key, int my_rank, int world_size, int64_t deadline_ms, int* peer_rank);
+  // Accepts one connection and reads its hello; returns the fd, the claimed peer rank and stream.
+  int accept_peer(uint64_t job_key, int my_rank, int world_size, int64_t deadline_ms, int* peer_rank, int* stream);
 
  private:
   int fd_ = -1;
@@ -59,7 +61,7 @@ class Listener {
 };
 
 // Connects to a peer's listener and says who we are.
-int connect_peer(const std::string& addr, int port, uint64_t job_key, int my_rank, int peer_rank,
+int connect_peer(const std::string& addr, int port, uint64_t job_key, int my_rank, int peer_rank, int stream,
                  int64_t deadline_ms, const std::string& peer_label);
 
 // Waits (poll, no spinning) until fd is readable/writable or the deadline passes.

@@ -1,0 +1,479 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <tuple>
+
+#include "common/clock.h"
+#include "common/error.h"
+
+namespace unicc {
+
+namespace {
+
+// Words of a rank's round message, before the bitmap of agreed ids it holds.
+enum Word { kFlags = 0, kDescribedBytes = 1, kTunerRate = 2, kHeaderWords = 3 };
+constexpr int64_t kStopping = 1, kHolding = 2;
+constexpr int kMaxIdleSleepMs = 20;
+constexpr size_t kMaxNameBytes = 1024;
+// A tuner window: this many reductions per candidate before the ranks compare rates.
+constexpr int kTunerWindow = 6;
+
+void put(std::vector<char>& out, const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  out.insert(out.end(), c, c + n);
+}
+
+}  // namespace
+
+std::string Engine::Meta::str() const {
+  std::string s = std::string(dtype_name(dtype)) + "[" + std::to_string(count) + "] (" + redop_name(op);
+  if (wire != Wire::Exact) s += std::string(", ") + wire_name(wire);
+  return s + ")";
+}
+
+// What every rank learned in one round.
+struct Engine::Round {
+  std::vector<std::vector<int64_t>> words;             // per rank
+  std::vector<std::vector<Meta>> described;        // per rank: new names it holds
+};
+
+Engine::Engine(Communicator& comm, EngineOptions o)
+    : comm_(comm), opt_(std::move(o)), timeline_(opt_.timeline_path, comm.options().rank),
+      rank_(comm.options().rank), size_(comm.options().size) {
+  if (opt_.autotune) {
+    const int most = comm.options().streams;
+    const bool tcp = comm.topology().num_hosts > 1;
+    for (int streams : {1, 2, 4, 8})
+      if (streams <= most && (tcp || streams == most)) candidates_.push_back({streams, 16u << 20});
+    if (tcp && most > 8) candidates_.push_back({most, 16u << 20});
+    candidate_rate_.assign(candidates_.size(), 0.0);
+    apply(candidates_[0]);
+  }
+  if (size_ > 1) comm_.run_async([this] { loop(); }, [](const std::string&) {});
+}
+
+Engine::~Engine() { abandon(); }
+
+std::string Engine::label() const { return "rank " + std::to_string(rank_); }
+
+std::string Engine::Candidate::str() const {
+  return std::to_string(streams) + (streams == 1 ? " stream" : " streams") + ", fusion " +
+         std::to_string(fusion_bytes >> 10) + " KiB";
+}
+
+void Engine::apply(const Candidate& c) {
+  opt_.fusion_bytes = c.fusion_bytes;
+  comm_.use_streams(c.streams);
+}
+
+std::string Engine::settings() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string s = Candidate{comm_.streams_in_use(), opt_.fusion_bytes}.str();
+  if (opt_.autotune) s += candidate_ < candidates_.size() ? " (tuning)" : " (tuned)";
+  return s;
+}
+
+// Called with the ranks' mean rate for the current candidate; moves on, the same way everywhere.
+void Engine::next_candidate(double rate) {
+  std::lock_guard<std::mutex> lock(mu_);
+  candidate_rate_[candidate_] = rate;
+  auto best = [this] {
+    return candidates_[std::max_element(candidate_rate_.begin(), candidate_rate_.end()) - candidate_rate_.begin()];
+  };
+  if (++candidate_ == candidates_.size() && !fusion_phase_) {
+    fusion_phase_ = true;
+    const Candidate b = best();
+    for (size_t fusion : {size_t{4} << 20, size_t{64} << 20}) {
+      candidates_.push_back({b.streams, fusion});
+      candidate_rate_.push_back(0);
+    }
+  }
+  if (candidate_ < candidates_.size()) {
+    apply(candidates_[candidate_]);
+    return;
+  }
+  const Candidate b = best();
+  apply(b);
+  if (rank_ == 0) {
+    std::string rates;
+    for (size_t i = 0; i < candidates_.size(); ++i)
+      rates += (i ? "; " : "") + candidates_[i].str() + ": " + std::to_string(static_cast<int>(candidate_rate_[i] / 1e6)) + " MB/s";
+    std::fprintf(stderr, "unicc: tuner chose %s (measured %s)\n", b.str().c_str(), rates.c_str());
+  }
+}
+
+void Engine::submit(NamedRequest r) {
+  if (r.name.empty() || r.name.size() > kMaxNameBytes) {
+    r.done("a named allreduce needs a name of 1 to " + std::to_string(kMaxNameBytes) + " bytes");
+    return;
+  }
+  if (size_ == 1) {  // nothing to agree on; an average of one is the value itself
+    r.done("");
+    return;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!failed_.empty()) {
+    const std::string e = failed_;
+    lock.unlock();
+    r.done(e);
+    return;
+  }
+  if (stop_requested_) {
+    lock.unlock();
+    r.done("allreduce of '" + r.name + "' on " + label() + " after the world started closing");
+    return;
+  }
+  inbox_.push_back(std::move(r));
+  cv_.notify_all();
+}
+
+void Engine::shutdown() {
+  std::unique_lock<std::mutex> lock(mu_);
+  stop_requested_ = true;
+  cv_.notify_all();
+  if (size_ > 1) cv_.wait(lock, [this] { return finished_; });
+}
+
+void Engine::abandon() {
+  std::unique_lock<std::mutex> lock(mu_);
+  abandoned_ = stop_requested_ = true;
+  cv_.notify_all();
+  if (size_ > 1) cv_.wait(lock, [this] { return finished_; });
+}
+
+void Engine::fail_all(const std::string& error) {
+  std::vector<NamedRequest> waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    failed_ = error;
+    waiting.swap(inbox_);
+  }
+  for (auto& [name, p] : pending_) p.req.done(error);
+  pending_.clear();
+  for (auto& r : waiting) r.done(error);
+}
+
+void Engine::loop() {
+  int sleep_ms = 0;
+  try {
+    for (;;) {
+      bool stopping;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (sleep_ms > 0)
+          cv_.wait_for(lock, std::chrono::milliseconds(sleep_ms), [this] { return !inbox_.empty() || stop_requested_; });
+        stopping = stop_requested_;
+        if (abandoned_) throw CommError(label() + " closed its world without waiting for the others (close() was not awaited, or the process is exiting)");
+        for (auto& r : inbox_) {
+          std::string name = r.name;
+          if (pending_.count(name)) {
+            r.done("'" + name + "' is already being reduced on " + label() +
+                   "; wait for its allreduce to finish before submitting the name again");
+            continue;
+          }
+          Pending p{std::move(r), now_us()};
+          auto it = id_of_.find(name);
+          if (it != id_of_.end()) {
+            const Meta& m = agreed_[it->second];
+            const Meta mine{name, p.req.dtype, p.req.op, p.req.wire, p.req.count};
+            if (m == mine) p.id = it->second;  // else described again, and every rank sees the conflict
+          }
+          pending_.emplace(name, std::move(p));
+        }
+        inbox_.clear();
+      }
+      bool all_stopping = false;
+      const bool progressed = run_round(stopping, &all_stopping);
+      if (all_stopping && !progressed) break;
+      if (progressed) sleep_ms = 0;
+      else if (anyone_holding_) sleep_ms = opt_.cycle_ms;
+      else sleep_ms = std::min(kMaxIdleSleepMs, std::max(opt_.cycle_ms, sleep_ms * 2));
+    }
+    const std::string leftover = "the world closed on every rank while this allreduce waited for ranks that never submitted it";
+    for (auto& [name, p] : pending_) p.req.done("'" + name + "' on " + label() + ": " + leftover);
+    pending_.clear();
+  } catch (const std::exception& e) {
+    fail_all(e.what());
+    finish();
+    throw;  // the communicator's thread passes the cause on to the peers
+  }
+  finish();
+}
+
+void Engine::finish() {
+  std::lock_guard<std::mutex> lock(mu_);
+  finished_ = true;
+  cv_.notify_all();
+}
+
+bool Engine::run_round(bool stopping, bool* all_stopping) {
+  const size_t id_words = (agreed_.size() + 63) / 64;
+  const size_t W = kHeaderWords + id_words;
+  std::vector<int64_t> mine(W, 0);
+  std::vector<char> described;
+  for (const auto& [name, p] : pending_) {
+    if (p.id >= 0) {
+      mine[kHeaderWords + p.id / 64] |= int64_t{1} << (p.id % 64);
+      continue;
+    }
+    const uint16_t len = static_cast<uint16_t>(name.size());
+    const uint8_t meta[4] = {static_cast<uint8_t>(p.req.dtype), static_cast<uint8_t>(p.req.op),
+                             static_cast<uint8_t>(p.req.wire), 0};
+    const uint64_t count = p.req.count;
+    put(described, &len, 2);
+    put(described, name.data(), len);
+    put(described, meta, 4);
+    put(described, &count, 8);
+  }
+  mine[kFlags] = (stopping ? kStopping : 0) | (pending_.empty() ? 0 : kHolding);
+  mine[kDescribedBytes] = static_cast<int64_t>(described.size());
+  std::memcpy(&mine[kTunerRate], &my_rate_report_, 8);
+  my_rate_report_ = -1;
+
+  const int64_t round_start = now_us();
+  Round round;
+  std::vector<int64_t> all(W * size_);
+  Op gather;
+  gather.coll = Coll::Allgather;
+  gather.dtype = DType::I64;
+  gather.buf = mine.data();
+  gather.out = all.data();
+  gather.count = W;
+  comm_.run_inline(gather);
+  round.words.resize(size_);
+  size_t max_described = 0;
+  anyone_holding_ = false;
+  *all_stopping = true;
+  for (int r = 0; r < size_; ++r) {
+    round.words[r].assign(all.begin() + r * W, all.begin() + (r + 1) * W);
+    max_described = std::max(max_described, static_cast<size_t>(round.words[r][kDescribedBytes]));
+    anyone_holding_ = anyone_holding_ || (round.words[r][kFlags] & kHolding);
+    *all_stopping = *all_stopping && (round.words[r][kFlags] & kStopping);
+  }
+
+  // The tuner: every rank reported its rate for the candidate that just finished; all average.
+  double rate;
+  std::memcpy(&rate, &round.words[0][kTunerRate], 8);
+  if (rate >= 0 && candidate_ < candidates_.size()) {
+    double sum = 0;
+    for (int r = 0; r < size_; ++r) { double x; std::memcpy(&x, &round.words[r][kTunerRate], 8); sum += x; }
+    next_candidate(sum / size_);
+  }
+
+  round.described.resize(size_);
+  if (max_described > 0) {
+    const size_t padded_words = (max_described + 7) / 8;
+    std::vector<int64_t> buf(padded_words, 0), lists(padded_words * size_);
+    std::memcpy(buf.data(), described.data(), described.size());
+    Op g2 = gather;
+    g2.buf = buf.data();
+    g2.out = lists.data();
+    g2.count = padded_words;
+    comm_.run_inline(g2);
+    for (int r = 0; r < size_; ++r) {
+      const char* p = reinterpret_cast<const char*>(lists.data() + r * padded_words);
+      const char* end = p + round.words[r][kDescribedBytes];
+      while (p < end) {
+        uint16_t len;
+        std::memcpy(&len, p, 2);
+        if (p + 2 + len + 12 > end) throw CommError("corrupt negotiation message from rank " + std::to_string(r));
+        Meta m;
+        m.name.assign(p + 2, len);
+        const uint8_t* meta = reinterpret_cast<const uint8_t*>(p + 2 + len);
+        m.dtype = static_cast<DType>(meta[0]);
+        m.op = static_cast<RedOp>(meta[1]);
+        m.wire = static_cast<Wire>(meta[2]);
+        std::memcpy(&m.count, p + 2 + len + 4, 8);
+        p += 2 + len + 4 + 8;
+        round.described[r].push_back(std::move(m));
+      }
+    }
+  }
+
+  // Decide, identically on every rank: agreed names everybody holds, then new names everybody
+  // described the same way (ids handed out in name order), and conflicts.
+  std::vector<int> ready;
+  for (size_t id = 0; id < agreed_.size(); ++id) {
+    bool all = true;
+    for (int r = 0; r < size_ && all; ++r) all = (round.words[r][kHeaderWords + id / 64] >> (id % 64)) & 1;
+    if (all) ready.push_back(static_cast<int>(id));
+  }
+  std::map<std::string, std::vector<std::pair<int, Meta>>> by_name;
+  for (int r = 0; r < size_; ++r)
+    for (const Meta& m : round.described[r]) by_name[m.name].push_back({r, m});
+  std::map<std::string, std::string> errors;
+  for (auto& [name, holders] : by_name) {
+    const bool known = id_of_.count(name) > 0;
+    bool same = true;
+    for (auto& h : holders) same = same && h.second == holders[0].second;
+    if (known) same = false;  // an agreed name described again means a rank changed it
+    if (static_cast<int>(holders.size()) < size_ && same) continue;
+    if (!same) {
+      std::string e = "'" + name + "' was submitted differently on different ranks:";
+      if (known) e += " agreed earlier as " + agreed_[id_of_[name]].str() + ";";
+      for (auto& h : holders) e += " rank " + std::to_string(h.first) + ": " + h.second.str() + ";";
+      e += " every rank must submit a name with the same length, type, op and compression";
+      errors[name] = e;
+      continue;
+    }
+    const int id = static_cast<int>(agreed_.size());
+    agreed_.push_back(holders[0].second);
+    id_of_[name] = id;
+    timeline_.name_row(id + 1, name);
+    ready.push_back(id);
+  }
+  for (auto& [name, e] : errors) {
+    auto it = pending_.find(name);
+    if (it != pending_.end()) {
+      it->second.req.done(e + " (reported by " + label() + ")");
+      pending_.erase(it);
+    }
+  }
+  // A conflicting name may also be held through its agreed id on other ranks: drop those too.
+  ready.erase(std::remove_if(ready.begin(), ready.end(), [&](int id) { return errors.count(agreed_[id].name) > 0; }),
+              ready.end());
+  for (auto& [name, p] : pending_)
+    if (p.id < 0 && id_of_.count(name) && !errors.count(name)) p.id = id_of_[name];
+
+  report_stalls(round);
+  if (!ready.empty()) {
+    for (int id : ready) {
+      auto it = pending_.find(agreed_[id].name);
+      if (it != pending_.end() && timeline_.enabled())
+        timeline_.span(id + 1, "negotiate", it->second.submitted_us, round_start);
+    }
+    execute(ready);
+  }
+  return !ready.empty() || !errors.empty();
+}
+
+void Engine::report_stalls(const Round& round) {
+  // Which ranks hold each name that some, not all, ranks hold.
+  std::map<std::string, std::vector<int>> holders;
+  for (int r = 0; r < size_; ++r) {
+    for (size_t id = 0; id < agreed_.size(); ++id)
+      if ((round.words[r][kHeaderWords + id / 64] >> (id % 64)) & 1) holders[agreed_[id].name].push_back(r);
+    for (const Meta& m : round.described[r]) holders[m.name].push_back(r);
+  }
+  const int64_t now = now_ms();
+  std::string report;
+  int listed = 0;
+  for (auto it = stalled_since_ms_.begin(); it != stalled_since_ms_.end();) {
+    auto h = holders.find(it->first);
+    if (h == holders.end() || static_cast<int>(h->second.size()) == size_) {
+      stall_reported_.erase(it->first);
+      it = stalled_since_ms_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [name, ranks] : holders) {
+    if (static_cast<int>(ranks.size()) == size_) continue;
+    const int64_t since = stalled_since_ms_.emplace(name, now).first->second;
+    if (now - since < int64_t{opt_.stall_warn_s} * 1000 || stall_reported_[name]) continue;
+    stall_reported_[name] = true;
+    if (++listed > 8) continue;
+    std::string missing;
+    for (int r = 0, i = 0; r < size_; ++r) {
+      if (i < static_cast<int>(ranks.size()) && ranks[i] == r) { ++i; continue; }
+      missing += (missing.empty() ? "" : ",") + std::to_string(r);
+    }
+    report += "\n  '" + name + "' missing on ranks " + missing;
+  }
+  if (listed > 8) report += "\n  ... and " + std::to_string(listed - 8) + " more";
+  if (!report.empty())
+    std::fprintf(stderr,
+                 "unicc: %s: stall: for over %d s some ranks submitted these tensors and others did not "
+                 "(a rank skipped a gradient, or is much slower):%s\n",
+                 label().c_str(), opt_.stall_warn_s, report.c_str());
+}
+
+void Engine::execute(const std::vector<int>& ready_ids) {
+  // Same order on every rank: agreed id order, grouped by how the values are reduced.
+  std::map<std::tuple<int, int, int>, std::vector<Pending*>> groups;
+  for (int id : ready_ids) {
+    Pending& p = pending_.at(agreed_[id].name);
+    p.id = id;
+    groups[{static_cast<int>(p.req.dtype), static_cast<int>(p.req.op), static_cast<int>(p.req.wire)}].push_back(&p);
+  }
+  for (auto& [key, list] : groups) {
+    std::vector<Pending*> batch;
+    size_t batch_bytes = 0;
+    for (Pending* p : list) {
+      const size_t bytes = p->req.count * dtype_size(p->req.dtype);
+      if (!batch.empty() && batch_bytes + bytes > opt_.fusion_bytes) {
+        reduce_group(batch);
+        batch.clear();
+        batch_bytes = 0;
+      }
+      batch.push_back(p);
+      batch_bytes += bytes;
+    }
+    if (!batch.empty()) reduce_group(batch);
+  }
+}
+
+void Engine::reduce_group(std::vector<Pending*>& group) {
+  const NamedRequest& first = group[0]->req;
+  const size_t es = dtype_size(first.dtype);
+  size_t total = 0;
+  for (Pending* p : group) total += p->req.count;
+  const bool fused = group.size() > 1;
+  const int64_t t0 = now_us();
+  if (fused) {
+    fusion_.resize(std::max(fusion_.size(), total * es));
+    size_t off = 0;
+    for (Pending* p : group) {
+      std::memcpy(fusion_.data() + off, p->req.buf, p->req.count * es);
+      off += p->req.count * es;
+    }
+  }
+  const int64_t t1 = now_us();
+  Op op;
+  op.coll = Coll::Allreduce;
+  op.dtype = first.dtype;
+  op.op = first.op;
+  op.wire = first.wire;
+  op.buf = fused ? fusion_.data() : first.buf;
+  op.count = total;
+  comm_.run_inline(op);
+  const int64_t t2 = now_us();
+  if (fused) {
+    size_t off = 0;
+    for (Pending* p : group) {
+      std::memcpy(p->req.buf, fusion_.data() + off, p->req.count * es);
+      off += p->req.count * es;
+    }
+  }
+  const int64_t t3 = now_us();
+  tune(total * es, t3 - t0);
+  for (Pending* p : group) {
+    if (timeline_.enabled()) {
+      const int row = p->id + 1;
+      if (fused) timeline_.span(row, "fuse", t0, t1);
+      const std::string args = "{\"bytes\":" + std::to_string(total * es) + ",\"tensors\":" +
+                               std::to_string(group.size()) + ",\"wire\":\"" + wire_name(first.wire) + "\"}";
+      timeline_.span(row, first.wire == Wire::Exact ? "allreduce" : "compress+allreduce", t1, t2, args);
+      if (fused) timeline_.span(row, "unpack", t2, t3);
+    }
+    const std::string name = p->req.name;
+    auto done = std::move(p->req.done);
+    pending_.erase(name);
+    done("");
+  }
+}
+
+void Engine::tune(size_t bytes, int64_t took_us) {
+  if (candidate_ >= candidates_.size() || my_rate_report_ >= 0) return;
+  candidate_bytes_ += static_cast<double>(bytes);
+  candidate_seconds_ += static_cast<double>(took_us) / 1e6;
+  if (++tuner_reductions_ < kTunerWindow) return;
+  my_rate_report_ = candidate_seconds_ > 0 ? candidate_bytes_ / candidate_seconds_ : 0;
+  candidate_bytes_ = candidate_seconds_ = 0;
+  tuner_reductions_ = 0;
+}
+
+}  // namespace unicc

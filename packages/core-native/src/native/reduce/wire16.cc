@@ -1,0 +1,93 @@
+#include "reduce/wire16.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace unicc {
+
+const char* wire_name(Wire w) {
+  switch (w) {
+    case Wire::Exact: return "none";
+    case Wire::F16: return "fp16";
+    case Wire::BF16: return "bf16";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Half precision's largest finite value is 65504; keeping scaled magnitudes below 2^15 leaves
+// room for rounding up without reaching infinity.
+constexpr int kHalfTopExponent = 15;
+
+__attribute__((target_clones("arch=haswell", "default"))) float max_finite_abs(const float* p, size_t n) {
+  float m = 0.f;
+  for (size_t i = 0; i < n; ++i) {
+    const float a = std::fabs(p[i]);
+    m = a <= 3.4028235e38f && a > m ? a : m;  // false for NaN and Inf
+  }
+  return m;
+}
+
+float pick_scale(Wire w, const float* src, size_t n) {
+  if (w == Wire::BF16) return 1.f;  // bfloat16 has float32's exponent range
+  const float m = max_finite_abs(src, n);
+  if (m == 0.f) return 1.f;
+  int e;
+  std::frexp(m, &e);  // m < 2^e
+  return std::ldexp(1.f, std::clamp(kHalfTopExponent - e, -100, 100));
+}
+
+__attribute__((target_clones("arch=haswell", "default"))) void encode_f16(const float* src, size_t n, float scale,
+                                                                           _Float16* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<_Float16>(src[i] * scale);
+}
+
+__attribute__((target_clones("arch=haswell", "default"))) void decode_f16(const _Float16* in, size_t n, float inv,
+                                                                           float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(in[i]) * inv;
+}
+
+void encode_bf16(const float* src, size_t n, uint16_t* out) {
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &src[i], 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) out[i] = static_cast<uint16_t>((u >> 16) | 0x40);  // quiet NaN stays NaN
+    else out[i] = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);            // round to nearest even
+  }
+}
+
+void decode_bf16(const uint16_t* in, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t u = static_cast<uint32_t>(in[i]) << 16;
+    std::memcpy(&out[i], &u, 4);
+  }
+}
+
+}  // namespace
+
+void wire16_encode(Wire w, const float* src, size_t n, void* msg) {
+  const float scale = pick_scale(w, src, n);
+  std::memcpy(msg, &scale, 4);
+  char* codes = static_cast<char*>(msg) + 4;
+  if (w == Wire::F16) encode_f16(src, n, scale, reinterpret_cast<_Float16*>(codes));
+  else encode_bf16(src, n, reinterpret_cast<uint16_t*>(codes));
+}
+
+void wire16_decode(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op) {
+  float scale;
+  std::memcpy(&scale, msg, 4);
+  const char* codes = static_cast<const char*>(msg) + 4;
+  constexpr size_t kBlock = 2048;  // decoded block stays in L1 until it is folded into dst
+  float tmp[kBlock];
+  for (size_t s = 0; s < n; s += kBlock) {
+    const size_t m = std::min(kBlock, n - s);
+    float* out = accumulate ? tmp : dst + s;
+    if (w == Wire::F16) decode_f16(reinterpret_cast<const _Float16*>(codes) + s, m, 1.f / scale, out);
+    else decode_bf16(reinterpret_cast<const uint16_t*>(codes) + s, m, out);
+    if (accumulate) reduce(dst + s, dst + s, tmp, m, DType::F32, op);
+  }
+}
+
+}  // namespace unicc

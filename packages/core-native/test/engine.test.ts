@@ -1,0 +1,126 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+import { runJob, WORKERS } from "./run-job.js";
+
+const worker = (...args: string[]) => ["node", `${WORKERS}engine.mjs`, ...args];
+const TWO_HOSTS = ["-H", "a:2,b:2", "--launch-agent", "env"];
+
+function lines(r: Awaited<ReturnType<typeof runJob>>, prefix: string): string[] {
+  return [...r.byRank.values()].flat().filter((l) => l.startsWith(prefix));
+}
+
+describe("engine: named requests, negotiated without a coordinator", () => {
+  // Each case: tensors of four dtypes, submitted in a different shuffled order on every rank with
+  // random pauses, checked exactly against a reference every rank computes itself.
+  const layouts: [string, string[], NodeJS.ProcessEnv][] = [
+    ["one host, 4 ranks (shared memory)", ["-np", "4"], {}],
+    ["2 hosts x 2 ranks (hierarchical)", TWO_HOSTS, {}],
+    ["2 hosts x 2 ranks, flat ring (UNICC_HIERARCHICAL=0)", TWO_HOSTS, { UNICC_HIERARCHICAL: "0" }],
+    ["2 hosts x 2 ranks, no fusion", TWO_HOSTS, { UNICC_FUSION_BYTES: "0" }],
+    ["2 hosts x 2 ranks, flat ring over 3 TCP streams per neighbour", TWO_HOSTS, { UNICC_STREAMS: "3", UNICC_HIERARCHICAL: "0" }],
+    ["2 hosts x 2 ranks, one TCP stream", TWO_HOSTS, { UNICC_STREAMS: "1" }],
+  ];
+  for (const [label, hosts, env] of layouts) {
+    it(`out-of-order submission, ${label}`, async () => {
+      const r = await runJob([...hosts, ...worker("mixed")], { env });
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(lines(r, "OK mixed")).toHaveLength(4);
+    });
+  }
+
+  it("the blocking many-names call gives the same results (2 hosts x 2 ranks)", async () => {
+    const r = await runJob([...TWO_HOSTS, ...worker("sync")]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(lines(r, "OK sync")).toHaveLength(4);
+  });
+
+  it("a name submitted with different lengths fails on every rank, naming it and the ranks; the engine goes on", async () => {
+    const r = await runJob(["-np", "3", ...worker("mismatch")]);
+    expect(r.code, r.stderr).toBe(0);
+    const errors = lines(r, "MISMATCH");
+    expect(errors).toHaveLength(3);
+    for (const e of errors) {
+      expect(e).toContain("'w' was submitted differently");
+      expect(e).toContain("rank 1: float32[999]");
+      expect(e).toContain("rank 0: float32[1000]");
+    }
+    expect(lines(r, "AFTER")).toEqual(["AFTER 6", "AFTER 6", "AFTER 6"]);
+  });
+
+  it("stall report: every rank names the tensor and the rank that has not submitted it", async () => {
+    const r = await runJob(["-np", "3", ...worker("stall")], { env: { UNICC_STALL_WARN_S: "1" } });
+    expect(r.code, r.stderr).toBe(0);
+    for (const rank of [0, 1]) {
+      expect(r.stderr).toContain(`[${rank}] unicc: rank ${rank}: stall`);
+      expect(r.stderr).toContain(`[${rank}]   'late' missing on ranks 2`);
+    }
+    expect(lines(r, "STALL done")).toEqual(["STALL done 3", "STALL done 3", "STALL done 3"]);
+  });
+
+  it("the tuner settles on the same stream count and fusion size on every rank", async () => {
+    const r = await runJob([...TWO_HOSTS, ...worker("tune")], { env: { UNICC_AUTOTUNE: "1", UNICC_HIERARCHICAL: "0" } });
+    expect(r.code, r.stderr).toBe(0);
+    const tuned = lines(r, "TUNED").map((l) => l.replace(/^TUNED /, ""));
+    expect(tuned).toHaveLength(4);
+    expect(tuned[0]).toMatch(/^\d streams?, fusion \d+ KiB \(tuned\)$/);
+    expect(new Set(tuned).size).toBe(1);
+    // Rank 0 logs every candidate it measured: stream counts first, then fusion sizes.
+    const chose = /tuner chose (\d streams?, fusion \d+ KiB) \(measured (.*)\)/.exec(r.stderr);
+    expect(chose, r.stderr).not.toBeNull();
+    expect(tuned[0]).toBe(`${chose![1]} (tuned)`);
+    for (const c of ["1 stream, fusion 16384 KiB", "2 streams, fusion 16384 KiB", "4 streams, fusion 16384 KiB"])
+      expect(chose![2]).toContain(c);
+  });
+});
+
+describe("engine: 16-bit transfer with scaling", () => {
+  // Half precision keeps 11 significant bits, bfloat16 8; each value is rounded at most twice.
+  const bound = { fp16: 2 * 2 ** -11, bf16: 2 * 2 ** -8 };
+  for (const [compression, hierarchical] of [["fp16", "1"], ["bf16", "1"], ["fp16", "0"]] as const) {
+    it(`${compression} across 2 hosts (hierarchical=${hierarchical}): 1e6 and 1e-7 stay within the rounding bound; Inf and NaN propagate`, async () => {
+      const r = await runJob([...TWO_HOSTS, ...worker("scale", compression)], { env: { UNICC_HIERARCHICAL: hierarchical } });
+      expect(r.code, r.stderr).toBe(0);
+      const scale = lines(r, "SCALE");
+      expect(scale).toHaveLength(8);
+      for (const l of scale) {
+        const err = Number(l.split(" ").pop());
+        expect(err, l).toBeLessThanOrEqual(bound[compression]);
+        expect(err, `${l}: no rounding at all means the values did not travel in 16 bits`).toBeGreaterThan(0);
+      }
+      expect(new Set(lines(r, "SPECIAL"))).toEqual(new Set(["SPECIAL 4,Infinity,8,NaN,-12,16"]));
+    });
+  }
+
+  it("on one host the values stay exact (shared memory carries float32)", async () => {
+    const r = await runJob(["-np", "2", ...worker("scale", "fp16")]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const l of lines(r, "SCALE")) expect(l).toMatch(/error 0\.000e\+0$/);
+  });
+});
+
+describe("engine timeline", () => {
+  const dir = mkdtempSync(join(tmpdir(), "unicc-timeline-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("writes a Chrome trace per rank with each tensor's negotiate, fuse, allreduce and unpack phases", async () => {
+    const r = await runJob(["-np", "2", ...worker("mixed")], { env: { UNICC_TIMELINE: join(dir, "trace.json") } });
+    expect(r.code, r.stderr).toBe(0);
+    for (const rank of [0, 1]) {
+      const events = JSON.parse(readFileSync(join(dir, `trace.rank${rank}.json`), "utf8")) as {
+        ph: string; name: string; pid: number; tid: number; ts?: number; dur?: number; args?: { name?: string };
+      }[];
+      const rows = new Map(events.filter((e) => e.ph === "M").map((e) => [e.tid, e.args!.name!]));
+      expect(rows.size).toBe(40);
+      const phases = new Set(events.filter((e) => e.ph === "X").map((e) => e.name));
+      for (const p of ["negotiate", "fuse", "allreduce", "unpack"]) expect(phases).toContain(p);
+      for (const e of events.filter((x) => x.ph === "X")) {
+        expect(e.pid).toBe(rank);
+        expect(rows.has(e.tid)).toBe(true);
+        expect(e.dur).toBeGreaterThanOrEqual(0);
+      }
+    }
+  });
+});

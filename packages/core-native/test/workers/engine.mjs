@@ -1,0 +1,118 @@
+// One rank of the engine tests. Usage: engine.mjs <mode> [compression]
+//   mixed:    named tensors of several dtypes, submitted in a different random order on every rank
+//             with random pauses, over several steps; each result is checked against a reference
+//             this rank computes from every rank's (reproducible) inputs
+//   sync:     the same through allreduceNamedSync (one blocking call per step)
+//   scale:    float32 values near 1e6 and near 1e-7 (and Inf, NaN) under 16-bit compression
+//   mismatch: rank 1 submits 'w' with another length; every rank must get an error naming it,
+//             and the engine must go on working
+//   stall:    the last rank submits 'late' 3 s after the others (run with UNICC_STALL_WARN_S=1)
+//   tune:     many steps so the tuner finishes; prints what it chose
+import { init } from "@unicc/core";
+
+const [mode, compression = "none"] = process.argv.slice(2);
+const world = await init();
+const { rank, size } = world;
+
+function mix(a) {
+  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
+  a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
+  return (a ^ (a >>> 16)) >>> 0;
+}
+const hashName = (s) => [...s].reduce((h, c) => mix(h ^ c.charCodeAt(0)), 17);
+const word = (seed, r, i) => mix(Math.imul(seed, 0x9e3779b9) ^ mix(r * 0x632be5ab + i));
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+// Integer-valued inputs: sums are exact in every dtype, so any loss or misplacement shows.
+const KINDS = [
+  { Ctor: Float32Array, value: (w) => (w % 2001) - 1000 },
+  { Ctor: Float64Array, value: (w) => (w % 200001) - 100000 },
+  { Ctor: Int32Array, value: (w) => (w % 2000001) - 1000000 },
+  { Ctor: BigInt64Array, value: (w) => BigInt((w % 2000001) - 1000000) * 1000003n },
+];
+const tensors = Array.from({ length: 40 }, (_, k) => {
+  const name = `layer${k}.${k % 3 ? "weight" : "bias"}`;
+  const h = hashName(name);
+  const n = [0, 1, 7, 300, 4099, 70001, 262147][h % 7];
+  return { name, n, kind: KINDS[k % KINDS.length], seed: h };
+});
+const input = (t, r, step) => {
+  const a = new t.kind.Ctor(t.n);
+  for (let i = 0; i < t.n; i++) a[i] = t.kind.value(word(t.seed + step, r, i));
+  return a;
+};
+function expectSum(t, got, step, where) {
+  const ref = input(t, 0, step);
+  for (let r = 1; r < size; r++) {
+    const x = input(t, r, step);
+    for (let i = 0; i < t.n; i++) ref[i] += x[i];
+  }
+  for (let i = 0; i < t.n; i++)
+    if (got[i] !== ref[i]) throw new Error(`${where}: '${t.name}'[${i}] = ${got[i]}, expected ${ref[i]}`);
+}
+function shuffled(list, seed) {
+  const a = [...list];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = word(seed, rank, i) % (i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+if (mode === "mixed" || mode === "sync") {
+  for (let step = 0; step < 4; step++) {
+    const order = shuffled(tensors, 99 + step);
+    const bufs = new Map(order.map((t) => [t.name, input(t, rank, step)]));
+    if (mode === "sync") {
+      world.allreduceNamedSync(order.map((t) => ({ name: t.name, buf: bufs.get(t.name) })), { compression });
+    } else {
+      const pending = [];
+      for (const t of order) {
+        pending.push(world.allreduce(bufs.get(t.name), { name: t.name, compression }));
+        if (word(step, rank, pending.length) % 5 === 0) await sleep(word(step, rank, 7) % 20);
+      }
+      await Promise.all(pending);
+    }
+    for (const t of tensors) expectSum(t, bufs.get(t.name), step, `step ${step} on rank ${rank}`);
+  }
+  console.log(`OK ${mode} ${tensors.length} tensors x 4 steps`);
+} else if (mode === "scale") {
+  // Same values on every rank: the sum is size x value, so the relative error is easy to bound.
+  const n = 50_000;
+  const cases = { big: 1e6, tiny: 1e-7 };
+  for (const [label, magnitude] of Object.entries(cases)) {
+    const a = new Float32Array(n);
+    for (let i = 0; i < n; i++) a[i] = magnitude * (0.5 + (word(5, 0, i) % 1000) / 1000) * (i % 2 ? -1 : 1);
+    const expected = Float32Array.from(a, (v) => v * size);
+    await world.allreduce(a, { name: `scale.${label}`, compression });
+    let worst = 0;
+    for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(a[i] - expected[i]) / Math.abs(expected[i]));
+    console.log(`SCALE ${label} ${compression} worst relative error ${worst.toExponential(3)}`);
+  }
+  const special = new Float32Array([1, Infinity, 2, NaN, -3, 4]);
+  if (rank !== 0) special.set([1, 1, 2, 1, -3, 4]);
+  await world.allreduce(special, { name: "scale.special", compression });
+  console.log(`SPECIAL ${[...special].join(",")}`);
+} else if (mode === "mismatch") {
+  const w = new Float32Array(rank === 1 ? 999 : 1000).fill(1);
+  try {
+    await world.allreduce(w, { name: "w" });
+    console.log("MISMATCH not detected");
+  } catch (e) {
+    console.log(`MISMATCH ${e.message}`);
+  }
+  const ok = new Float32Array(10).fill(rank + 1);
+  await world.allreduce(ok, { name: "after" });
+  console.log(`AFTER ${ok[0]}`);
+} else if (mode === "stall") {
+  if (rank === size - 1) await sleep(3000);
+  const late = new Float32Array(8).fill(1);
+  await world.allreduce(late, { name: "late" });
+  console.log(`STALL done ${late[0]}`);
+} else if (mode === "tune") {
+  const bufs = tensors.map((t) => input(t, rank, 0));
+  for (let step = 0; step < 30; step++)
+    await Promise.all(tensors.map((t, k) => world.allreduce(bufs[k], { name: t.name, op: "max" })));
+  console.log(`TUNED ${world.engineSettings}`);
+}
+await world.close();
