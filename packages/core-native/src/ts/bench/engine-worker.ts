@@ -10,9 +10,9 @@
 // JSON line {"result": ...} on stdout and a progress line per step on stderr.
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { init, type World } from "../index.js";
+import { init, type AllreduceOptions, type Compression, type World } from "../index.js";
 import { median } from "./plan.js";
-import { loadTrace, loadWorkload, type Compression, type EngineWorkerConfig, type WorkloadTensor } from "./workload.js";
+import { loadTrace, loadWorkload, type EngineWorkerConfig, type WorkloadTensor } from "./workload.js";
 
 /** Element i of rank r's input: a hash of (r, i) mapped to [-1, 1), the same on every rank. */
 function seeded(rank: number, i: number): number {
@@ -48,6 +48,9 @@ function check(world: World, tensors: WorkloadTensor[], offsets: number[], buf: 
   }
 }
 
+/** Extra warm-up steps allowed for the engine's tuner to settle. */
+const MAX_TUNING_STEPS = 30;
+
 const cfg = JSON.parse(process.argv[2] ?? "") as EngineWorkerConfig;
 const tensors = loadWorkload(cfg.workload);
 const world = await init();
@@ -63,10 +66,8 @@ const input = new Float32Array(total);
 for (let i = 0; i < total; i++) input[i] = seeded(world.rank, i);
 const buf = new Float32Array(total);
 const views = tensors.map((t, k) => buf.subarray(offsets[k], offsets[k] + t.numel));
-// The engine's request options (named, optionally 16-bit on the wire); typed loosely so this also
-// runs against a core whose allreduce does not know them yet (plain allreduces then).
-type AllreduceOpts = Parameters<World["allreduce"]>[1];
-const requests = tensors.map((t) => ({ op: "sum", name: t.name, compression: cfg.compression }) as AllreduceOpts);
+// Named: each goes to the engine, which negotiates, fuses and (optionally) sends it in 16 bits.
+const requests: AllreduceOptions[] = tensors.map((t) => ({ name: t.name, compression: cfg.compression }));
 
 /** When (seconds after the step starts) each tensor is handed over, in order. */
 let schedule: { index: number; at: number }[];
@@ -95,16 +96,31 @@ async function step(communicate: boolean): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-const times: number[] = [];
-for (let i = -cfg.warmup; i < cfg.steps; i++) {
-  const t = await step(true);
-  const checked = i === -cfg.warmup;
-  if (checked) check(world, tensors, offsets, buf, cfg.compression);
-  if (i >= 0) times.push(t);
-  const which = i < 0 ? `warm-up ${i + cfg.warmup + 1}/${cfg.warmup}` : `step ${i + 1}/${cfg.steps}`;
-  if (lead) process.stderr.write(`progress unicc ${cfg.mode} ${cfg.compression} ${which}: ${t.toFixed(3)} s${checked ? " (result checked on every rank)" : ""}\n`);
+/** Whether the engine's tuner is still trying settings on any rank (all ranks must agree to stop warming up). */
+async function tuning(): Promise<boolean> {
+  const flag = new Int32Array([world.engineSettings.endsWith("(tuning)") ? 1 : 0]);
+  await world.allreduce(flag, { op: "max" });
+  return flag[0] === 1;
 }
-const result: Record<string, unknown> = { median_s: median(times), times_s: times };
+
+const progress = (what: string, t: number, note = "") =>
+  lead && process.stderr.write(`progress unicc ${cfg.mode} ${cfg.compression} ${what}: ${t.toFixed(3)} s${note}\n`);
+// Warm up for the steps asked, and beyond them while the tuner is still measuring (bounded), so the
+// timed steps see the settings it settles on.
+let warm = 0;
+while (warm < cfg.warmup || (warm < cfg.warmup + MAX_TUNING_STEPS && (await tuning()))) {
+  const t = await step(true);
+  warm++;
+  if (warm === 1) check(world, tensors, offsets, buf, cfg.compression);
+  progress(`warm-up ${warm}${warm > cfg.warmup ? " (tuner still measuring)" : `/${cfg.warmup}`}`, t, warm === 1 ? " (result checked on every rank)" : "");
+}
+const times: number[] = [];
+for (let i = 0; i < cfg.steps; i++) {
+  times.push(await step(true));
+  progress(`step ${i + 1}/${cfg.steps}`, times[i]);
+}
+// What the engine's tuner settled on (or is still trying), for the report.
+const result: Record<string, unknown> = { median_s: median(times), times_s: times, warmup_steps: warm, engine: world.engineSettings };
 if (cfg.mode === "replay") {
   const compute: number[] = [];
   for (let i = 0; i < cfg.steps; i++) compute.push(await step(false));

@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import { netnsUnavailable, up, type Cluster } from "../../../../../tests/cluster/cluster.js";
 import { launch } from "../launcher/index.js";
 import { alignColumns, BENCH_DIR, formatTime, lineSink, PYTHON, runSetup } from "./index.js";
-import { loadTrace, loadWorkload, type Compression, type EngineWorkerConfig } from "./workload.js";
+import type { Compression } from "../env.js";
+import { loadTrace, loadWorkload, type EngineWorkerConfig } from "./workload.js";
 
 const WORKER = fileURLToPath(new URL("./bench-engine-worker.js", import.meta.url));
 /** Seconds a collective (unicc) may make no progress before the run fails instead of hanging. */
@@ -152,6 +153,9 @@ interface RunResult {
   median_s?: number;
   times_s?: number[];
   compute_only_s?: number;
+  /** unicc: warm-up steps run (more than asked while the tuner measured) and what the engine settled on. */
+  warmup_steps?: number;
+  engine?: string;
 }
 
 /** Knobs that turn one engine optimisation off, against the run with everything on. */
@@ -346,7 +350,8 @@ export async function runEngineBench(argv: string[]): Promise<number> {
       process.stdout.write(`[bench] ${run.id}${knobs ? ` (${knobs})` : ""}\n`);
       const r = await runOne(run, cluster, o);
       results.push(r);
-      process.stdout.write(r.ok ? `[bench] ${run.id}: median step ${time(r.median_s)}\n` : `[bench] ${run.id} FAILED: ${r.error}\n`);
+      const settled = r.engine ? ` (engine: ${r.engine} after ${r.warmup_steps} warm-up steps)` : "";
+      process.stdout.write(r.ok ? `[bench] ${run.id}: median step ${time(r.median_s)}${settled}\n` : `[bench] ${run.id} FAILED: ${r.error}\n`);
     }
   } finally {
     for (const sig of signals) process.off(sig, onSignal);

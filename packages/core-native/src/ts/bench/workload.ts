@@ -2,7 +2,7 @@
 // a backward trace of when each becomes ready, and what the runner tells each unicc rank to do.
 import { readFileSync } from "node:fs";
 
-export type Compression = "none" | "fp16" | "bf16";
+import type { Compression } from "../env.js";
 
 export interface EngineWorkerConfig {
   workload: string;
