@@ -297,7 +297,7 @@ function table(rows: BenchRow[], ratioRows: Ratio[], o: Options, ranks: number):
 /** Rows of cells as text, each column right-aligned to its widest cell. */
 export function alignColumns(lines: string[][]): string {
   const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
-  return lines.map((l) => l.map((cell, c) => cell.padStart(widths[c])).join("  ")).join("\n");
+  return lines.map((l) => l.map((cell, c) => cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
 }
 
 export async function runBench(argv: string[]): Promise<number> {
