@@ -316,7 +316,7 @@ export async function runEngineBench(argv: string[]): Promise<number> {
   }
   const why = netnsUnavailable();
   if (why !== null) {
-    process.stderr.write(`unicc bench engine: cannot make the emulated hosts on this machine: ${why}. It needs root, ip and tc (network namespaces, veth, bridge, htb).\n`);
+    process.stderr.write(`unicc bench engine: cannot make the emulated hosts here (network namespaces with tc-shaped links, from tests/cluster/): ${why}\n`);
     return 1;
   }
   if (o.gloo && !runSetup(existsSync(PYTHON) ? [] : ["venv"])) return 1;
