@@ -1,6 +1,8 @@
-import { copyFileSync } from "node:fs";
+import { copyFileSync, existsSync } from "node:fs";
 
 import { defineConfig } from "tsup";
+
+const CLUSTER_SH = "../../tests/cluster/cluster.sh";
 
 export default defineConfig({
   entry: {
@@ -15,6 +17,9 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   splitting: true,
-  // `unicc bench engine` bundles tests/cluster/cluster.ts, which runs cluster.sh from beside itself.
-  onSuccess: async () => copyFileSync("../../tests/cluster/cluster.sh", "dist/cluster.sh"),
+  // `unicc bench engine` bundles tests/cluster/cluster.ts, which runs cluster.sh from beside itself
+  // (only a checkout of the repository has it).
+  onSuccess: async () => {
+    if (existsSync(CLUSTER_SH)) copyFileSync(CLUSTER_SH, "dist/cluster.sh");
+  },
 });
