@@ -159,11 +159,11 @@ interface RunResult {
 }
 
 /** Knobs that turn one engine optimisation off, against the run with everything on. */
-const ABLATION: { what: string; env: Record<string, string> }[] = [
-  { what: "fusion", env: { UNICC_FUSION_BYTES: "0" } },
-  { what: "multi-stream TCP", env: { UNICC_STREAMS: "1" } },
-  { what: "hierarchical", env: { UNICC_HIERARCHICAL: "0" } },
-  { what: "autotune", env: { UNICC_AUTOTUNE: "0" } },
+const ABLATION: { what: string; id: string; env: Record<string, string> }[] = [
+  { what: "fusion", id: "fusion", env: { UNICC_FUSION_BYTES: "0" } },
+  { what: "multi-stream TCP", id: "multi-stream", env: { UNICC_STREAMS: "1" } },
+  { what: "hierarchical", id: "hierarchical", env: { UNICC_HIERARCHICAL: "0" } },
+  { what: "autotune", id: "autotune", env: { UNICC_AUTOTUNE: "0" } },
 ];
 
 function plan(o: Options, computeS: number, masterAddr: string): Run[] {
@@ -184,7 +184,7 @@ function plan(o: Options, computeS: number, masterAddr: string): Run[] {
   if (o.gloo) runs.push(ddp("gloo-fp32", "none"), ddp("gloo-fp16", "fp16"));
   if (o.ablation)
     for (const a of ABLATION)
-      for (const c of ["none", "fp16"] as const) runs.push(unicc(`unicc-${c === "none" ? "fp32" : c}-no-${a.what.replace(/\W+/g, "-")}`, c, a.env));
+      for (const c of ["none", "fp16"] as const) runs.push(unicc(`unicc-${c === "none" ? "fp32" : c}-no-${a.id}`, c, a.env));
   if (o.overlap) {
     runs.push({ id: "unicc-overlap-fp32", program: "unicc", env: {}, config: { ...common, mode: "replay", compression: "none", trace: o.trace, computeS } });
     if (o.gloo) runs.push(ddp("gloo-overlap-fp32", "none", ["--trace", o.trace, "--compute-s", String(computeS)]));
@@ -266,8 +266,7 @@ function report(results: RunResult[], o: Options, limitS: number, computeS: numb
     const rows = [["turned off", "knob", "fp32 step", "slower by", "fp16 step", "slower by"]];
     rows.push(["nothing", "", time(u32), "", time(u16), ""]);
     for (const a of ABLATION) {
-      const slug = a.what.replace(/\W+/g, "-");
-      const [f32, f16] = [get(`unicc-fp32-no-${slug}`)?.median_s, get(`unicc-fp16-no-${slug}`)?.median_s];
+      const [f32, f16] = [get(`unicc-fp32-no-${a.id}`)?.median_s, get(`unicc-fp16-no-${a.id}`)?.median_s];
       rows.push([a.what, Object.entries(a.env).map(([k, v]) => `${k}=${v}`).join(" "), time(f32), ratio(f32, u32), time(f16), ratio(f16, u16)]);
     }
     rows.push(["compression", "compression: none", "", "", time(u32), ratio(u32, u16)]);
