@@ -1,8 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
+import { netnsUnavailable, up, type Cluster } from "../../../tests/cluster/cluster.js";
 import { runJob, WORKERS } from "./run-job.js";
 
 const worker = (...args: string[]) => ["node", `${WORKERS}engine.mjs`, ...args];
@@ -58,6 +59,12 @@ describe("engine: named requests, negotiated without a coordinator", () => {
       expect(r.stderr).toContain(`[${rank}]   'late' missing on ranks 2`);
     }
     expect(lines(r, "STALL done")).toEqual(["STALL done 3", "STALL done 3", "STALL done 3"]);
+  });
+
+  it("close() with a name only one rank submitted: the request fails, naming it, and every rank leaves", async () => {
+    const r = await runJob(["-np", "3", ...worker("orphan")], { timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.byRank.get(0)).toContainEqual(expect.stringMatching(/^ORPHAN 'only-on-0' on rank 0: the world closed on every rank/));
   });
 
   it("the tuner settles on the same stream count and fusion size on every rank", async () => {
@@ -122,5 +129,31 @@ describe("engine timeline", () => {
         expect(e.dur).toBeGreaterThanOrEqual(0);
       }
     }
+  });
+});
+
+const skip = netnsUnavailable();
+describe.skipIf(skip !== null)(`engine on two emulated hosts (network namespaces, shaped links)${skip ? `: skipped, ${skip}` : ""}`, () => {
+  let cluster: Cluster;
+  let placement: string[];
+  beforeAll(async () => {
+    cluster = await up({ hosts: 2, tag: "engine" });
+    const hosts = cluster.hosts.map((h) => `${h.name}:2`).join(",");
+    placement = ["-H", hosts, "--launch-agent", "ip netns exec {host}", "--rendezvous-addr", cluster.rootAddr];
+  });
+  afterAll(async () => {
+    await cluster?.down();
+  });
+
+  it("2 hosts x 2 ranks: out-of-order named tensors, exact, with the tuner switching streams and fusion", async () => {
+    const r = await runJob([...placement, ...worker("mixed")], { env: { UNICC_AUTOTUNE: "1" } });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(lines(r, "OK mixed")).toHaveLength(4);
+  });
+
+  it("2 hosts x 2 ranks: fp16 keeps 1e6 and 1e-7 within the rounding bound", async () => {
+    const r = await runJob([...placement, ...worker("scale", "fp16")]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const l of lines(r, "SCALE")) expect(Number(l.split(" ").pop()), l).toBeLessThanOrEqual(2 * 2 ** -11);
   });
 });

@@ -149,10 +149,12 @@ export class World {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    while (this.inFlight.size) await Promise.allSettled([...this.pending]);
-    // Collective: the engine finishes what every rank submitted, then all ranks leave together.
     try {
+      // Collective: the engine finishes what every rank submitted, fails names that some rank
+      // never submitted, then all ranks leave together. Waiting for those names first could wait
+      // forever on a rank that has already closed.
       await this.engine.stopEngine();
+      while (this.inFlight.size) await Promise.allSettled([...this.pending]);
     } finally {
       if (this.engine !== this.comm) this.engine.close();
       this.comm.close();

@@ -8,6 +8,7 @@
 //             and the engine must go on working
 //   stall:    the last rank submits 'late' 3 s after the others (run with UNICC_STALL_WARN_S=1)
 //   tune:     many steps so the tuner finishes; prints what it chose
+//   orphan:   rank 0 submits a name no other rank submits, then every rank closes
 import { init } from "@unicc/core";
 
 const [mode, compression = "none"] = process.argv.slice(2);
@@ -109,6 +110,14 @@ if (mode === "mixed" || mode === "sync") {
   const late = new Float32Array(8).fill(1);
   await world.allreduce(late, { name: "late" });
   console.log(`STALL done ${late[0]}`);
+} else if (mode === "orphan") {
+  const pending = (rank === 0 ? world.allreduce(new Float32Array(4), { name: "only-on-0" }) : Promise.resolve()).then(
+    () => console.log("ORPHAN completed"),
+    (e) => console.log(`ORPHAN ${e.message}`),
+  );
+  await world.close();
+  await pending;
+  process.exit(0);
 } else if (mode === "tune") {
   const bufs = tensors.map((t) => input(t, rank, 0));
   for (let step = 0; step < 30; step++)

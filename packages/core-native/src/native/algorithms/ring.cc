@@ -253,6 +253,13 @@ struct Chunking {
   }
 };
 
+// Chunks of at most chunk_bytes, but small enough that a block keeps every stream busy.
+size_t chunk_elems(const Ring& r, size_t block_elems, size_t es) {
+  constexpr size_t kMinChunkBytes = 64 << 10;
+  const size_t per_stream = ceil_div(block_elems, r.right.size() ? r.right.size() : 1);
+  return std::max<size_t>(1, std::min(r.chunk_bytes, std::max(kMinChunkBytes, per_stream * es)) / es);
+}
+
 size_t mod(long a, long n) { return static_cast<size_t>(((a % n) + n) % n); }
 
 }  // namespace
@@ -261,7 +268,7 @@ void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, Re
   if (t != DType::F32) wire = Wire::Exact;
   const size_t es = dtype_size(t);
   const long n = r.size, me = r.index;
-  const Chunking ch(count, static_cast<size_t>(n), r.chunk_bytes / es);
+  const Chunking ch(count, static_cast<size_t>(n), chunk_elems(r, ceil_div(count, static_cast<size_t>(n)), es));
   char* base = static_cast<char*>(buf);
   std::vector<Send> sends;
   std::vector<Recv> recvs;
@@ -282,7 +289,7 @@ void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, Re
 }
 
 void ring_broadcast(Ring& r, const Desc& d, void* buf, size_t bytes, int root_index) {
-  const Chunking ch(bytes, 1, r.chunk_bytes);
+  const Chunking ch(bytes, 1, chunk_elems(r, bytes, 1));
   char* base = static_cast<char*>(buf);
   const bool is_root = r.index == root_index;
   const bool forwards = (r.index + 1) % r.size != root_index;
@@ -298,7 +305,7 @@ void ring_broadcast(Ring& r, const Desc& d, void* buf, size_t bytes, int root_in
 
 void ring_allgather(Ring& r, const Desc& d, void* out, size_t bytes) {
   const long n = r.size, me = r.index;
-  const Chunking ch(bytes, 1, r.chunk_bytes);
+  const Chunking ch(bytes, 1, chunk_elems(r, bytes, 1));
   char* base = static_cast<char*>(out);
   std::vector<Send> sends;
   std::vector<Recv> recvs;

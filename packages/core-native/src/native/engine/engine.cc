@@ -20,6 +20,8 @@ constexpr int kMaxIdleSleepMs = 20;
 constexpr size_t kMaxNameBytes = 1024;
 // A tuner window: this many reductions per candidate before the ranks compare rates.
 constexpr int kTunerWindow = 6;
+// A tensor this large reduces about as fast alone as fused, and alone it needs no copies.
+constexpr size_t kInPlaceBytes = 1 << 20;
 
 void put(std::vector<char>& out, const void* p, size_t n) {
   const char* c = static_cast<const char*>(p);
@@ -404,6 +406,11 @@ void Engine::execute(const std::vector<int>& ready_ids) {
     size_t batch_bytes = 0;
     for (Pending* p : list) {
       const size_t bytes = p->req.count * dtype_size(p->req.dtype);
+      if (bytes >= kInPlaceBytes) {  // large enough to travel alone, in place, without two copies
+        std::vector<Pending*> alone{p};
+        reduce_group(alone);
+        continue;
+      }
       if (!batch.empty() && batch_bytes + bytes > opt_.fusion_bytes) {
         reduce_group(batch);
         batch.clear();
