@@ -1,10 +1,15 @@
+import { copyFileSync, existsSync } from "node:fs";
+
 import { defineConfig } from "tsup";
+
+const CLUSTER_SH = "../../tests/cluster/cluster.sh";
 
 export default defineConfig({
   entry: {
     index: "src/ts/index.ts",
     cli: "src/ts/cli.ts",
     "bench-worker": "src/ts/bench/worker.ts",
+    "bench-engine-worker": "src/ts/bench/engine-worker.ts",
   },
   format: ["esm"],
   target: "node20",
@@ -12,4 +17,9 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   splitting: true,
+  // `unicc bench engine` bundles tests/cluster/cluster.ts, which runs cluster.sh from beside itself
+  // (only a checkout of the repository has it).
+  onSuccess: async () => {
+    if (existsSync(CLUSTER_SH)) copyFileSync(CLUSTER_SH, "dist/cluster.sh");
+  },
 });

@@ -5,6 +5,7 @@ const HELP = `usage: unicc <command> [options]
 
   unicc run [options] [--] <command...>   start a job: ranks, rendezvous store, output (unicc run --help)
   unicc bench [options]                   allreduce benchmark against Gloo and Open MPI (unicc bench --help)
+  unicc bench engine [options]            training-step gradient exchange on emulated hosts vs DDP/Gloo
 `;
 
 async function run(argv: string[]): Promise<number> {

@@ -12,9 +12,9 @@ import { launch } from "../launcher/index.js";
 import { encodePlan, formatSize, makePlan, parseSizes, type Step } from "./plan.js";
 
 // This code runs bundled in dist/; bench/ is its sibling in the package.
-const BENCH_DIR = fileURLToPath(new URL("../bench/", import.meta.url));
+export const BENCH_DIR = fileURLToPath(new URL("../bench/", import.meta.url));
 const WORKER = fileURLToPath(new URL("./bench-worker.js", import.meta.url));
-const PYTHON = join(BENCH_DIR, ".venv/bin/python");
+export const PYTHON = join(BENCH_DIR, ".venv/bin/python");
 const MPI_SRC = join(BENCH_DIR, "peers/mpi_allreduce.c");
 const MPI_BIN = join(BENCH_DIR, "build/mpi_allreduce");
 /**
@@ -65,6 +65,9 @@ backend and Open MPI, measured in one run by the same method, with unicc/peer bu
 
 First use installs the peers with bench/setup.sh: a venv with torch 2.13 (Gloo) and matplotlib,
 Debian's Open MPI if mpirun is missing, and the MPI program.
+
+unicc bench engine [options]: a training step's gradient exchange on emulated hosts against
+PyTorch DDP over Gloo, with an ablation and an overlap replay (unicc bench engine --help).
 `;
 
 class UsageError extends Error {}
@@ -123,7 +126,7 @@ function parseArgs(argv: string[]): Options | "help" {
   return o;
 }
 
-function formatTime(s: number): string {
+export function formatTime(s: number): string {
   const [v, unit] = s < 1e-3 ? [s * 1e6, "us"] : s < 1 ? [s * 1e3, "ms"] : [s, "s"];
   return `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${unit}`;
 }
@@ -134,7 +137,7 @@ function formatBw(gbps: number): string {
 }
 
 /** A stream that hands each whole line written to it to `onLine`. */
-function lineSink(onLine: (line: string) => void): Writable {
+export function lineSink(onLine: (line: string) => void): Writable {
   let pending = "";
   return new Writable({
     write(chunk, _enc, done) {
@@ -237,6 +240,11 @@ function ensureInstalled(o: Options): boolean {
   // The venv is needed for the plot even without Gloo.
   if (!existsSync(PYTHON)) parts.push("venv");
   if (o.peers.includes("mpi") && (!existsSync(MPI_BIN) || statSync(MPI_SRC).mtimeMs > statSync(MPI_BIN).mtimeMs)) parts.push("mpi");
+  return runSetup(parts);
+}
+
+/** Runs bench/setup.sh for these parts (venv, mpi), if any; false if that failed. */
+export function runSetup(parts: string[]): boolean {
   if (!parts.length) return true;
   process.stdout.write(`[bench] setting up the peers first: bench/setup.sh ${parts.join(" ")}\n`);
   const t0 = Date.now();
@@ -283,12 +291,17 @@ function table(rows: BenchRow[], ratioRows: Ratio[], o: Options, ranks: number):
     const ratio = (p: Peer) => ratioRows.find((x) => x.ranks === ranks && x.bytes === bytes && x.peer === p);
     return [formatSize(bytes), ...cells, ...ratioPeers.map((p) => ratio(p)?.busbw_ratio.toFixed(2).concat("x") ?? "-")];
   });
-  const lines = [head, ...body];
-  const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
-  return lines.map((l) => l.map((cell, c) => cell.padStart(widths[c])).join("  ")).join("\n");
+  return alignColumns([head, ...body]);
+}
+
+/** Rows of cells as text, each column right-aligned to its widest cell. */
+export function alignColumns(lines: string[][]): string {
+  const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
+  return lines.map((l) => l.map((cell, c) => cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
 }
 
 export async function runBench(argv: string[]): Promise<number> {
+  if (argv[0] === "engine") return (await import("./engine.js")).runEngineBench(argv.slice(1));
   let o: Options;
   try {
     const parsed = parseArgs(argv);
