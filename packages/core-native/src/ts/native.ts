@@ -29,6 +29,7 @@ export interface NativeComm {
   submitNamedSync(names: string[], bufs: unknown[], op: number, wire: number): void;
   stopEngine(): Promise<void>;
   engineSettings(): string;
+  engineTuning(): boolean;
   close(): void;
 }
 

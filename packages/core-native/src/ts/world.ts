@@ -114,6 +114,11 @@ export class World {
     return this.engine.engineSettings();
   }
 
+  /** True while the tuner is still measuring candidates on this rank. */
+  get engineTuning(): boolean {
+    return this.engine.engineTuning();
+  }
+
   /** Copies `buf` of rank `root` into `buf` of every rank. */
   broadcast<T extends CommArray>(buf: T, opts: { root?: number } = {}): Promise<T> {
     return this.start("broadcast", [buf], () => this.comm.submit(COLL.broadcast, buf, 0, this.checkRoot(opts.root), undefined, false)!).then(() => buf);

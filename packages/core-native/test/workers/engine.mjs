@@ -121,7 +121,7 @@ if (mode === "mixed" || mode === "sync") {
 } else if (mode === "tune") {
   const bufs = tensors.map((t) => input(t, rank, 0));
   // Steps until every rank's tuner has settled (ranks agree on when to stop through a max).
-  const tuning = () => world.allreduceSync(Int32Array.of(world.engineSettings.endsWith("(tuning)") ? 1 : 0), { op: "max" })[0];
+  const tuning = () => world.allreduceSync(Int32Array.of(world.engineTuning ? 1 : 0), { op: "max" })[0];
   for (let step = 0; step < 400 && tuning(); step++)
     await Promise.all(tensors.map((t, k) => world.allreduce(bufs[k], { name: t.name, op: "max" })));
   console.log(`TUNED ${world.engineSettings}`);

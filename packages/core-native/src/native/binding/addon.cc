@@ -42,6 +42,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
                         InstanceMethod("submitNamedSync", &CommWrap::SubmitNamedSync),
                         InstanceMethod("stopEngine", &CommWrap::StopEngine),
                         InstanceMethod("engineSettings", &CommWrap::EngineSettings),
+                        InstanceMethod("engineTuning", &CommWrap::EngineTuning),
                         InstanceMethod("close", &CommWrap::Close)});
   }
 
@@ -208,6 +209,10 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
       Finish(c, "");
     });
     return p;
+  }
+
+  Napi::Value EngineTuning(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), engine_ && engine_->tuning());
   }
 
   Napi::Value EngineSettings(const Napi::CallbackInfo& info) {

@@ -77,6 +77,11 @@ void Engine::apply(const Candidate& c) {
   comm_.use_streams(c.streams);
 }
 
+bool Engine::tuning() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return opt_.autotune && candidate_ < candidates_.size();
+}
+
 std::string Engine::settings() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string s = Candidate{comm_.streams_in_use(), opt_.fusion_bytes}.str();

@@ -48,6 +48,7 @@ class Engine {
   void abandon();
   // What the tuner settled on (or the fixed settings), for logs and tests.
   std::string settings() const;
+  bool tuning() const;
 
  private:
   struct Meta {

@@ -98,7 +98,7 @@ async function step(communicate: boolean): Promise<number> {
 
 /** Whether the engine's tuner is still trying settings on any rank (all ranks must agree to stop warming up). */
 async function tuning(): Promise<boolean> {
-  const flag = new Int32Array([world.engineSettings.endsWith("(tuning)") ? 1 : 0]);
+  const flag = new Int32Array([world.engineTuning ? 1 : 0]);
   await world.allreduce(flag, { op: "max" });
   return flag[0] === 1;
 }
