@@ -47,8 +47,12 @@ describe("engine: named requests, negotiated without a coordinator", () => {
       expect(e).toContain("'w' was submitted differently");
       expect(e).toContain("rank 1: float32[999]");
       expect(e).toContain("rank 0: float32[1000]");
+      expect(e).toContain("rank 2: float32[1000]");
     }
     expect(lines(r, "AFTER")).toEqual(["AFTER 6", "AFTER 6", "AFTER 6"]);
+    const changed = lines(r, "CHANGED");
+    expect(changed).toHaveLength(3);
+    for (const e of changed) expect(e).toMatch(/'after' was submitted differently.*agreed earlier, float32\[10\].*rank 0: float32\[11\]/);
   });
 
   it("stall report: every rank names the tensor and the rank that has not submitted it", async () => {

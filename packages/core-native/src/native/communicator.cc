@@ -282,6 +282,107 @@ void Communicator::run_inline(Op& op) {
   }
 }
 
+void Communicator::run_inline_many(const std::vector<Op*>& ops) {
+  if (!failed_.empty()) throw CommError(failed_);
+  const bool pipeline = topo_.hierarchical && shm_ && ops.size() > 0;
+  if (!pipeline) {
+    for (Op* op : ops) run_inline(*op);
+    return;
+  }
+  try {
+    pipelined_allreduces(ops);
+  } catch (const CommError& e) {
+    fail(e.what());
+  }
+}
+
+void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
+  // Pieces small enough that the pipeline fills quickly, large enough that a ring run pays off.
+  constexpr size_t kPieceBytes = 8 << 20;
+  struct Piece {
+    Op* op;
+    char* buf;
+    size_t count;
+    Desc d;
+  };
+  std::vector<Piece> pieces;
+  for (Op* op : ops) {
+    const size_t es = dtype_size(op->dtype);
+    const size_t per = std::max<size_t>(1, kPieceBytes / es);
+    for (size_t start = 0; start == 0 || start < op->count; start += per) {
+      Piece p{op, static_cast<char*>(op->buf) + start * es, std::min(per, op->count - start), {}};
+      p.d.seq = seq_++;
+      p.d.coll = static_cast<uint8_t>(Coll::Allreduce);
+      p.d.dtype = static_cast<uint8_t>(op->dtype);
+      p.d.op = static_cast<uint8_t>(op->op);
+      p.d.count = p.count;
+      pieces.push_back(p);
+      if (op->count == 0) break;
+    }
+  }
+  const size_t n = pieces.size();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<char> reduced(n, 0), crossed(n, 0);
+  std::string error;
+  auto stop = [&](const std::string& why) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (error.empty()) error = why;
+    }
+    cv.notify_all();
+    shm_->abort(why);  // wakes whichever side is still waiting on the other ranks of the host
+  };
+  auto wait_for = [&](std::vector<char>& flags, size_t k) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return flags[k] || !error.empty(); });
+    return error.empty();
+  };
+  auto mark = [&](std::vector<char>& flags, size_t k) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      flags[k] = 1;
+    }
+    cv.notify_all();
+  };
+  // The host's side, in one fixed order on every local rank: reduce piece k, then share piece
+  // k-1 once it has crossed hosts.
+  std::thread host([&] {
+    try {
+      for (size_t k = 0; k <= n; ++k) {
+        if (k < n) {
+          local_reduce_scatter(*shm_, pieces[k].d, pieces[k].buf, pieces[k].count, pieces[k].op->dtype, pieces[k].op->op);
+          mark(reduced, k);
+        }
+        if (k > 0) {
+          if (!wait_for(crossed, k - 1)) return;
+          local_allgather_blocks(*shm_, pieces[k - 1].d, pieces[k - 1].buf, pieces[k - 1].count,
+                                 dtype_size(pieces[k - 1].op->dtype));
+        }
+      }
+    } catch (const std::exception& e) {
+      stop(e.what());
+    }
+  });
+  try {
+    for (size_t k = 0; k < n && wait_for(reduced, k); ++k) {
+      const Piece& p = pieces[k];
+      const size_t es = dtype_size(p.op->dtype);
+      const Partition blocks{p.count, static_cast<size_t>(topo_.local_size)};
+      Ring r = make_ring(topo_.local_rank);
+      ring_allreduce(r, p.d, p.buf + blocks.start(topo_.local_rank) * es, blocks.len(topo_.local_rank),
+                     p.op->dtype, p.op->op, p.op->wire);
+      mark(crossed, k);
+    }
+  } catch (const std::exception& e) {
+    stop(e.what());
+  }
+  host.join();
+  if (!error.empty()) throw CommError(error);
+  for (Op* op : ops)
+    if (op->op == RedOp::Avg) divide(op->buf, op->count, op->dtype, opt_.size);
+}
+
 void Communicator::submit(Op op) {
   auto shared = std::make_shared<Op>(std::move(op));
   run_async([this, shared] { execute(*shared); }, [shared](const std::string& err) { shared->done(err); });

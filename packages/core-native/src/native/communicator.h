@@ -86,6 +86,10 @@ class Communicator {
   // Runs op now on the calling thread, which must be this communicator's own (a task of
   // run_async); a failure is passed on to the peers and thrown.
   void run_inline(Op& op);
+  // Allreduces, run like run_inline one after the other, except that across hosts with shared
+  // memory inside (hierarchical) they form a pipeline: while one piece crosses hosts over TCP,
+  // the next is reduced and the last one shared inside the host on a second thread.
+  void run_inline_many(const std::vector<Op*>& ops);
   void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
   // Finishes queued work, then stops the thread and releases sockets and memory.
   void close();
@@ -98,6 +102,7 @@ class Communicator {
   void worker();
   void execute(Op& op);
   void allreduce(const Desc& d, Op& op);
+  void pipelined_allreduces(const std::vector<Op*>& ops);
   void broadcast(const Desc& d, Op& op);
   void allgather(const Desc& d, Op& op);
   [[noreturn]] void fail(const std::string& msg);

@@ -96,6 +96,8 @@ if (mode === "mixed" || mode === "sync") {
   console.log(`SPECIAL ${[...special].join(",")}`);
 } else if (mode === "mismatch") {
   const w = new Float32Array(rank === 1 ? 999 : 1000).fill(1);
+  // The last rank comes late: the others must not decide (and move on) before it has submitted.
+  if (rank === size - 1) await sleep(300);
   try {
     await world.allreduce(w, { name: "w" });
     console.log("MISMATCH not detected");
@@ -105,6 +107,13 @@ if (mode === "mixed" || mode === "sync") {
   const ok = new Float32Array(10).fill(rank + 1);
   await world.allreduce(ok, { name: "after" });
   console.log(`AFTER ${ok[0]}`);
+  // An agreed name whose length changes on one rank later: also an error on every rank.
+  try {
+    await world.allreduce(new Float32Array(rank === 0 ? 11 : 10), { name: "after" });
+    console.log("CHANGED not detected");
+  } catch (e) {
+    console.log(`CHANGED ${e.message}`);
+  }
 } else if (mode === "stall") {
   if (rank === size - 1) await sleep(3000);
   const late = new Float32Array(8).fill(1);

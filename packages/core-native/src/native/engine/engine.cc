@@ -323,14 +323,19 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
     for (const Meta& m : round.described[r]) by_name[m.name].push_back({r, m});
   std::map<std::string, std::string> errors;
   for (auto& [name, holders] : by_name) {
-    const bool known = id_of_.count(name) > 0;
-    bool same = true;
+    // Decide only once every rank holds the name, so that every rank has it to fail or finish.
+    const auto known = id_of_.find(name);
+    int holding = static_cast<int>(holders.size());
+    if (known != id_of_.end()) {
+      const int id = known->second;
+      for (int r = 0; r < size_; ++r) holding += (round.words[r][kHeaderWords + id / 64] >> (id % 64)) & 1;
+    }
+    if (holding < size_) continue;
+    bool same = known == id_of_.end();  // an agreed name described again means a rank changed it
     for (auto& h : holders) same = same && h.second == holders[0].second;
-    if (known) same = false;  // an agreed name described again means a rank changed it
-    if (static_cast<int>(holders.size()) < size_ && same) continue;
     if (!same) {
       std::string e = "'" + name + "' was submitted differently on different ranks:";
-      if (known) e += " agreed earlier as " + agreed_[id_of_[name]].str() + ";";
+      if (known != id_of_.end()) e += " the others as agreed earlier, " + agreed_[known->second].str() + ";";
       for (auto& h : holders) e += " rank " + std::to_string(h.first) + ": " + h.second.str() + ";";
       e += " every rank must submit a name with the same length, type, op and compression";
       errors[name] = e;
@@ -409,90 +414,109 @@ void Engine::report_stalls(const Round& round) {
 }
 
 void Engine::execute(const std::vector<int>& ready_ids) {
-  // Same order on every rank: agreed id order, grouped by how the values are reduced.
-  std::map<std::tuple<int, int, int>, std::vector<Pending*>> groups;
+  // Same order on every rank: agreed id order, grouped by how the values are reduced; small
+  // tensors are packed into fusion buffers, large ones travel alone, in place, without copies.
+  std::map<std::tuple<int, int, int>, std::vector<Pending*>> kinds;
   for (int id : ready_ids) {
     Pending& p = pending_.at(agreed_[id].name);
     p.id = id;
-    groups[{static_cast<int>(p.req.dtype), static_cast<int>(p.req.op), static_cast<int>(p.req.wire)}].push_back(&p);
+    kinds[{static_cast<int>(p.req.dtype), static_cast<int>(p.req.op), static_cast<int>(p.req.wire)}].push_back(&p);
   }
-  for (auto& [key, list] : groups) {
-    std::vector<Pending*> batch;
-    size_t batch_bytes = 0;
+  std::vector<std::vector<Pending*>> groups;
+  for (auto& [kind, list] : kinds) {
+    size_t open = SIZE_MAX, open_bytes = 0;  // the fusion group being filled
     for (Pending* p : list) {
       const size_t bytes = p->req.count * dtype_size(p->req.dtype);
-      if (bytes >= kInPlaceBytes) {  // large enough to travel alone, in place, without two copies
-        std::vector<Pending*> alone{p};
-        reduce_group(alone);
+      if (bytes >= kInPlaceBytes) {
+        groups.push_back({p});
         continue;
       }
-      if (!batch.empty() && batch_bytes + bytes > opt_.fusion_bytes) {
-        reduce_group(batch);
-        batch.clear();
-        batch_bytes = 0;
+      if (open == SIZE_MAX || open_bytes + bytes > opt_.fusion_bytes) {
+        open = groups.size();
+        open_bytes = 0;
+        groups.emplace_back();
       }
-      batch.push_back(p);
-      batch_bytes += bytes;
+      groups[open].push_back(p);
+      open_bytes += bytes;
     }
-    if (!batch.empty()) reduce_group(batch);
   }
+  reduce_groups(groups);
 }
 
-void Engine::reduce_group(std::vector<Pending*>& group) {
-  const NamedRequest& first = group[0]->req;
-  const size_t es = dtype_size(first.dtype);
-  size_t total = 0;
-  for (Pending* p : group) total += p->req.count;
-  const bool fused = group.size() > 1;
+void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
   const int64_t t0 = now_us();
-  if (fused) {
-    fusion_.resize(std::max(fusion_.size(), total * es));
-    size_t off = 0;
-    for (Pending* p : group) {
-      std::memcpy(fusion_.data() + off, p->req.buf, p->req.count * es);
-      off += p->req.count * es;
+  size_t fused_bytes = 0, total_bytes = 0;
+  for (const auto& g : groups)
+    for (Pending* p : g) {
+      const size_t bytes = p->req.count * dtype_size(p->req.dtype);
+      total_bytes += bytes;
+      if (g.size() > 1) fused_bytes += bytes;
+    }
+  fusion_.resize(std::max(fusion_.size(), fused_bytes));
+  std::vector<Op> ops(groups.size());
+  std::vector<size_t> fusion_at(groups.size(), 0);
+  size_t off = 0;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const NamedRequest& first = groups[i][0]->req;
+    const size_t es = dtype_size(first.dtype);
+    Op& op = ops[i];
+    op.coll = Coll::Allreduce;
+    op.dtype = first.dtype;
+    op.op = first.op;
+    op.wire = first.wire;
+    op.buf = first.buf;
+    op.count = 0;
+    for (Pending* p : groups[i]) op.count += p->req.count;
+    if (groups[i].size() > 1) {
+      fusion_at[i] = off;
+      op.buf = fusion_.data() + off;
+      for (Pending* p : groups[i]) {
+        std::memcpy(fusion_.data() + off, p->req.buf, p->req.count * es);
+        off += p->req.count * es;
+      }
     }
   }
   const int64_t t1 = now_us();
-  Op op;
-  op.coll = Coll::Allreduce;
-  op.dtype = first.dtype;
-  op.op = first.op;
-  op.wire = first.wire;
-  op.buf = fused ? fusion_.data() : first.buf;
-  op.count = total;
-  comm_.run_inline(op);
+  std::vector<Op*> run;
+  for (Op& op : ops) run.push_back(&op);
+  comm_.run_inline_many(run);
   const int64_t t2 = now_us();
-  if (fused) {
-    size_t off = 0;
-    for (Pending* p : group) {
-      std::memcpy(p->req.buf, fusion_.data() + off, p->req.count * es);
-      off += p->req.count * es;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    if (groups[i].size() < 2) continue;
+    size_t at = fusion_at[i];
+    for (Pending* p : groups[i]) {
+      const size_t bytes = p->req.count * dtype_size(p->req.dtype);
+      std::memcpy(p->req.buf, fusion_.data() + at, bytes);
+      at += bytes;
     }
   }
   const int64_t t3 = now_us();
-  tune(total * es, t3 - t0);
-  for (Pending* p : group) {
-    if (timeline_.enabled()) {
-      const int row = p->id + 1;
-      if (fused) timeline_.span(row, "fuse", t0, t1);
-      const std::string args = "{\"bytes\":" + std::to_string(total * es) + ",\"tensors\":" +
-                               std::to_string(group.size()) + ",\"wire\":\"" + wire_name(first.wire) + "\"}";
-      timeline_.span(row, first.wire == Wire::Exact ? "allreduce" : "compress+allreduce", t1, t2, args);
-      if (fused) timeline_.span(row, "unpack", t2, t3);
+  tune(total_bytes, t3 - t0, static_cast<int>(ops.size()));
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const bool fused = groups[i].size() > 1;
+    for (Pending* p : groups[i]) {
+      if (timeline_.enabled()) {
+        const int row = p->id + 1;
+        if (fused) timeline_.span(row, "fuse", t0, t1);
+        const std::string args = "{\"bytes\":" + std::to_string(ops[i].count * dtype_size(ops[i].dtype)) +
+                                 ",\"tensors\":" + std::to_string(groups[i].size()) + ",\"wire\":\"" +
+                                 wire_name(ops[i].wire) + "\",\"batch_bytes\":" + std::to_string(total_bytes) + "}";
+        timeline_.span(row, ops[i].wire == Wire::Exact ? "allreduce" : "compress+allreduce", t1, t2, args);
+        if (fused) timeline_.span(row, "unpack", t2, t3);
+      }
+      const std::string name = p->req.name;
+      auto done = std::move(p->req.done);
+      pending_.erase(name);
+      done("");
     }
-    const std::string name = p->req.name;
-    auto done = std::move(p->req.done);
-    pending_.erase(name);
-    done("");
   }
 }
 
-void Engine::tune(size_t bytes, int64_t took_us) {
+void Engine::tune(size_t bytes, int64_t took_us, int reductions) {
   if (candidate_ >= candidates_.size() || my_rate_report_ >= 0) return;
   candidate_bytes_ += static_cast<double>(bytes);
   candidate_seconds_ += static_cast<double>(took_us) / 1e6;
-  ++tuner_reductions_;
+  tuner_reductions_ += reductions;
   if (tuner_reductions_ < kTunerWindowCap && (tuner_reductions_ < kTunerWindow || candidate_bytes_ < kTunerWindowBytes))
     return;
   my_rate_report_ = candidate_seconds_ > 0 ? candidate_bytes_ / candidate_seconds_ : 0;

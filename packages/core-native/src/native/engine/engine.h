@@ -72,11 +72,11 @@ class Engine {
   void loop();
   bool run_round(bool stopping, bool* all_stopping);
   void execute(const std::vector<int>& ready_ids);
-  void reduce_group(std::vector<Pending*>& group);
+  void reduce_groups(const std::vector<std::vector<Pending*>>& groups);
   void fail_all(const std::string& error);
   void finish();
   void report_stalls(const Round& round);
-  void tune(size_t bytes, int64_t took_us);
+  void tune(size_t bytes, int64_t took_us, int reductions);
   std::string label() const;
 
   Communicator& comm_;
