@@ -1,13 +1,15 @@
 // One rank of the fault tests. argv: scenario, then scenario arguments.
-//   die VICTIM AFTER   - everybody loops allreduce on 8 MiB; VICTIM SIGKILLs itself after AFTER
-//                        collectives. Survivors print "ERROR <ms since the victim's death> <message>".
+//   die VICTIM AFTER [named] - everybody loops allreduce on 8 MiB (with "named": through the
+//                        engine); VICTIM SIGKILLs itself after AFTER collectives. Survivors print
+//                        "ERROR <ms since the victim's death> <message>".
 //   isolate VICTIM AFTER - like die, but VICTIM takes its own host's network link down instead
 //                        (run it in a network namespace: the whole emulated host goes dark).
 //   mismatch ODD       - rank ODD passes a shorter buffer; every rank prints "ERROR <message>".
 import { execFileSync } from "node:child_process";
 import { init } from "@unicc/core";
 
-const [scenario, a, b] = process.argv.slice(2);
+const [scenario, a, b, how] = process.argv.slice(2);
+const via = (name) => (how === "named" ? { name } : {});
 const world = await init();
 const { rank } = world;
 console.log(`PID ${process.pid}`);
@@ -25,11 +27,11 @@ if (scenario === "die" || scenario === "isolate") {
       execFileSync("ip", ["link", "set", "dev", "eth0", "down"]);
     }
     try {
-      await world.allreduce(buf);
+      await world.allreduce(buf, via("grad"));
     } catch (e) {
       console.log(`ERROR ${Date.now()} ${e.message}`);
       // Later collectives fail at once with the same cause.
-      await world.allreduce(new Float32Array(4)).catch((e2) => console.log(`LATER ${e2.message === e.message}`));
+      await world.allreduce(new Float32Array(4), via("later")).catch((e2) => console.log(`LATER ${e2.message === e.message}`));
       process.exit(3);
     }
   }
