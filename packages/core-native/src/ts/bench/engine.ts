@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { netnsUnavailable, up, type Cluster } from "../../../../../tests/cluster/cluster.js";
+import { UsageError, walkOptions } from "../cli-options.js";
 import { launch } from "../launcher/index.js";
 import { alignColumns, BENCH_DIR, formatTime, lineSink, PYTHON, runSetup } from "./index.js";
 import type { Compression } from "../env.js";
@@ -58,7 +59,6 @@ shaped links; needs root and ip/tc), unicc against PyTorch DDP over Gloo, in one
   -h, --help          this text
 `;
 
-class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Options | "help" {
   const o: Options = {
@@ -79,18 +79,13 @@ function parseArgs(argv: string[]): Options | "help" {
     if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`${flag} needs a whole number of at least ${min}, got '${v}'`);
     return Number(v);
   };
-  for (let i = 0; i < argv.length; i++) {
-    const eq = argv[i].startsWith("--") ? argv[i].indexOf("=") : -1;
-    const flag = eq > 0 ? argv[i].slice(0, eq) : argv[i];
-    const value = () => {
-      if (eq > 0) return argv[i].slice(eq + 1);
-      if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
-      return argv[++i];
-    };
+  let help = false;
+  walkOptions(argv, (flag, value, arg) => {
     switch (flag) {
       case "-h":
       case "--help":
-        return "help";
+        help = true;
+        return "stop";
       case "--hosts":
         o.hosts = whole(flag, value(), 1);
         break;
@@ -128,9 +123,10 @@ function parseArgs(argv: string[]): Options | "help" {
         o.out = value();
         break;
       default:
-        throw new UsageError(`unknown option '${argv[i]}'`);
+        throw new UsageError(`unknown option '${arg}'`);
     }
-  }
+  });
+  if (help) return "help";
   if (o.hosts * o.ranksPerHost < 2) throw new UsageError("needs at least 2 ranks in all");
   return o;
 }

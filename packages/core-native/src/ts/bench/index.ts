@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 
+import { UsageError, walkOptions } from "../cli-options.js";
 import { launch } from "../launcher/index.js";
 import { encodePlan, formatSize, makePlan, parseSizes, type Step } from "./plan.js";
 
@@ -70,22 +71,16 @@ unicc bench engine [options]: a training step's gradient exchange on emulated ho
 PyTorch DDP over Gloo, with an ablation and an overlap replay (unicc bench engine --help).
 `;
 
-class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Options | "help" {
   const o: Options = { ranks: [2, 4], sizes: parseSizes("1K-256M"), peers: [...PEERS], unicc: true, out: "bench-results" };
-  for (let i = 0; i < argv.length; i++) {
-    const eq = argv[i].startsWith("--") ? argv[i].indexOf("=") : -1;
-    const flag = eq > 0 ? argv[i].slice(0, eq) : argv[i];
-    const value = () => {
-      if (eq > 0) return argv[i].slice(eq + 1);
-      if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
-      return argv[++i];
-    };
+  let help = false;
+  walkOptions(argv, (flag, value, arg) => {
     switch (flag) {
       case "-h":
       case "--help":
-        return "help";
+        help = true;
+        return "stop";
       case "--ranks":
         o.ranks = value().split(",").map((s) => {
           if (!/^\d+$/.test(s.trim()) || Number(s) < 2) throw new UsageError(`--ranks needs whole numbers of at least 2, got '${s}'`);
@@ -119,9 +114,10 @@ function parseArgs(argv: string[]): Options | "help" {
         o.out = value();
         break;
       default:
-        throw new UsageError(`unknown option '${argv[i]}'`);
+        throw new UsageError(`unknown option '${arg}'`);
     }
-  }
+  });
+  if (help) return "help";
   if (!o.unicc && !o.peers.length) throw new UsageError("nothing to measure (--no-unicc with --peers none)");
   return o;
 }

@@ -1,5 +1,9 @@
 import { readFileSync } from "node:fs";
 
+import { UsageError, walkOptions } from "../cli-options.js";
+
+export { UsageError };
+
 export interface HostSlots {
   name: string;
   slots: number;
@@ -22,8 +26,6 @@ export interface LaunchOptions {
 export const DEFAULT_LAUNCH_AGENT = "ssh {host}";
 export const DEFAULT_GRACE_MS = 5000;
 
-/** Bad command-line input: the CLI prints the message on one line and exits 2. */
-export class UsageError extends Error {}
 /** `--help` among the options. */
 export class HelpRequested extends Error {}
 
@@ -89,22 +91,8 @@ export function parseHostfile(path: string): HostSlots[] {
 export function parseRunArgs(argv: string[]): LaunchOptions {
   const o: LaunchOptions = { command: [], hosts: [], launchAgent: DEFAULT_LAUNCH_AGENT, graceMs: DEFAULT_GRACE_MS };
   let np: number | undefined;
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--") {
-      i++;
-      break;
-    }
-    if (!arg.startsWith("-")) break; // the command starts here
-    // Long options also take "--flag=value".
-    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = () => {
-      if (eq > 0) return arg.slice(eq + 1);
-      if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
-      return argv[++i];
-    };
+  let end = walkOptions(argv, (flag, value, arg) => {
+    if (arg === "--" || !arg.startsWith("-")) return "stop"; // the command starts here
     switch (flag) {
       case "-h":
       case "--help":
@@ -142,8 +130,9 @@ export function parseRunArgs(argv: string[]): LaunchOptions {
       default:
         throw new UsageError(`unknown option '${arg}'`);
     }
-  }
-  o.command = argv.slice(i);
+  });
+  if (argv[end] === "--") end++;
+  o.command = argv.slice(end);
   if (!o.command.length) throw new UsageError("no command to run");
 
   const seen = new Set<string>();
