@@ -4,17 +4,12 @@
 import { createHash } from "node:crypto";
 import { init } from "@unicc/core";
 
+import { word } from "./seeded.mjs";
+
 const sizes = process.argv[2].split(",").map(Number);
 const world = await init();
 const { rank, size } = world;
 
-// splitmix32-style hash of (seed, rank, index): reproducible on every rank.
-function mix(a) {
-  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
-  a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
-  return (a ^ (a >>> 16)) >>> 0;
-}
-const word = (seed, r, i) => mix(Math.imul(seed, 0x9e3779b9) ^ mix(r * 0x632be5ab + i));
 const unit = (seed, r, i) => word(seed, r, i) / 4294967296; // [0, 1)
 
 const DTYPES = {

@@ -11,17 +11,13 @@
 //   orphan:   rank 0 submits a name no other rank submits, then every rank closes
 import { init } from "@unicc/core";
 
+import { mix, word } from "./seeded.mjs";
+
 const [mode, compression = "none"] = process.argv.slice(2);
 const world = await init();
 const { rank, size } = world;
 
-function mix(a) {
-  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b);
-  a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35);
-  return (a ^ (a >>> 16)) >>> 0;
-}
 const hashName = (s) => [...s].reduce((h, c) => mix(h ^ c.charCodeAt(0)), 17);
-const word = (seed, r, i) => mix(Math.imul(seed, 0x9e3779b9) ^ mix(r * 0x632be5ab + i));
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
 // Integer-valued inputs: sums are exact in every dtype, so any loss or misplacement shows.
