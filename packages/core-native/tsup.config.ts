@@ -5,6 +5,7 @@ export default defineConfig({
     index: "src/ts/index.ts",
     cli: "src/ts/cli.ts",
     "bench-worker": "src/ts/bench/worker.ts",
+    bridge: "src/ts/bridge/main.ts",
   },
   format: ["esm"],
   target: "node20",
