@@ -1,0 +1,96 @@
+import { randomBytes, randomInt } from "node:crypto";
+import { beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
+
+import { bridgeLeftovers, runJob, venvPython, WORKERS } from "./helpers.js";
+
+const TIMEOUT_S = 10;
+let python: string;
+let before: Set<string>;
+
+beforeAll(() => {
+  python = venvPython();
+}, 600_000);
+
+// Whatever else runs on the machine, nothing of the bridge's may outlive a job of ours.
+beforeEach(() => {
+  before = new Set(bridgeLeftovers());
+});
+afterEach(() => {
+  expect(bridgeLeftovers().filter((f) => !before.has(f))).toEqual([]);
+});
+
+function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
+  return (r.byRank.get(rank) ?? []).join("\n");
+}
+
+describe("collectives through the bridge", () => {
+  it("allreduce (sum, max, min, average), broadcast and allgather on 4 ranks match references, several dtypes, many in flight", async () => {
+    const seed = randomInt(1, 1 << 20);
+    const r = await runJob(["-np", "4", python, `${WORKERS}collectives.py`, String(seed)]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 4; rank++) expect(lines(r, rank)).toMatch(new RegExp(`OK \\d+ checks rank ${rank} of 4`));
+  });
+});
+
+describe("one step on 4 ranks with batch b equals one step on 1 process with batch 4b", () => {
+  for (const mode of ["opt+hook", "pg"]) {
+    it(mode === "pg" ? 'dist.init_process_group(backend="unicc") + unchanged DDP (and its fp16 hook)' : "DistributedOptimizer, and DDP with uc.ddp_comm_hook", async () => {
+      const r = await runJob(["-np", "4", python, `${WORKERS}equivalence.py`, mode, String(randomInt(1, 1 << 20))]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      for (let rank = 0; rank < 4; rank++) {
+        expect(lines(r, rank)).toContain(`OK ${mode}`);
+        for (const m of lines(r, rank).matchAll(/DIFF (.+) (\S+)$/gm))
+          expect(Number(m[2]), m[1]).toBeLessThan(m[1].includes("fp16") ? 1e-2 : 1e-5);
+      }
+    });
+  }
+});
+
+describe("failures raise in Python, naming what died, within the bound", () => {
+  it("a killed peer: every other rank raises UniccError naming it", async () => {
+    const victim = randomInt(0, 3);
+    const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "peer", String(victim)]);
+    expect(r.code).not.toBe(0);
+    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
+    for (let rank = 0; rank < 3; rank++) {
+      if (rank === victim) continue;
+      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
+      expect(m, `rank ${rank}:\n${lines(r, rank)}\n${r.stderr}`).not.toBeNull();
+      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid \\d+\\) died`));
+      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
+    }
+  });
+
+  it("a killed bridge: its rank raises BridgeError naming the bridge, the others name that rank", async () => {
+    const victim = randomInt(0, 3);
+    const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "bridge", String(victim)]);
+    expect(r.code).not.toBe(0);
+    const [, , bridgePid] = /PID (\d+) (\d+)/.exec(lines(r, victim))!;
+    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
+    const own = /ERROR (\d+) BridgeError: (.*)/.exec(lines(r, victim));
+    expect(own, lines(r, victim)).not.toBeNull();
+    expect(own![2]).toContain(`rank ${victim}: the bridge process (pid ${bridgePid}) was killed by signal 9`);
+    expect(Number(own![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
+    for (let rank = 0; rank < 3; rank++) {
+      if (rank === victim) continue;
+      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
+      expect(m, `rank ${rank}:\n${lines(r, rank)}`).not.toBeNull();
+      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid ${bridgePid}\\) died`));
+      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
+    }
+  });
+});
+
+describe("the bridge's door", () => {
+  it("with UNICC_JOB_TOKEN set, refuses clients without the proof, garbage and oversize frames, then admits the right client and leaves no socket", async () => {
+    const r = await runJob(["-np", "1", python, `${WORKERS}door.py`], { env: { UNICC_JOB_TOKEN: randomBytes(16).toString("hex") } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = lines(r, 0);
+    for (const what of ["NO-TOKEN", "WRONG-TOKEN"]) expect(out).toMatch(new RegExp(`${what} .*refused the connection: wrong or missing proof of UNICC_JOB_TOKEN.* None`));
+    expect(out).toMatch(/OVERSIZE .*bad message from the client: frame of \d+ bytes exceeds/);
+    expect(out).toMatch(/GARBAGE .*bad message from the client: message is not JSON/);
+    expect(out).toMatch(/SKIP-AUTH .*expected the auth message, got 'op'/);
+    expect(out).toMatch(/RIGHT-TOKEN \{'t': 'welcome', 'rank': 0, 'size': 1/);
+    expect(out).toContain("EXIT 0 SOCKET-LEFT False DIR-LEFT False");
+  });
+});

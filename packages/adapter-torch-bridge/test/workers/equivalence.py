@@ -1,0 +1,74 @@
+# One training step on N ranks with batch b each against one step of plain torch on one process
+# with the whole batch N*b (computed here, without unicc). Modes:
+#   opt+hook: uc.DistributedOptimizer, then DDP (gloo process group) with uc.ddp_comm_hook
+#   pg:       dist.init_process_group(backend="unicc") and DDP unchanged, plain and with its fp16 hook
+import copy
+import sys
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import unicc.torch as uc
+
+mode, seed, b = sys.argv[1], int(sys.argv[2]), 8
+torch.manual_seed(seed)
+template = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 10))
+uc.init()
+r, n = uc.rank(), uc.size()
+g = torch.Generator().manual_seed(seed + 1)
+X = torch.randn(n * b, 20, generator=g)
+Y = torch.randint(0, 10, (n * b,), generator=g)
+mine = slice(r * b, (r + 1) * b)
+loss_fn = nn.CrossEntropyLoss()
+
+
+def reference():
+    m = copy.deepcopy(template)
+    opt = torch.optim.SGD(m.parameters(), lr=0.5, momentum=0.9)
+    loss_fn(m(X), Y).backward()
+    opt.step()
+    return m
+
+
+def rel_diff(a, b):
+    return max(((p - q).norm() / q.norm()).item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def report(what, model, tol):
+    d = rel_diff(model, reference())
+    print("DIFF %s %.3e" % (what, d), flush=True)
+    if d > tol:
+        raise SystemExit("%s differs from the 1-process reference by %.3e (limit %.0e)" % (what, d, tol))
+
+
+def ddp_step(model):
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    loss_fn(model(X[mine]), Y[mine]).backward()
+    opt.step()
+    return model.module
+
+
+if mode == "opt+hook":
+    m = copy.deepcopy(template)
+    opt = uc.DistributedOptimizer(torch.optim.SGD(m.parameters(), lr=0.5, momentum=0.9), named_parameters=m.named_parameters())
+    loss_fn(m(X[mine]), Y[mine]).backward()
+    opt.step()
+    report("DistributedOptimizer", m, 1e-5)
+
+    dist.init_process_group(backend="gloo")
+    model = DDP(copy.deepcopy(template))
+    model.register_comm_hook(None, uc.ddp_comm_hook)
+    report("ddp_comm_hook", ddp_step(model), 1e-5)
+else:
+    dist.init_process_group(backend="unicc")
+    assert dist.get_backend() == "unicc" and dist.get_rank() == r and dist.get_world_size() == n
+    report("DDP(backend=unicc)", ddp_step(DDP(copy.deepcopy(template))), 1e-5)
+    model = DDP(copy.deepcopy(template))
+    model.register_comm_hook(dist.group.WORLD, default_hooks.fp16_compress_hook)
+    # fp16 on the wire rounds each gradient to 11 bits: equal to the reference within that precision.
+    report("DDP(backend=unicc)+fp16_compress_hook", ddp_step(model), 1e-2)
+dist.destroy_process_group()
+print("OK", mode, flush=True)
