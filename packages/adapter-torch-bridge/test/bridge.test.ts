@@ -1,4 +1,5 @@
 import { randomBytes, randomInt } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
 
 import { bridgeLeftovers, runJob, venvPython, WORKERS } from "./helpers.js";
@@ -92,5 +93,21 @@ describe("the bridge's door", () => {
     expect(out).toMatch(/SKIP-AUTH .*expected the auth message, got 'op'/);
     expect(out).toMatch(/RIGHT-TOKEN \{'t': 'welcome', 'rank': 0, 'size': 1/);
     expect(out).toContain("EXIT 0 SOCKET-LEFT False DIR-LEFT False");
+  });
+});
+
+describe("examples/torch-digits", () => {
+  it("4 ranks (DDP on the unicc backend) reach the test accuracy of 1 rank within 1 point", async () => {
+    const TRAIN = fileURLToPath(new URL("../../../examples/torch-digits/train.py", import.meta.url));
+    const accuracy = async (np: number, mode: string) => {
+      const r = await runJob(["-np", String(np), python, TRAIN, "--epochs", "2", "--mode", mode]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(lines(r, 0)).toMatch(/epoch 2: [\d.]+ s, \d+ images\/s, loss [\d.]+, test accuracy/);
+      return Number(/FINAL accuracy ([\d.]+)/.exec(lines(r, 0))![1]);
+    };
+    const one = await accuracy(1, "optimizer");
+    const four = await accuracy(4, "ddp");
+    expect(one).toBeGreaterThan(0.85);
+    expect(Math.abs(four - one)).toBeLessThanOrEqual(0.01);
   });
 });
