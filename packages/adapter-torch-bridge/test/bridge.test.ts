@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
@@ -6,10 +7,12 @@ import { bridgeLeftovers, runJob, venvPython, WORKERS } from "./helpers.js";
 
 const TIMEOUT_S = 10;
 let python: string;
+let hasCuda = false;
 let before: Set<string>;
 
 beforeAll(() => {
   python = venvPython();
+  hasCuda = execFileSync(python, ["-c", "import torch; print(torch.cuda.is_available())"], { encoding: "utf8" }).trim() === "True";
 }, 600_000);
 
 // Whatever else runs on the machine, nothing of the bridge's may outlive a job of ours.
@@ -30,6 +33,15 @@ describe("collectives through the bridge", () => {
     const r = await runJob(["-np", "4", python, `${WORKERS}collectives.py`, String(seed)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     for (let rank = 0; rank < 4; rank++) expect(lines(r, rank)).toMatch(new RegExp(`OK \\d+ checks rank ${rank} of 4`));
+  });
+});
+
+describe("CUDA tensors, staged through host memory", () => {
+  it("every collective on a device tensor equals the same on CPU (where torch sees a GPU)", async (ctx) => {
+    if (!hasCuda) return ctx.skip();
+    const r = await runJob(["-np", "2", python, `${WORKERS}cuda_staging.py`]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK cuda rank ${rank} of 2`);
   });
 });
 

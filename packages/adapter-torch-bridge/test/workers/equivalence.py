@@ -25,11 +25,13 @@ mine = slice(r * b, (r + 1) * b)
 loss_fn = nn.CrossEntropyLoss()
 
 
-def reference():
+def reference(steps=1):
     m = copy.deepcopy(template)
     opt = torch.optim.SGD(m.parameters(), lr=0.5, momentum=0.9)
-    loss_fn(m(X), Y).backward()
-    opt.step()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn(m(X), Y).backward()
+        opt.step()
     return m
 
 
@@ -37,8 +39,8 @@ def rel_diff(a, b):
     return max(((p - q).norm() / q.norm()).item() for p, q in zip(a.parameters(), b.parameters()))
 
 
-def report(what, model, tol):
-    d = rel_diff(model, reference())
+def report(what, model, tol, steps=1):
+    d = rel_diff(model, reference(steps))
     print("DIFF %s %.3e" % (what, d), flush=True)
     if d > tol:
         raise SystemExit("%s differs from the 1-process reference by %.3e (limit %.0e)" % (what, d, tol))
@@ -54,9 +56,17 @@ def ddp_step(model):
 if mode == "opt+hook":
     m = copy.deepcopy(template)
     opt = uc.DistributedOptimizer(torch.optim.SGD(m.parameters(), lr=0.5, momentum=0.9), named_parameters=m.named_parameters())
+    # Step 1 reduces the gradients where backward wrote them (shared memory); model.zero_grad() then
+    # drops those tensors, so step 2 takes the copying path.
+    loss_fn(m(X[mine]), Y[mine]).backward()
+    slab = opt._unicc_slab.buffer
+    in_slab = [p.grad.untyped_storage().data_ptr() == torch.frombuffer(slab, dtype=torch.uint8).data_ptr() for p in m.parameters()]
+    assert all(in_slab), "gradients are not in the shared slab: %s" % in_slab
+    opt.step()
+    m.zero_grad()
     loss_fn(m(X[mine]), Y[mine]).backward()
     opt.step()
-    report("DistributedOptimizer", m, 1e-5)
+    report("DistributedOptimizer (shared grads, then copied grads)", m, 1e-5, steps=2)
 
     dist.init_process_group(backend="gloo")
     model = DDP(copy.deepcopy(template))
