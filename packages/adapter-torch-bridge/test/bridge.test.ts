@@ -3,7 +3,7 @@ import { randomBytes, randomInt } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
 
-import { bridgeLeftovers, runJob, venvPython, WORKERS } from "./helpers.js";
+import { bridgeLeftovers, python39, runJob, venvPython, WORKERS } from "./helpers.js";
 
 const TIMEOUT_S = 10;
 let python: string;
@@ -33,6 +33,16 @@ describe("collectives through the bridge", () => {
     const r = await runJob(["-np", "4", python, `${WORKERS}collectives.py`, String(seed)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     for (let rank = 0; rank < 4; rank++) expect(lines(r, rank)).toMatch(new RegExp(`OK \\d+ checks rank ${rank} of 4`));
+  });
+});
+
+describe("the client package alone (what the MXNet and Caffe adapters use)", () => {
+  const py39 = python39();
+  it.skipIf(!py39)("runs on Python 3.9 without torch or numpy: allreduce, broadcast, allgather of 4 dtypes on 3 ranks", async () => {
+    const CLIENT = fileURLToPath(new URL("../../core-native/python", import.meta.url));
+    const r = await runJob(["-np", "3", py39!, `${WORKERS}client_only.py`, String(randomInt(1, 1 << 20))], { env: { PYTHONPATH: CLIENT } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 3; rank++) expect(lines(r, rank)).toContain(`OK 12 checks rank ${rank} of 3 python 3.9`);
   });
 });
 
@@ -101,6 +111,7 @@ describe("the bridge's door", () => {
     const out = lines(r, 0);
     for (const what of ["NO-TOKEN", "WRONG-TOKEN"]) expect(out).toMatch(new RegExp(`${what} .*refused the connection: wrong or missing proof of UNICC_JOB_TOKEN.* None`));
     expect(out).toMatch(/OVERSIZE .*bad message from the client: frame of \d+ bytes exceeds/);
+    expect(out).toMatch(/BIG .*bad message from the client: message exceeds the bridge's 65536-byte limit/);
     expect(out).toMatch(/GARBAGE .*bad message from the client: message is not JSON/);
     expect(out).toMatch(/SKIP-AUTH .*expected the auth message, got 'op'/);
     expect(out).toMatch(/RIGHT-TOKEN \{'t': 'welcome', 'rank': 0, 'size': 1/);

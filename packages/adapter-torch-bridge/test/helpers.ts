@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 
 export { runJob, type JobResult } from "../../core-native/test/run-job.js";
@@ -18,4 +18,21 @@ export function bridgeLeftovers(): string[] {
   const shm = readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-") && f.includes("-bridge-"));
   const socks = readdirSync(tmpdir()).filter((f) => f.startsWith("unicc-bridge-"));
   return [...shm.map((f) => `/dev/shm/${f}`), ...socks.map((f) => `${tmpdir()}/${f}`)];
+}
+
+/** A Python 3.9 (the oldest the client supports): `python3.9` on PATH, else one installed by pyenv. */
+export function python39(): string | undefined {
+  const root = process.env.PYENV_ROOT ?? `${homedir()}/.pyenv`;
+  const pyenv = existsSync(`${root}/versions`)
+    ? readdirSync(`${root}/versions`).filter((v) => v.startsWith("3.9.")).map((v) => `${root}/versions/${v}/bin/python3.9`)
+    : [];
+  for (const candidate of ["python3.9", ...pyenv]) {
+    try {
+      execFileSync(candidate, ["-c", "import sys; assert sys.version_info[:2] == (3, 9)"], { stdio: "ignore" });
+      return candidate;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
 }

@@ -125,8 +125,7 @@ class Bridge:
     def __init__(self, env=None, node=None, script=None):
         env = dict(os.environ if env is None else env)
         self.timeout_s = timeout_s(env)
-        self._env_rank = int(env.get("UNICC_RANK") or env.get("RANK") or 0)
-        self.rank = self._env_rank
+        self.rank = int(env.get("UNICC_RANK") or env.get("RANK") or 0)  # until the bridge says
         self.pid = 0
         self._send_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -368,6 +367,7 @@ class Bridge:
             self._sock.close()
         except OSError:
             pass
+        self._fail(UniccError("unicc: rank %d: the bridge was closed while this request was pending" % self.rank))
         for s in self._slabs:
             s.views.clear()
             try:

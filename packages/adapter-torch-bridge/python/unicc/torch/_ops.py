@@ -74,6 +74,7 @@ class TensorHandle:
     """A collective in flight on tensors. wait() copies the result into `output` once and returns it."""
 
     def __init__(self, handle, output, result, slabs):
+        self._bridge = _bridge()
         self._handle = handle
         self._output = output
         self._result = result  # the slab view holding the outcome
@@ -94,7 +95,7 @@ class TensorHandle:
                             self._output.copy_(self._result.view(self._output.shape))
                 finally:
                     for s in self._slabs:
-                        _bridge().release(s)
+                        self._bridge.release(s)
         return self._output
 
     def wait(self):

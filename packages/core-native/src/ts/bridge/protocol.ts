@@ -7,8 +7,9 @@
 // removes the socket file and its directory, so nothing is left behind however either side ends.
 //
 // Framing: u32 body length (big endian), then the body, a UTF-8 JSON object with a string field
-// "t" (its type). Bodies over MAX_MESSAGE bytes, bodies that are not such JSON, and unknown types
-// are refused: the bridge answers {t:"error"} and drops the connection.
+// "t" (its type); the store's FrameReader splits the stream. A message over MAX_MESSAGE bytes
+// (refused once that many bytes of it are in), a body that is not such JSON, and an unknown type
+// are refused: the bridge answers {t:"error", message} and drops the connection.
 //
 // Handshake (bridge speaks first):
 //   bridge -> {t:"hello", version:1, challenge:<hex of 32 random bytes>, auth:<bool>}

@@ -6,12 +6,13 @@ import { dirname } from "node:path";
 
 import { checkAnswer, newChallenge } from "../auth.js";
 import { loadAddon } from "../native.js";
-import { FrameReader } from "../store/index.js";
+import { FrameReader, ProtocolError } from "../store/index.js";
 import { init, type CommArray, type ReduceOp, type World } from "../world.js";
 import {
   AUTH_PURPOSE,
   BridgeProtocolError,
   encodeMessage,
+  MAX_MESSAGE,
   parseMessage,
   PROTOCOL_VERSION,
   type ClientMessage,
@@ -25,6 +26,9 @@ const ARRAYS: Record<DType, { new (b: ArrayBuffer, off: number, n: number): Comm
   i32: Int32Array,
   i64: BigInt64Array,
 };
+
+/** The only files a client may have mapped: its own slabs, directly in /dev/shm. */
+const SHM_PATH = /^\/dev\/shm\/unicc-[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 
 interface Mapped {
   buffer: ArrayBuffer;
@@ -132,7 +136,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
         case "map": {
           if (!Number.isSafeInteger(msg.id) || typeof msg.path !== "string" || !Number.isSafeInteger(msg.bytes))
             throw new BridgeProtocolError("map needs an integer id, a path and an integer byte count");
-          if (!msg.path.startsWith("/dev/shm/")) throw new BridgeProtocolError(`map path ${msg.path} is not under /dev/shm`);
+          if (!SHM_PATH.test(msg.path)) throw new BridgeProtocolError(`map path ${msg.path} is not a /dev/shm/unicc-* file`);
           buffers.set(msg.id, { buffer: mapShared(msg.path, msg.bytes) });
           send({ t: "mapped", id: msg.id });
           return;
@@ -187,14 +191,18 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
       }
     };
 
+    let unframed = 0; // bytes of the message being received, so an oversize one is refused before it is all in
     sock.on("data", (chunk) => {
       try {
+        unframed += chunk.length;
         for (const body of reader.push(chunk)) {
+          unframed -= 4 + body.length;
           if (sock.destroyed) return;
           onMessage(parseMessage(body));
         }
+        if (unframed > 4 + MAX_MESSAGE) throw new BridgeProtocolError(`message exceeds the bridge's ${MAX_MESSAGE}-byte limit`);
       } catch (e) {
-        const message = e instanceof BridgeProtocolError || (e as Error).message?.startsWith("frame of")
+        const message = e instanceof BridgeProtocolError || e instanceof ProtocolError
           ? `unicc: ${who}: bad message from the client: ${(e as Error).message}`
           : (e as Error).message;
         send({ t: "error", message });
