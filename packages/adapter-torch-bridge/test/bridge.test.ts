@@ -104,6 +104,20 @@ describe("failures raise in Python, naming what died, within the bound", () => {
   });
 });
 
+describe("a bridge that is alive but silent", () => {
+  it("(stopped with SIGSTOP) makes a wait give up after UNICC_TIMEOUT_S + 10 s, naming the bridge, and the job still ends", async () => {
+    const timeoutS = 1;
+    const r = await runJob(["-np", "1", "--timeout", String(timeoutS), python, `${WORKERS}faults.py`, "stall", "0"]);
+    expect(r.code).not.toBe(0);
+    const out = lines(r, 0);
+    const died = Number(/DYING (\d+)/.exec(out)![1]);
+    const m = /ERROR (\d+) BridgeError: (.*)/.exec(out);
+    expect(m, out + r.stderr).not.toBeNull();
+    expect(m![2]).toMatch(/rank 0: the bridge \(pid \d+\) gave no answer for \d+ s while allreduce was pending/);
+    expect(Number(m![1]) - died).toBeLessThan((timeoutS + 10 + 2) * 1000);
+  });
+});
+
 describe("the bridge's door", () => {
   it("with UNICC_JOB_TOKEN set, refuses clients without the proof, garbage and oversize frames, then admits the right client and leaves no socket", async () => {
     const r = await runJob(["-np", "1", python, `${WORKERS}door.py`], { env: { UNICC_JOB_TOKEN: randomBytes(16).toString("hex") } });

@@ -1,6 +1,7 @@
 # Failure cases, printed as lines the test reads:
 #   peer V:   rank V kills itself mid-job; every other rank must raise naming rank V
 #   bridge V: rank V's bridge is killed; rank V must raise naming its bridge, the others naming rank V
+#   stall V:  rank V's bridge is stopped (SIGSTOP), alive but silent; rank V must give up on it
 import os
 import signal
 import sys
@@ -33,7 +34,7 @@ if r == victim:
     if mode == "peer":
         print("DYING %d" % ms(), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    os.kill(unicc.bridge().pid, signal.SIGKILL)
+    os.kill(unicc.bridge().pid, signal.SIGSTOP if mode == "stall" else signal.SIGKILL)
     print("DYING %d" % ms(), flush=True)
 try:
     while True:

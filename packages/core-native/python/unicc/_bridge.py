@@ -55,11 +55,12 @@ def _default_script():
 class Handle:
     """One request in flight. wait() returns once the bridge answered, or raises its error."""
 
-    __slots__ = ("what", "_bridge", "_event", "_error", "_callbacks", "_lock")
+    __slots__ = ("what", "_bridge", "_since", "_event", "_error", "_callbacks", "_lock")
 
     def __init__(self, bridge, what):
         self.what = what
         self._bridge = bridge
+        self._since = time.monotonic()
         self._event = threading.Event()
         self._error = None
         self._callbacks = []
@@ -69,10 +70,11 @@ class Handle:
         return self._event.is_set()
 
     def wait(self):
-        """Blocks until done; bounded: gives up when the bridge says nothing for UNICC_TIMEOUT_S + MARGIN_S."""
+        """Blocks until done; bounded: gives up when, while this request is pending, the bridge says
+        nothing for UNICC_TIMEOUT_S + MARGIN_S (the core fails a collective without progress sooner)."""
         b = self._bridge
         while not self._event.wait(0.5):
-            silent = time.monotonic() - b._last_heard
+            silent = time.monotonic() - max(b._last_heard, self._since)
             if silent > b.timeout_s + MARGIN_S and not self._event.is_set():
                 b._fail(BridgeError(
                     "unicc: rank %d: the bridge (pid %d) gave no answer for %.0f s while %s was pending"
@@ -362,6 +364,8 @@ class Bridge:
                 self._send({"t": "close"})
             except OSError:
                 pass
+        else:  # dead, refusing or stuck: nothing to wait for
+            self._proc.kill()
         self._stop_process()
         try:
             self._sock.close()

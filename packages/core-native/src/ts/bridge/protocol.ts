@@ -20,7 +20,7 @@
 // Tensor bytes never cross the socket. The client makes files under /dev/shm and registers them:
 //   client -> {t:"map", id, path, bytes}      bridge maps the file (mapShared) and keeps it as buffer `id`
 //   bridge -> {t:"mapped", id}                the client may now unlink the file's name
-//   client -> {t:"unmap", id}                 (no answer; the mapping goes once no request uses it)
+// (mappings last as long as the bridge: clients pool their slabs)
 // Requests, any number in flight, answered in completion order and paired by `req`:
 //   client -> {t:"op", req, coll:"allreduce"|"broadcast"|"allgather"|"barrier", dtype:"f32"|"f64"|"i32"|"i64",
 //              buf, offset, count, op?, root?, name?, compression?, out?, outOffset?}
@@ -56,7 +56,6 @@ export interface OpMessage {
 export type ClientMessage =
   | { t: "auth"; answer?: string }
   | { t: "map"; id: number; path: string; bytes: number }
-  | { t: "unmap"; id: number }
   | OpMessage
   | { t: "close" };
 

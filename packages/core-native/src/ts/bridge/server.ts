@@ -30,10 +30,6 @@ const ARRAYS: Record<DType, { new (b: ArrayBuffer, off: number, n: number): Comm
 /** The only files a client may have mapped: its own slabs, directly in /dev/shm. */
 const SHM_PATH = /^\/dev\/shm\/unicc-[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
 
-interface Mapped {
-  buffer: ArrayBuffer;
-}
-
 export interface BridgeOptions {
   socketPath: string;
   env?: NodeJS.ProcessEnv;
@@ -96,7 +92,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
     }
     const challenge = newChallenge();
     let authed = false;
-    const buffers = new Map<number, Mapped>();
+    const buffers = new Map<number, ArrayBuffer>();
     const reader = new FrameReader();
     const send = (m: object) => {
       if (!sock.destroyed) sock.write(encodeMessage(m));
@@ -137,13 +133,10 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
           if (!Number.isSafeInteger(msg.id) || typeof msg.path !== "string" || !Number.isSafeInteger(msg.bytes))
             throw new BridgeProtocolError("map needs an integer id, a path and an integer byte count");
           if (!SHM_PATH.test(msg.path)) throw new BridgeProtocolError(`map path ${msg.path} is not a /dev/shm/unicc-* file`);
-          buffers.set(msg.id, { buffer: mapShared(msg.path, msg.bytes) });
+          buffers.set(msg.id, mapShared(msg.path, msg.bytes));
           send({ t: "mapped", id: msg.id });
           return;
         }
-        case "unmap":
-          buffers.delete(msg.id);
-          return;
         case "op":
           return void runOp(msg).then(
             () => send({ t: "done", req: msg.req }),
@@ -157,14 +150,14 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
     };
 
     const view = (id: number | undefined, offset: number | undefined, count: number, dtype: DType): CommArray => {
-      const m = id === undefined ? undefined : buffers.get(id);
-      if (!m) throw new BridgeProtocolError(`buffer ${id} is not mapped`);
+      const buf = id === undefined ? undefined : buffers.get(id);
+      if (!buf) throw new BridgeProtocolError(`buffer ${id} is not mapped`);
       const A = ARRAYS[dtype];
       if (!A) throw new BridgeProtocolError(`unknown dtype '${dtype}' (f32, f64, i32, i64)`);
       const off = offset ?? 0;
-      if (!Number.isSafeInteger(off) || off < 0 || off % A.BYTES_PER_ELEMENT || !Number.isSafeInteger(count) || count < 0 || off + count * A.BYTES_PER_ELEMENT > m.buffer.byteLength)
-        throw new BridgeProtocolError(`${count} ${dtype} at byte ${off} do not fit buffer ${id} of ${m.buffer.byteLength} bytes`);
-      return new A(m.buffer, off, count);
+      if (!Number.isSafeInteger(off) || off < 0 || off % A.BYTES_PER_ELEMENT || !Number.isSafeInteger(count) || count < 0 || off + count * A.BYTES_PER_ELEMENT > buf.byteLength)
+        throw new BridgeProtocolError(`${count} ${dtype} at byte ${off} do not fit buffer ${id} of ${buf.byteLength} bytes`);
+      return new A(buf, off, count);
     };
 
     const runOp = async (m: OpMessage): Promise<void> => {
