@@ -57,7 +57,7 @@ describe("CUDA tensors, staged through host memory", () => {
 
 describe("one step on 4 ranks with batch b equals one step on 1 process with batch 4b", () => {
   for (const mode of ["opt+hook", "pg"]) {
-    it(mode === "pg" ? 'dist.init_process_group(backend="unicc") + unchanged DDP (and its fp16 hook)' : "DistributedOptimizer, and DDP with uc.ddp_comm_hook", async () => {
+    it(mode === "pg" ? 'dist.init_process_group(backend="unicc") + unchanged DDP (and its fp16 and PowerSGD hooks)' : "DistributedOptimizer, and DDP with uc.ddp_comm_hook", async () => {
       const r = await runJob(["-np", "4", python, `${WORKERS}equivalence.py`, mode, String(randomInt(1, 1 << 20))]);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       for (let rank = 0; rank < 4; rank++) {

@@ -1,7 +1,8 @@
 # One training step on N ranks with batch b each against one step of plain torch on one process
 # with the whole batch N*b (computed here, without unicc). Modes:
 #   opt+hook: uc.DistributedOptimizer, then DDP (gloo process group) with uc.ddp_comm_hook
-#   pg:       dist.init_process_group(backend="unicc") and DDP unchanged, plain and with its fp16 hook
+#   pg:       dist.init_process_group(backend="unicc") and DDP unchanged: plain and with its fp16 hook
+#             against the 1-process reference, with its PowerSGD hook against the same over Gloo
 import copy
 import sys
 
@@ -9,6 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as powerSGD
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import unicc.torch as uc
@@ -80,5 +82,25 @@ else:
     model.register_comm_hook(dist.group.WORLD, default_hooks.fp16_compress_hook)
     # fp16 on the wire rounds each gradient to 11 bits: equal to the reference within that precision.
     report("DDP(backend=unicc)+fp16_compress_hook", ddp_step(model), 1e-2)
+
+    # PowerSGD is lossy by design, so its reference is the same hook over Gloo, step for step.
+    def power_sgd(group):
+        model = DDP(copy.deepcopy(template), process_group=group)
+        model.register_comm_hook(powerSGD.PowerSGDState(process_group=group, matrix_approximation_rank=1,
+                                                        start_powerSGD_iter=2), powerSGD.powerSGD_hook)
+        opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+        for _ in range(4):  # two plain allreduce steps, then two compressed ones
+            opt.zero_grad()
+            loss_fn(model(X[mine]), Y[mine]).backward()
+            opt.step()
+        return model.module
+
+    gloo = dist.new_group(backend="gloo")
+    d = rel_diff(power_sgd(dist.group.WORLD), power_sgd(gloo))
+    dist.barrier(group=gloo)  # nobody tears Gloo down while a peer still uses it
+    dist.destroy_process_group(gloo)
+    print("DIFF DDP(backend=unicc)+powerSGD_hook vs the same over Gloo %.3e" % d, flush=True)
+    if d > 1e-5:
+        raise SystemExit("PowerSGD over unicc differs from PowerSGD over Gloo by %.3e" % d)
 dist.destroy_process_group()
 print("OK", mode, flush=True)

@@ -14,6 +14,7 @@ import itertools
 import json
 import mmap
 import os
+import queue
 import shutil
 import socket
 import struct
@@ -83,7 +84,8 @@ class Handle:
             raise self._error
 
     def add_done_callback(self, fn):
-        """fn(handle) runs once done: on the bridge's reader thread, or now if already done."""
+        """fn(handle) runs once done: on one of the client's callback threads (never the thread that
+        reads the bridge, so fn may itself wait for another request), or now if already done."""
         with self._lock:
             if not self._event.is_set():
                 self._callbacks.append(fn)
@@ -100,11 +102,40 @@ class Handle:
             self._error = error
             self._event.set()
             callbacks, self._callbacks = self._callbacks, []
-        for fn in callbacks:
+        if callbacks:
+            self._bridge._callbacks.run(lambda: [fn(self) for fn in callbacks])
+
+
+class _CallbackThreads:
+    """Runs completion callbacks off the reader thread. A callback may block on another request
+    (PowerSGD's DDP hook waits inside one), so a task never queues behind a busy thread: with none
+    idle, a new thread starts. Threads stay for later callbacks."""
+
+    def __init__(self):
+        self._tasks = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def run(self, task):
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # that thread will take this task
+        self._tasks.put(task)
+        if spawn:
+            threading.Thread(target=self._work, name="unicc-callbacks", daemon=True).start()
+
+    def _work(self):
+        while True:
+            task = self._tasks.get()
             try:
-                fn(self)
-            except Exception as e:  # a callback's failure must not kill the reader thread
+                task()
+            except Exception as e:  # one callback's failure must not stop the others
                 print("unicc: a completion callback raised: %r" % (e,), file=sys.stderr)
+            # Hold nothing while idle: what a callback captured is freed on its usual thread.
+            task = None
+            with self._lock:
+                self._idle += 1
 
 
 class Slab:
@@ -132,7 +163,8 @@ class Bridge:
         self._send_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._pending = {}
-        self._maps = {}
+        self._callbacks = _CallbackThreads()
+        self._unmapped = {}  # slab id -> its /dev/shm path, until the bridge has mapped it
         self._free = collections.defaultdict(list)
         self._slabs = []
         self._ids = itertools.count(1)
@@ -254,9 +286,8 @@ class Bridge:
                         err = msg.get("error")
                         h._finish(UniccError(err) if err else None)
                 elif t == "mapped":
-                    h = self._maps.pop(msg["id"], None)
-                    if h is not None:
-                        h._finish(None)
+                    # Both sides hold the mapping now: the name can go, so no crash leaves it.
+                    self._unlink(self._unmapped.pop(msg["id"], None))
                 elif t == "error":
                     raise BridgeError(msg.get("message", "unicc: the bridge reported an error"))
         except BridgeError as e:
@@ -269,9 +300,8 @@ class Bridge:
         with self._state_lock:
             if self._fatal is None:
                 self._fatal = error
-            pending = list(self._pending.values()) + list(self._maps.values())
+            pending = list(self._pending.values())
             self._pending.clear()
-            self._maps.clear()
         for h in pending:
             h._finish(self._fatal)
 
@@ -299,19 +329,36 @@ class Bridge:
         try:
             os.ftruncate(fd, size)
             buf = mmap.mmap(fd, size)
+        except BaseException:
+            os.unlink(path)
+            raise
         finally:
             os.close(fd)
+        # Not waiting for the bridge to map it (a completion callback that starts the next
+        # collective should not wait on the bridge): it handles messages in order, so it maps
+        # the slab before any request that uses it.
+        with self._state_lock:
+            if self._fatal is not None:
+                os.unlink(path)
+                raise self._fatal
+            self._unmapped[sid] = path
         try:
-            h = Handle(self, "mapping shared memory")
-            self._register(self._maps, sid, h)
             self._send({"t": "map", "id": sid, "path": path, "bytes": size})
-            h.wait()
-        finally:
-            # Both sides hold the mapping now (or never will): the name can go, so no crash leaves it.
-            os.unlink(path)
+        except OSError:
+            self._unlink(self._unmapped.pop(sid, None))
+            self._fail(BridgeError(self._what_died()))
+            raise self._fatal from None
         slab = Slab(sid, size, buf)
         self._slabs.append(slab)
         return slab
+
+    @staticmethod
+    def _unlink(path):
+        if path is not None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def release(self, slab):
         with self._state_lock:
@@ -372,6 +419,8 @@ class Bridge:
         except OSError:
             pass
         self._fail(UniccError("unicc: rank %d: the bridge was closed while this request was pending" % self.rank))
+        for sid in list(self._unmapped):
+            self._unlink(self._unmapped.pop(sid, None))
         for s in self._slabs:
             s.views.clear()
             try:

@@ -12,7 +12,7 @@ from ._ops import Average, Max, Min, Product, Sum, allgather_async, allreduce_as
 
 
 def _future_of(handle, value):
-    """A torch Future that the bridge's reader thread completes with `value` (or the error)."""
+    """A torch Future completed with `value` (or the error) from the client's callback threads."""
     fut = torch.futures.Future()
 
     def done(h):
