@@ -28,7 +28,7 @@ function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
 }
 
 describe("collectives through the bridge", () => {
-  it("allreduce (sum, max, min, average), broadcast and allgather on 4 ranks match references, several dtypes, many in flight", async () => {
+  it("allreduce (sum, max, min, average), broadcast and allgather on 4 ranks match references, several dtypes, many in flight; broadcast_parameters and broadcast_optimizer_state", async () => {
     const seed = randomInt(1, 1 << 20);
     const r = await runJob(["-np", "4", python, `${WORKERS}collectives.py`, String(seed)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);

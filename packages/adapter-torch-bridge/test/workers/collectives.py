@@ -50,5 +50,30 @@ for k in reversed(range(32)):
     ref = sum(inputs(q, torch.float32, (1000 + k,)).double() for q in range(n))
     assert torch.allclose(hs[k].wait().double(), ref, rtol=1e-5, atol=1e-4), "async %d" % k
     checked += 1
+
+# broadcast_parameters and broadcast_optimizer_state: every rank ends with root's model and Adam
+# state, which every rank can also rebuild itself from root's seed.
+def trained(rank):
+    torch.manual_seed(seed * 7 + rank)
+    model = torch.nn.Linear(6, 3)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(rank + 1):
+        model(torch.randn(4, 6)).pow(2).sum().backward()
+        opt.step()
+    return model, opt
+
+
+root = (seed + 1) % n
+model, opt = trained(r)
+uc.broadcast_parameters(model.state_dict(), root_rank=root)
+uc.broadcast_optimizer_state(opt, root_rank=root)
+ref_model, ref_opt = trained(root)
+assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref_model.state_dict().values())), "parameters"
+for p, q in zip(model.parameters(), ref_model.parameters()):
+    got, want = opt.state[p], ref_opt.state[q]
+    assert set(got) == set(want) and all(torch.equal(torch.as_tensor(got[k]), torch.as_tensor(want[k])) for k in want), "optimizer state"
+assert opt.param_groups[0]["lr"] == ref_opt.param_groups[0]["lr"]
+checked += 2
+
 uc.barrier()
 print("OK %d checks rank %d of %d" % (checked, r, n), flush=True)
