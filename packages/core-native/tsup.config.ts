@@ -10,6 +10,7 @@ export default defineConfig({
     cli: "src/ts/cli.ts",
     "bench-worker": "src/ts/bench/worker.ts",
     "bench-engine-worker": "src/ts/bench/engine-worker.ts",
+    bridge: "src/ts/bridge/main.ts",
   },
   format: ["esm"],
   target: "node20",

@@ -310,10 +310,12 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
 };
 
 }  // namespace
+void RegisterSharedMemory(Napi::Env env, Napi::Object exports);  // binding/shared_memory.cc
 }  // namespace unicc
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("Comm", unicc::CommWrap::Define(env));
+  unicc::RegisterSharedMemory(env, exports);
   return exports;
 }
 

@@ -1,0 +1,201 @@
+"""Collectives on torch tensors through this rank's bridge: copy into a shared-memory slab, let the
+core work on it in place, copy back. CUDA tensors are staged through host memory (the copy_ calls
+move them); a device transport would hand the core device pointers instead of slabs."""
+
+import threading
+
+import torch
+
+import unicc
+
+Sum = "sum"
+Average = "average"
+Min = "min"
+Max = "max"
+Product = "product"
+
+
+class Compression:
+    """How the engine carries fp32 gradients on the wire (arithmetic stays fp32)."""
+
+    none = "none"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+# The core's element types; other dtypes travel as the nearest one that holds them exactly.
+_WIRE = {
+    torch.float32: (torch.float32, "f32"),
+    torch.float64: (torch.float64, "f64"),
+    torch.float16: (torch.float32, "f32"),
+    torch.bfloat16: (torch.float32, "f32"),
+    torch.int32: (torch.int32, "i32"),
+    torch.int64: (torch.int64, "i64"),
+    torch.int16: (torch.int32, "i32"),
+    torch.int8: (torch.int32, "i32"),
+    torch.uint8: (torch.int32, "i32"),
+    torch.bool: (torch.int32, "i32"),
+}
+
+
+def _bridge():
+    return unicc.bridge()
+
+
+def _wire(t):
+    try:
+        return _WIRE[t.dtype]
+    except KeyError:
+        raise TypeError("unicc.torch: tensors of dtype %s are not supported (%s)"
+                        % (t.dtype, ", ".join(str(d) for d in _WIRE))) from None
+
+
+def _view(slab, dtype, count):
+    """A tensor over the first `count` elements of a slab (cached per slab and dtype)."""
+    v = slab.views.get(dtype)
+    if v is None:
+        v = torch.frombuffer(slab.buffer, dtype=dtype)
+        slab.views[dtype] = v
+    return v[:count]
+
+
+def _stage(t, elements=None):
+    """A slab holding t's values in its wire dtype (or, with `elements`, an empty one that size)."""
+    wire, code = _wire(t)
+    n = t.numel() if elements is None else elements
+    slab = _bridge().alloc(max(n, 1) * wire.itemsize)
+    v = _view(slab, wire, n)
+    if elements is None and n:
+        v.copy_(t.detach().reshape(-1))
+    return slab, v, code
+
+
+class TensorHandle:
+    """A collective in flight on tensors. wait() copies the result into `output` once and returns it."""
+
+    def __init__(self, handle, output, result, slabs):
+        self._bridge = _bridge()
+        self._handle = handle
+        self._output = output
+        self._result = result  # the slab view holding the outcome
+        self._slabs = slabs
+        self._lock = threading.Lock()
+        self._copied = False
+
+    def done(self):
+        return self._handle.done()
+
+    def _complete(self):
+        with self._lock:
+            if not self._copied:
+                self._copied = True
+                try:
+                    if self._handle.exception() is None:
+                        with torch.no_grad():
+                            self._output.copy_(self._result.view(self._output.shape))
+                finally:
+                    for s in self._slabs:
+                        self._bridge.release(s)
+        return self._output
+
+    def wait(self):
+        try:
+            self._handle.wait()
+        finally:
+            self._complete()
+        return self._output
+
+    def then(self, fn):
+        """fn(handle) runs on the bridge's thread after the result is copied (or the request failed)."""
+
+        def done(_):
+            self._complete()
+            fn(self)
+
+        self._handle.add_done_callback(done)
+
+    def exception(self):
+        return self._handle.exception()
+
+
+def _check_op(op):
+    if op not in (Sum, Average, Min, Max, Product):
+        raise ValueError("unicc.torch: unknown op %r (use uc.Sum, uc.Average, uc.Min, uc.Max, uc.Product)" % (op,))
+    return op
+
+
+def allreduce_async_(tensor, op=Average, name=None, compression=None):
+    """Starts reducing `tensor` in place across ranks; returns a handle whose wait() gives `tensor`."""
+    slab, v, code = _stage(tensor)
+    try:
+        h = _bridge().submit("allreduce", slab, code, tensor.numel(), op=_check_op(op), name=name,
+                             compression=None if compression in (None, Compression.none) else compression)
+    except BaseException:
+        _bridge().release(slab)
+        raise
+    return TensorHandle(h, tensor, v, [slab])
+
+
+def allreduce_async(tensor, op=Average, name=None, compression=None):
+    return allreduce_async_(tensor.detach().clone(), op=op, name=name, compression=compression)
+
+
+def allreduce_(tensor, op=Average, name=None, compression=None):
+    return allreduce_async_(tensor, op, name, compression).wait()
+
+
+def allreduce(tensor, op=Average, name=None, compression=None):
+    """A new tensor: the reduction of `tensor` across ranks (Average unless `op` says otherwise)."""
+    return allreduce_async(tensor, op, name, compression).wait()
+
+
+def broadcast_async_(tensor, root_rank=0):
+    slab, v, code = _stage(tensor)
+    try:
+        h = _bridge().submit("broadcast", slab, code, tensor.numel(), root=root_rank)
+    except BaseException:
+        _bridge().release(slab)
+        raise
+    return TensorHandle(h, tensor, v, [slab])
+
+
+def broadcast_(tensor, root_rank=0):
+    return broadcast_async_(tensor, root_rank).wait()
+
+
+def broadcast(tensor, root_rank=0):
+    """A new tensor holding `tensor` of rank `root_rank`."""
+    return broadcast_(tensor.detach().clone(), root_rank)
+
+
+def allgather_async(tensor):
+    """Concatenation along dim 0 of every rank's `tensor` (all ranks pass the same shape)."""
+    b = _bridge()
+    src, _, code = _stage(tensor)
+    n = tensor.numel()
+    try:
+        dst, out_view, _ = _stage(tensor, elements=n * b.size)
+    except BaseException:
+        b.release(src)
+        raise
+    shape = (b.size * tensor.shape[0],) + tuple(tensor.shape[1:]) if tensor.dim() else (b.size,)
+    output = torch.empty(shape, dtype=tensor.dtype, device=tensor.device)
+    try:
+        h = b.submit("allgather", src, code, n, out=dst)
+    except BaseException:
+        b.release(src)
+        b.release(dst)
+        raise
+    return TensorHandle(h, output, out_view, [src, dst])
+
+
+def allgather(tensor):
+    return allgather_async(tensor).wait()
+
+
+def barrier():
+    _bridge().submit("barrier").wait()
+
+
+def synchronize(handle):
+    return handle.wait()

@@ -1,0 +1,150 @@
+import { execFileSync } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
+
+import { bridgeLeftovers, python39, runJob, venvPython, WORKERS } from "./helpers.js";
+
+const TIMEOUT_S = 10;
+let python: string;
+let hasCuda = false;
+let before: Set<string>;
+
+beforeAll(() => {
+  python = venvPython();
+  hasCuda = execFileSync(python, ["-c", "import torch; print(torch.cuda.is_available())"], { encoding: "utf8" }).trim() === "True";
+}, 600_000);
+
+// Whatever else runs on the machine, nothing of the bridge's may outlive a job of ours.
+beforeEach(() => {
+  before = new Set(bridgeLeftovers());
+});
+afterEach(() => {
+  expect(bridgeLeftovers().filter((f) => !before.has(f))).toEqual([]);
+});
+
+function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
+  return (r.byRank.get(rank) ?? []).join("\n");
+}
+
+describe("collectives through the bridge", () => {
+  it("allreduce (sum, max, min, average), broadcast and allgather on 4 ranks match references, several dtypes, many in flight; broadcast_parameters and broadcast_optimizer_state", async () => {
+    const seed = randomInt(1, 1 << 20);
+    const r = await runJob(["-np", "4", python, `${WORKERS}collectives.py`, String(seed)]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 4; rank++) expect(lines(r, rank)).toMatch(new RegExp(`OK \\d+ checks rank ${rank} of 4`));
+  });
+});
+
+describe("the client package alone (what the MXNet and Caffe adapters use)", () => {
+  const py39 = python39();
+  it.skipIf(!py39)("runs on Python 3.9 without torch or numpy: allreduce, broadcast, allgather of 4 dtypes on 3 ranks", async () => {
+    const CLIENT = fileURLToPath(new URL("../../core-native/python", import.meta.url));
+    const r = await runJob(["-np", "3", py39!, `${WORKERS}client_only.py`, String(randomInt(1, 1 << 20))], { env: { PYTHONPATH: CLIENT } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 3; rank++) expect(lines(r, rank)).toContain(`OK 12 checks rank ${rank} of 3 python 3.9`);
+  });
+});
+
+describe("CUDA tensors, staged through host memory", () => {
+  it("every collective on a device tensor equals the same on CPU (where torch sees a GPU)", async (ctx) => {
+    if (!hasCuda) return ctx.skip();
+    const r = await runJob(["-np", "2", python, `${WORKERS}cuda_staging.py`]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK cuda rank ${rank} of 2`);
+  });
+});
+
+describe("one step on 4 ranks with batch b equals one step on 1 process with batch 4b", () => {
+  for (const mode of ["opt+hook", "pg"]) {
+    it(mode === "pg" ? 'dist.init_process_group(backend="unicc") + unchanged DDP (and its fp16 and PowerSGD hooks)' : "DistributedOptimizer, and DDP with uc.ddp_comm_hook", async () => {
+      const r = await runJob(["-np", "4", python, `${WORKERS}equivalence.py`, mode, String(randomInt(1, 1 << 20))]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      for (let rank = 0; rank < 4; rank++) {
+        expect(lines(r, rank)).toContain(`OK ${mode}`);
+        for (const m of lines(r, rank).matchAll(/DIFF (.+) (\S+)$/gm))
+          expect(Number(m[2]), m[1]).toBeLessThan(m[1].includes("fp16") ? 1e-2 : 1e-5);
+      }
+    });
+  }
+});
+
+describe("failures raise in Python, naming what died, within the bound", () => {
+  it("a killed peer: every other rank raises UniccError naming it", async () => {
+    const victim = randomInt(0, 3);
+    const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "peer", String(victim)]);
+    expect(r.code).not.toBe(0);
+    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
+    for (let rank = 0; rank < 3; rank++) {
+      if (rank === victim) continue;
+      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
+      expect(m, `rank ${rank}:\n${lines(r, rank)}\n${r.stderr}`).not.toBeNull();
+      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid \\d+\\) died`));
+      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
+    }
+  });
+
+  it("a killed bridge: its rank raises BridgeError naming the bridge, the others name that rank", async () => {
+    const victim = randomInt(0, 3);
+    const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "bridge", String(victim)]);
+    expect(r.code).not.toBe(0);
+    const [, , bridgePid] = /PID (\d+) (\d+)/.exec(lines(r, victim))!;
+    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
+    const own = /ERROR (\d+) BridgeError: (.*)/.exec(lines(r, victim));
+    expect(own, lines(r, victim)).not.toBeNull();
+    expect(own![2]).toContain(`rank ${victim}: the bridge process (pid ${bridgePid}) was killed by signal 9`);
+    expect(Number(own![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
+    for (let rank = 0; rank < 3; rank++) {
+      if (rank === victim) continue;
+      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
+      expect(m, `rank ${rank}:\n${lines(r, rank)}`).not.toBeNull();
+      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid ${bridgePid}\\) died`));
+      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
+    }
+  });
+});
+
+describe("a bridge that is alive but silent", () => {
+  it("(stopped with SIGSTOP) makes a wait give up after UNICC_TIMEOUT_S + 10 s, naming the bridge, and the job still ends", async () => {
+    const timeoutS = 1;
+    const r = await runJob(["-np", "1", "--timeout", String(timeoutS), python, `${WORKERS}faults.py`, "stall", "0"]);
+    expect(r.code).not.toBe(0);
+    const out = lines(r, 0);
+    const died = Number(/DYING (\d+)/.exec(out)![1]);
+    const m = /ERROR (\d+) BridgeError: (.*)/.exec(out);
+    expect(m, out + r.stderr).not.toBeNull();
+    expect(m![2]).toMatch(/rank 0: the bridge \(pid \d+\) gave no answer for \d+ s while allreduce was pending/);
+    expect(Number(m![1]) - died).toBeLessThan((timeoutS + 10 + 2) * 1000);
+  });
+});
+
+describe("the bridge's door", () => {
+  it("with UNICC_JOB_TOKEN set, refuses clients without the proof, garbage and oversize frames, then admits the right client and leaves no socket", async () => {
+    const r = await runJob(["-np", "1", python, `${WORKERS}door.py`], { env: { UNICC_JOB_TOKEN: randomBytes(16).toString("hex") } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = lines(r, 0);
+    for (const what of ["NO-TOKEN", "WRONG-TOKEN"]) expect(out).toMatch(new RegExp(`${what} .*refused the connection: wrong or missing proof of UNICC_JOB_TOKEN.* None`));
+    expect(out).toMatch(/OVERSIZE .*bad message from the client: frame of \d+ bytes exceeds/);
+    expect(out).toMatch(/BIG .*bad message from the client: message exceeds the bridge's 65536-byte limit/);
+    expect(out).toMatch(/GARBAGE .*bad message from the client: message is not JSON/);
+    expect(out).toMatch(/SKIP-AUTH .*expected the auth message, got 'op'/);
+    expect(out).toMatch(/RIGHT-TOKEN \{'t': 'welcome', 'rank': 0, 'size': 1/);
+    expect(out).toContain("EXIT 0 SOCKET-LEFT False DIR-LEFT False");
+  });
+});
+
+describe("examples/torch-digits", () => {
+  it("4 ranks (DDP on the unicc backend) reach the test accuracy of 1 rank within 1 point", async () => {
+    const TRAIN = fileURLToPath(new URL("../../../examples/torch-digits/train.py", import.meta.url));
+    const accuracy = async (np: number, mode: string) => {
+      const r = await runJob(["-np", String(np), python, TRAIN, "--epochs", "2", "--mode", mode]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(lines(r, 0)).toMatch(/epoch 2: [\d.]+ s, \d+ images\/s, loss [\d.]+, test accuracy/);
+      return Number(/FINAL accuracy ([\d.]+)/.exec(lines(r, 0))![1]);
+    };
+    const one = await accuracy(1, "optimizer");
+    const four = await accuracy(4, "ddp");
+    expect(one).toBeGreaterThan(0.85);
+    expect(Math.abs(four - one)).toBeLessThanOrEqual(0.01);
+  });
+});

@@ -1,0 +1,76 @@
+# The bridge's door: started by hand with UNICC_JOB_TOKEN set, it must refuse a client that cannot
+# prove the token, refuse garbage and oversize frames, and then still let the right client in.
+# Needs no torch: the client package alone.
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import unicc
+from unicc._bridge import _default_script
+
+token = os.environ["UNICC_JOB_TOKEN"]
+d = tempfile.mkdtemp(prefix="unicc-bridge-")
+path = os.path.join(d, "s")
+proc = subprocess.Popen([shutil.which("node"), _default_script(), "--socket", path])
+
+
+def frame(obj):
+    body = json.dumps(obj).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def recv(s):
+    head = s.recv(4, socket.MSG_WAITALL)
+    if len(head) < 4:
+        return None
+    (n,) = struct.unpack(">I", head)
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
+
+
+def dial():
+    for _ in range(500):
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(path)
+            s.settimeout(10)
+            return s, recv(s)
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            time.sleep(0.02)
+    raise SystemExit("the bridge never listened")
+
+
+def outcome(s, payload):
+    s.sendall(payload)
+    reply = recv(s)
+    rest = recv(s)  # the bridge hangs up after refusing
+    s.close()
+    return reply, rest
+
+
+s, hello = dial()
+assert hello["t"] == "hello" and hello["auth"] is True, hello
+print("NO-TOKEN", *outcome(s, frame({"t": "auth", "answer": ""})), flush=True)
+s, hello = dial()
+wrong = unicc.prove_token(token + "x", bytes.fromhex(hello["challenge"]))
+print("WRONG-TOKEN", *outcome(s, frame({"t": "auth", "answer": wrong})), flush=True)
+s, hello = dial()
+print("OVERSIZE", *outcome(s, struct.pack(">I", 0xFFFFFFF0) + b"x" * 16), flush=True)
+s, hello = dial()
+print("BIG", *outcome(s, struct.pack(">I", 200000) + b"x" * 70000), flush=True)
+s, hello = dial()
+print("GARBAGE", *outcome(s, struct.pack(">I", 5) + b"\x00\x01{[x"), flush=True)
+s, hello = dial()
+print("SKIP-AUTH", *outcome(s, frame({"t": "op", "req": 1, "coll": "barrier"})), flush=True)
+s, hello = dial()
+s.sendall(frame({"t": "auth", "answer": unicc.prove_token(token, bytes.fromhex(hello["challenge"]))}))
+welcome = recv(s)
+print("RIGHT-TOKEN", welcome, flush=True)
+s.sendall(frame({"t": "close"}))
+print("EXIT", proc.wait(timeout=20), "SOCKET-LEFT", os.path.exists(path), "DIR-LEFT", os.path.exists(d), flush=True)

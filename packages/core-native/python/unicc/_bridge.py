@@ -1,0 +1,445 @@
+"""The Python side of the bridge protocol (see src/ts/bridge/protocol.ts for the wire format).
+
+A Bridge starts this rank's bridge process (Node, hosting the core), proves the job token to it,
+and then drives collectives on shared-memory slabs that both processes map. Framework adapters
+(unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back.
+Pure Python 3.9+, no third-party imports.
+"""
+
+import atexit
+import collections
+import hashlib
+import hmac
+import itertools
+import json
+import mmap
+import os
+import queue
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE = 64 * 1024
+DTYPE_BYTES = {"f32": 4, "f64": 8, "i32": 4, "i64": 8}
+#: Seconds the bridge may stay silent beyond UNICC_TIMEOUT_S before a wait gives up on it.
+MARGIN_S = 10.0
+_MIN_SLAB = 4096
+
+
+class UniccError(RuntimeError):
+    """A collective failed: a peer died or timed out (the message names the rank), or misuse."""
+
+
+class BridgeError(UniccError):
+    """This rank's bridge process died, refused us, or broke the protocol."""
+
+
+def timeout_s(env=None):
+    raw = (env or os.environ).get("UNICC_TIMEOUT_S", "")
+    try:
+        return float(raw) if raw else 30.0
+    except ValueError:
+        raise UniccError("unicc: UNICC_TIMEOUT_S=%r is not a number of seconds" % raw) from None
+
+
+def _default_script():
+    # python/unicc/_bridge.py -> <package root>/dist/bridge.js
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "dist", "bridge.js")
+
+
+class Handle:
+    """One request in flight. wait() returns once the bridge answered, or raises its error."""
+
+    __slots__ = ("what", "_bridge", "_since", "_event", "_error", "_callbacks", "_lock")
+
+    def __init__(self, bridge, what):
+        self.what = what
+        self._bridge = bridge
+        self._since = time.monotonic()
+        self._event = threading.Event()
+        self._error = None
+        self._callbacks = []
+        self._lock = threading.Lock()
+
+    def done(self):
+        return self._event.is_set()
+
+    def wait(self):
+        """Blocks until done; bounded: gives up when, while this request is pending, the bridge says
+        nothing for UNICC_TIMEOUT_S + MARGIN_S (the core fails a collective without progress sooner)."""
+        b = self._bridge
+        while not self._event.wait(0.5):
+            silent = time.monotonic() - max(b._last_heard, self._since)
+            if silent > b.timeout_s + MARGIN_S and not self._event.is_set():
+                b._fail(BridgeError(
+                    "unicc: rank %d: the bridge (pid %d) gave no answer for %.0f s while %s was pending"
+                    % (b.rank, b.pid, silent, self.what)))
+        if self._error is not None:
+            raise self._error
+
+    def add_done_callback(self, fn):
+        """fn(handle) runs once done: on one of the client's callback threads (never the thread that
+        reads the bridge, so fn may itself wait for another request), or now if already done."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def exception(self):
+        return self._error
+
+    def _finish(self, error):
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._error = error
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        if callbacks:
+            self._bridge._callbacks.run(lambda: [fn(self) for fn in callbacks])
+
+
+class _CallbackThreads:
+    """Runs completion callbacks off the reader thread. A callback may block on another request
+    (PowerSGD's DDP hook waits inside one), so a task never queues behind a busy thread: with none
+    idle, a new thread starts. Threads stay for later callbacks."""
+
+    def __init__(self):
+        self._tasks = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def run(self, task):
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # that thread will take this task
+        self._tasks.put(task)
+        if spawn:
+            threading.Thread(target=self._work, name="unicc-callbacks", daemon=True).start()
+
+    def _work(self):
+        while True:
+            task = self._tasks.get()
+            try:
+                task()
+            except Exception as e:  # one callback's failure must not stop the others
+                print("unicc: a completion callback raised: %r" % (e,), file=sys.stderr)
+            # Hold nothing while idle: what a callback captured is freed on its usual thread.
+            task = None
+            with self._lock:
+                self._idle += 1
+
+
+class Slab:
+    """A shared-memory file mapped here (`buffer`, a writable mmap) and in the bridge (buffer `id`).
+    Adapters may keep their typed views of it in `views`."""
+
+    __slots__ = ("id", "nbytes", "buffer", "views")
+
+    def __init__(self, id_, nbytes, buffer):
+        self.id = id_
+        self.nbytes = nbytes
+        self.buffer = buffer
+        self.views = {}
+
+
+class Bridge:
+    """This rank's connection to its bridge process. Thread-safe: requests may be submitted from
+    any thread, and many may be in flight."""
+
+    def __init__(self, env=None, node=None, script=None):
+        env = dict(os.environ if env is None else env)
+        self.timeout_s = timeout_s(env)
+        self.rank = int(env.get("UNICC_RANK") or env.get("RANK") or 0)  # until the bridge says
+        self.pid = 0
+        self._send_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._pending = {}
+        self._callbacks = _CallbackThreads()
+        self._unmapped = {}  # slab id -> its /dev/shm path, until the bridge has mapped it
+        self._free = collections.defaultdict(list)
+        self._slabs = []
+        self._ids = itertools.count(1)
+        self._fatal = None
+        self._closing = False
+        self._last_heard = time.monotonic()
+        self._stderr_tail = collections.deque(maxlen=20)
+        self._shm_prefix = "/dev/shm/unicc-%s-bridge-%d-%d-" % (env.get("UNICC_JOB_ID") or "solo", self.rank, os.getpid())
+
+        node = node or env.get("UNICC_NODE") or shutil.which("node")
+        script = script or env.get("UNICC_BRIDGE_JS") or _default_script()
+        if not node:
+            raise BridgeError("unicc: rank %d: no `node` on PATH to run the bridge (set UNICC_NODE)" % self.rank)
+        if not os.path.isfile(script):
+            raise BridgeError("unicc: rank %d: bridge script %s not found; build @unicc/core (npm run build) or set UNICC_BRIDGE_JS" % (self.rank, script))
+        self._dir = tempfile.mkdtemp(prefix="unicc-bridge-")  # mode 0700
+        path = os.path.join(self._dir, "s")
+        self._proc = subprocess.Popen(
+            [node, script, "--socket", path], env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, close_fds=True)
+        self.pid = self._proc.pid
+        threading.Thread(target=self._pump_stderr, name="unicc-bridge-stderr", daemon=True).start()
+        try:
+            self._sock = self._connect(path)
+            self._handshake(env.get("UNICC_JOB_TOKEN") or None)
+        except BaseException:
+            self._proc.kill()
+            self._stop_process()
+            raise
+        self._reader = threading.Thread(target=self._read_loop, name="unicc-bridge-reader", daemon=True)
+        self._reader.start()
+        atexit.register(self.close)
+
+    # ---- startup
+
+    def _what_died(self):
+        try:  # a broken socket is seen a moment before the process is reaped
+            self._proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.05)  # let its last words reach the tail
+        code = self._proc.poll()
+        how = ("was killed by signal %d" % -code) if code is not None and code < 0 else (
+            "exited with code %s" % code if code is not None else "closed its connection")
+        tail = "".join(self._stderr_tail).strip()
+        return "unicc: rank %d: the bridge process (pid %d) %s%s" % (
+            self.rank, self.pid, how, (": " + tail.splitlines()[-1]) if tail else "")
+
+    def _connect(self, path):
+        # The bridge listens once its world is up, which waits for every rank's rendezvous.
+        deadline = time.monotonic() + 2 * self.timeout_s + MARGIN_S
+        while True:
+            if self._proc.poll() is not None:
+                raise BridgeError(self._what_died() + " before it was ready")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                return s
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+            if time.monotonic() > deadline:
+                raise BridgeError("unicc: rank %d: the bridge (pid %d) did not start listening within %.0f s"
+                                  % (self.rank, self.pid, 2 * self.timeout_s + MARGIN_S))
+            time.sleep(0.02)
+
+    def _handshake(self, token):
+        self._sock.settimeout(self.timeout_s + MARGIN_S)
+        hello = self._recv()
+        if hello.get("t") != "hello" or hello.get("version") != PROTOCOL_VERSION:
+            raise BridgeError("unicc: rank %d: unexpected greeting from the bridge: %r" % (self.rank, hello))
+        answer = ""
+        if hello.get("auth"):
+            if not token:
+                raise BridgeError("unicc: rank %d: the bridge wants UNICC_JOB_TOKEN, which this process lacks" % self.rank)
+            answer = prove_token(token, bytes.fromhex(hello["challenge"]))
+        self._send({"t": "auth", "answer": answer})
+        welcome = self._recv()
+        if welcome.get("t") != "welcome":
+            raise BridgeError(welcome.get("message") or "unicc: rank %d: the bridge refused us" % self.rank)
+        self._sock.settimeout(None)
+        self.rank = welcome["rank"]
+        self.size = welcome["size"]
+        self.local_rank = welcome["localRank"]
+        self.local_size = welcome["localSize"]
+        self.algorithm = welcome["algorithm"]
+
+    # ---- wire
+
+    def _send(self, msg):
+        body = json.dumps(msg, separators=(",", ":")).encode()
+        with self._send_lock:
+            self._sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def _recv_exact(self, n):
+        chunks = []
+        while n:
+            c = self._sock.recv(n)
+            if not c:
+                raise EOFError
+            chunks.append(c)
+            n -= len(c)
+        return b"".join(chunks)
+
+    def _recv(self):
+        (n,) = struct.unpack(">I", self._recv_exact(4))
+        if n > MAX_MESSAGE:
+            raise BridgeError("unicc: rank %d: the bridge sent a %d-byte message (limit %d)" % (self.rank, n, MAX_MESSAGE))
+        msg = json.loads(self._recv_exact(n))
+        self._last_heard = time.monotonic()
+        return msg
+
+    def _read_loop(self):
+        try:
+            while True:
+                msg = self._recv()
+                t = msg.get("t")
+                if t == "done":
+                    h = self._pending.pop(msg["req"], None)
+                    if h is not None:
+                        err = msg.get("error")
+                        h._finish(UniccError(err) if err else None)
+                elif t == "mapped":
+                    # Both sides hold the mapping now: the name can go, so no crash leaves it.
+                    self._unlink(self._unmapped.pop(msg["id"], None))
+                elif t == "error":
+                    raise BridgeError(msg.get("message", "unicc: the bridge reported an error"))
+        except BridgeError as e:
+            self._fail(e)
+        except (EOFError, OSError, ValueError):
+            if not self._closing:
+                self._fail(BridgeError(self._what_died()))
+
+    def _fail(self, error):
+        with self._state_lock:
+            if self._fatal is None:
+                self._fatal = error
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for h in pending:
+            h._finish(self._fatal)
+
+    def _pump_stderr(self):
+        # Forward the bridge's messages (the launcher prefixes them with the rank) and keep a tail for errors.
+        for line in iter(self._proc.stderr.readline, b""):
+            text = line.decode(errors="replace")
+            self._stderr_tail.append(text)
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    # ---- shared memory
+
+    def alloc(self, nbytes):
+        """A slab of at least nbytes (slabs are pooled by power-of-two size and reused)."""
+        size = _MIN_SLAB
+        while size < nbytes:
+            size *= 2
+        with self._state_lock:
+            if self._free[size]:
+                return self._free[size].pop()
+        sid = next(self._ids)
+        path = self._shm_prefix + str(sid)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            buf = mmap.mmap(fd, size)
+        except BaseException:
+            os.unlink(path)
+            raise
+        finally:
+            os.close(fd)
+        # Not waiting for the bridge to map it (a completion callback that starts the next
+        # collective should not wait on the bridge): it handles messages in order, so it maps
+        # the slab before any request that uses it.
+        with self._state_lock:
+            if self._fatal is not None:
+                os.unlink(path)
+                raise self._fatal
+            self._unmapped[sid] = path
+        try:
+            self._send({"t": "map", "id": sid, "path": path, "bytes": size})
+        except OSError:
+            self._unlink(self._unmapped.pop(sid, None))
+            self._fail(BridgeError(self._what_died()))
+            raise self._fatal from None
+        slab = Slab(sid, size, buf)
+        self._slabs.append(slab)
+        return slab
+
+    @staticmethod
+    def _unlink(path):
+        if path is not None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def release(self, slab):
+        with self._state_lock:
+            self._free[slab.nbytes].append(slab)
+
+    # ---- requests
+
+    def _register(self, table, key, handle):
+        with self._state_lock:
+            if self._fatal is not None:
+                raise self._fatal
+            if self._closing:
+                raise UniccError("unicc: rank %d: %s after close()" % (self.rank, handle.what))
+            table[key] = handle
+
+    def submit(self, coll, slab=None, dtype="f32", count=0, offset=0, op=None, root=None, name=None,
+               compression=None, out=None, out_offset=0):
+        """Starts a collective on `count` elements of `dtype` at byte `offset` of `slab`; returns a Handle.
+        allgather writes size*count elements to `out` at `out_offset`."""
+        req = next(self._ids)
+        h = Handle(self, "%s%s" % (coll, " '%s'" % name if name else ""))
+        msg = {"t": "op", "req": req, "coll": coll}
+        if coll != "barrier":
+            if dtype not in DTYPE_BYTES:
+                raise TypeError("unicc: dtype %r is not one of %s" % (dtype, sorted(DTYPE_BYTES)))
+            msg.update(buf=slab.id, dtype=dtype, offset=offset, count=count)
+        for k, v in (("op", op), ("root", root), ("name", name), ("compression", compression)):
+            if v is not None:
+                msg[k] = v
+        if out is not None:
+            msg.update(out=out.id, outOffset=out_offset)
+        self._register(self._pending, req, h)
+        try:
+            self._send(msg)
+        except OSError:
+            self._fail(BridgeError(self._what_died()))
+            raise self._fatal from None
+        return h
+
+    # ---- shutdown
+
+    def close(self):
+        """Waits for requests in flight (bounded), stops the bridge and releases the shared memory."""
+        if self._closing:
+            return
+        self._closing = True
+        atexit.unregister(self.close)
+        if self._fatal is None:
+            try:
+                self._send({"t": "close"})
+            except OSError:
+                pass
+        else:  # dead, refusing or stuck: nothing to wait for
+            self._proc.kill()
+        self._stop_process()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        self._fail(UniccError("unicc: rank %d: the bridge was closed while this request was pending" % self.rank))
+        for sid in list(self._unmapped):
+            self._unlink(self._unmapped.pop(sid, None))
+        for s in self._slabs:
+            s.views.clear()
+            try:
+                s.buffer.close()
+            except BufferError:  # a view still exported by the caller keeps this mapping until exit
+                pass
+        self._slabs.clear()
+
+    def _stop_process(self):
+        try:
+            self._proc.wait(timeout=self.timeout_s + MARGIN_S)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def prove_token(token, challenge):
+    """HMAC-SHA256 answer to the bridge's challenge (the construction of src/ts/auth.ts, purpose "bridge")."""
+    mac = hmac.new(token.encode(), b"unicc-auth-v1/bridge/", hashlib.sha256)
+    mac.update(challenge)
+    return mac.hexdigest()

@@ -1,0 +1,85 @@
+// The bridge protocol: how an out-of-process framework (Python: torch, mxnet, caffe) drives this
+// process's World. One protocol for every Python framework; the Python side is
+// packages/core-native/python/unicc/_bridge.py.
+//
+// Transport: one Unix-domain stream socket, at a path inside a private (0700) directory that the
+// client made. The bridge serves exactly one authenticated client; once it is in, the bridge
+// removes the socket file and its directory, so nothing is left behind however either side ends.
+//
+// Framing: u32 body length (big endian), then the body, a UTF-8 JSON object with a string field
+// "t" (its type); the store's FrameReader splits the stream. A message over MAX_MESSAGE bytes
+// (refused once that many bytes of it are in), a body that is not such JSON, and an unknown type
+// are refused: the bridge answers {t:"error", message} and drops the connection.
+//
+// Handshake (bridge speaks first):
+//   bridge -> {t:"hello", version:1, challenge:<hex of 32 random bytes>, auth:<bool>}
+//   client -> {t:"auth", answer:<hex>}  answer = HMAC-SHA256(key=UNICC_JOB_TOKEN,
+//             msg="unicc-auth-v1/bridge/" + challenge bytes) (auth.ts); any answer when auth is false
+//   bridge -> {t:"welcome", rank, size, localRank, localSize, algorithm, pid}  or {t:"error", message}
+//
+// Tensor bytes never cross the socket. The client makes files under /dev/shm and registers them:
+//   client -> {t:"map", id, path, bytes}      bridge maps the file (mapShared) and keeps it as buffer `id`
+//   bridge -> {t:"mapped", id}                the client may now unlink the file's name
+// (mappings last as long as the bridge: clients pool their slabs)
+// Requests, any number in flight, answered in completion order and paired by `req`:
+//   client -> {t:"op", req, coll:"allreduce"|"broadcast"|"allgather"|"barrier", dtype:"f32"|"f64"|"i32"|"i64",
+//              buf, offset, count, op?, root?, name?, compression?, out?, outOffset?}
+//              (offsets in bytes; allgather writes size*count elements to buffer `out` at outOffset)
+//   bridge -> {t:"done", req} or {t:"done", req, error:<the core's message, which names the rank>}
+// Shutdown: client -> {t:"close"}; the bridge waits for requests in flight, closes the world and
+// exits. A closed socket, or a parent that went away, ends the bridge the same way.
+
+export const PROTOCOL_VERSION = 1;
+/** Largest control message either side sends; anything bigger is garbage or an attack. */
+export const MAX_MESSAGE = 64 * 1024;
+export const AUTH_PURPOSE = "bridge";
+
+export type Coll = "allreduce" | "broadcast" | "allgather" | "barrier";
+export type DType = "f32" | "f64" | "i32" | "i64";
+
+export interface OpMessage {
+  t: "op";
+  req: number;
+  coll: Coll;
+  dtype?: DType;
+  buf?: number;
+  offset?: number;
+  count?: number;
+  op?: string;
+  root?: number;
+  name?: string;
+  compression?: string;
+  out?: number;
+  outOffset?: number;
+}
+
+export type ClientMessage =
+  | { t: "auth"; answer?: string }
+  | { t: "map"; id: number; path: string; bytes: number }
+  | OpMessage
+  | { t: "close" };
+
+export class BridgeProtocolError extends Error {}
+
+export function encodeMessage(msg: object): Buffer {
+  const body = Buffer.from(JSON.stringify(msg), "utf8");
+  const b = Buffer.allocUnsafe(4 + body.length);
+  b.writeUInt32BE(body.length, 0);
+  body.copy(b, 4);
+  return b;
+}
+
+/** Parses one frame body into a message, or throws saying what is wrong with it. */
+export function parseMessage(body: Buffer): ClientMessage {
+  if (body.length > MAX_MESSAGE)
+    throw new BridgeProtocolError(`message of ${body.length} bytes exceeds the bridge's ${MAX_MESSAGE}-byte limit`);
+  let msg: unknown;
+  try {
+    msg = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new BridgeProtocolError("message is not JSON");
+  }
+  if (typeof msg !== "object" || msg === null || typeof (msg as { t?: unknown }).t !== "string")
+    throw new BridgeProtocolError('message is not an object with a string field "t"');
+  return msg as ClientMessage;
+}

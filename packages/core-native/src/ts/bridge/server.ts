@@ -1,0 +1,225 @@
+// The bridge process: hosts one rank's World for a framework that runs in another process (see
+// protocol.ts). It is started by the Python client on unicc.init() and ends with it.
+import { lstatSync, rmdirSync, rmSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { dirname } from "node:path";
+
+import { checkAnswer, newChallenge } from "../auth.js";
+import { loadAddon } from "../native.js";
+import { FrameReader, ProtocolError } from "../store/index.js";
+import { init, type CommArray, type ReduceOp, type World } from "../world.js";
+import {
+  AUTH_PURPOSE,
+  BridgeProtocolError,
+  encodeMessage,
+  MAX_MESSAGE,
+  parseMessage,
+  PROTOCOL_VERSION,
+  type ClientMessage,
+  type DType,
+  type OpMessage,
+} from "./protocol.js";
+
+const ARRAYS: Record<DType, { new (b: ArrayBuffer, off: number, n: number): CommArray; BYTES_PER_ELEMENT: number }> = {
+  f32: Float32Array,
+  f64: Float64Array,
+  i32: Int32Array,
+  i64: BigInt64Array,
+};
+
+/** The only files a client may have mapped: its own slabs, directly in /dev/shm. */
+const SHM_PATH = /^\/dev\/shm\/unicc-[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
+
+export interface BridgeOptions {
+  socketPath: string;
+  env?: NodeJS.ProcessEnv;
+  /** How long the client may take to connect and authenticate after the world is up. */
+  connectTimeoutMs: number;
+}
+
+type MapShared = (path: string, bytes: number) => ArrayBuffer;
+
+/** Refuses a socket directory that others could reach: the client must have made it private. */
+function checkPrivateDir(dir: string): void {
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || (st.mode & 0o077) !== 0 || (process.getuid && st.uid !== process.getuid()))
+    throw new Error(`unicc bridge: ${dir} must be a directory of this user with mode 0700`);
+}
+
+export async function runBridge(opts: BridgeOptions): Promise<number> {
+  const env = opts.env ?? process.env;
+  const token = env.UNICC_JOB_TOKEN || undefined;
+  checkPrivateDir(dirname(opts.socketPath));
+  const mapShared = (loadAddon() as unknown as { mapShared: MapShared }).mapShared;
+  const world = await init({ env });
+  const who = `the bridge of rank ${world.rank}`;
+
+  const server: Server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.socketPath, resolve);
+  });
+
+  let finish!: (code: number) => void;
+  const finished = new Promise<number>((r) => (finish = r));
+  let ending = false;
+  const end = async (code: number, why?: string) => {
+    if (ending) return;
+    ending = true;
+    if (why) process.stderr.write(`unicc: ${who}: ${why}\n`);
+    server.close();
+    removeSocket(opts.socketPath);
+    await world.close().catch(() => undefined);
+    finish(code);
+  };
+
+  const connectTimer = setTimeout(
+    () => void end(1, `no client connected within ${opts.connectTimeoutMs} ms`),
+    opts.connectTimeoutMs,
+  );
+  // The client is our parent; if it is gone (re-parented), nobody will talk to us.
+  const parent = process.ppid;
+  const parentWatch = setInterval(() => {
+    if (process.ppid !== parent) void end(1, "its parent process exited");
+  }, 500);
+  parentWatch.unref();
+
+  let client: Socket | undefined;
+  server.on("connection", (sock) => {
+    if (client) {
+      sock.end(encodeMessage({ t: "error", message: `${who} already serves a client` }));
+      return;
+    }
+    const challenge = newChallenge();
+    let authed = false;
+    const buffers = new Map<number, ArrayBuffer>();
+    const reader = new FrameReader();
+    const send = (m: object) => {
+      if (!sock.destroyed) sock.write(encodeMessage(m));
+    };
+    const refuse = (message: string) => {
+      sock.end(encodeMessage({ t: "error", message: `unicc: ${who} refused the connection: ${message}` }));
+      sock.destroy();
+    };
+    send({ t: "hello", version: PROTOCOL_VERSION, challenge: challenge.toString("hex"), auth: token !== undefined });
+
+    const onMessage = (msg: ClientMessage) => {
+      if (!authed) {
+        if (msg.t !== "auth") return refuse(`expected the auth message, got '${msg.t}'`);
+        if (token !== undefined) {
+          const answer = typeof msg.answer === "string" && /^[0-9a-f]*$/i.test(msg.answer) ? Buffer.from(msg.answer, "hex") : Buffer.alloc(0);
+          if (!checkAnswer(token, challenge, AUTH_PURPOSE, answer))
+            return refuse("wrong or missing proof of UNICC_JOB_TOKEN (is the client from this job?)");
+        }
+        authed = true;
+        client = sock;
+        clearTimeout(connectTimer);
+        // Nobody else may connect from now on: the name can go.
+        server.close();
+        removeSocket(opts.socketPath);
+        send({
+          t: "welcome",
+          rank: world.rank,
+          size: world.size,
+          localRank: world.localRank,
+          localSize: world.localSize,
+          algorithm: world.algorithm,
+          pid: process.pid,
+        });
+        return;
+      }
+      switch (msg.t) {
+        case "map": {
+          if (!Number.isSafeInteger(msg.id) || typeof msg.path !== "string" || !Number.isSafeInteger(msg.bytes))
+            throw new BridgeProtocolError("map needs an integer id, a path and an integer byte count");
+          if (!SHM_PATH.test(msg.path)) throw new BridgeProtocolError(`map path ${msg.path} is not a /dev/shm/unicc-* file`);
+          buffers.set(msg.id, mapShared(msg.path, msg.bytes));
+          send({ t: "mapped", id: msg.id });
+          return;
+        }
+        case "op":
+          return void runOp(msg).then(
+            () => send({ t: "done", req: msg.req }),
+            (e: Error) => send({ t: "done", req: msg.req, error: e.message }),
+          );
+        case "close":
+          return void end(0);
+        default:
+          throw new BridgeProtocolError(`unknown message type '${(msg as { t: string }).t}'`);
+      }
+    };
+
+    const view = (id: number | undefined, offset: number | undefined, count: number, dtype: DType): CommArray => {
+      const buf = id === undefined ? undefined : buffers.get(id);
+      if (!buf) throw new BridgeProtocolError(`buffer ${id} is not mapped`);
+      const A = ARRAYS[dtype];
+      if (!A) throw new BridgeProtocolError(`unknown dtype '${dtype}' (f32, f64, i32, i64)`);
+      const off = offset ?? 0;
+      if (!Number.isSafeInteger(off) || off < 0 || off % A.BYTES_PER_ELEMENT || !Number.isSafeInteger(count) || count < 0 || off + count * A.BYTES_PER_ELEMENT > buf.byteLength)
+        throw new BridgeProtocolError(`${count} ${dtype} at byte ${off} do not fit buffer ${id} of ${buf.byteLength} bytes`);
+      return new A(buf, off, count);
+    };
+
+    const runOp = async (m: OpMessage): Promise<void> => {
+      if (m.coll === "barrier") return world.barrier();
+      const dtype = m.dtype ?? "f32";
+      const a = view(m.buf, m.offset, m.count ?? 0, dtype);
+      switch (m.coll) {
+        case "allreduce": {
+          // name and compression reach the engine; a world without it treats them as plain allreduce.
+          const o: { op?: ReduceOp; name?: string; compression?: "none" | "fp16" | "bf16" } = { op: m.op as ReduceOp | undefined };
+          if (m.name !== undefined) o.name = m.name;
+          if (m.compression !== undefined) o.compression = m.compression as "none" | "fp16" | "bf16";
+          await world.allreduce(a, o);
+          return;
+        }
+        case "broadcast":
+          await world.broadcast(a, { root: m.root });
+          return;
+        case "allgather":
+          await world.allgather(a, view(m.out, m.outOffset, a.length * world.size, dtype));
+          return;
+        default:
+          throw new BridgeProtocolError(`unknown collective '${m.coll}'`);
+      }
+    };
+
+    let unframed = 0; // bytes of the message being received, so an oversize one is refused before it is all in
+    sock.on("data", (chunk) => {
+      try {
+        unframed += chunk.length;
+        for (const body of reader.push(chunk)) {
+          unframed -= 4 + body.length;
+          if (sock.destroyed) return;
+          onMessage(parseMessage(body));
+        }
+        if (unframed > 4 + MAX_MESSAGE) throw new BridgeProtocolError(`message exceeds the bridge's ${MAX_MESSAGE}-byte limit`);
+      } catch (e) {
+        const message = e instanceof BridgeProtocolError || e instanceof ProtocolError
+          ? `unicc: ${who}: bad message from the client: ${(e as Error).message}`
+          : (e as Error).message;
+        send({ t: "error", message });
+        sock.destroy();
+      }
+    });
+    sock.on("error", () => undefined);
+    sock.on("close", () => {
+      if (sock === client) void end(0);
+    });
+  });
+
+  const code = await finished;
+  clearInterval(parentWatch);
+  clearTimeout(connectTimer);
+  client?.destroy();
+  return code;
+}
+
+function removeSocket(path: string): void {
+  rmSync(path, { force: true });
+  try {
+    rmdirSync(dirname(path));
+  } catch {
+    // not empty or gone: the client removes it
+  }
+}
