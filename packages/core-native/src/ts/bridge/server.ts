@@ -63,13 +63,15 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
   let finish!: (code: number) => void;
   const finished = new Promise<number>((r) => (finish = r));
   let ending = false;
-  const end = async (code: number, why?: string) => {
+  // A client that asked to close leaves with the others (close is collective); one that vanished
+  // takes its rank with it at once, so that the peers see the rank gone instead of waiting on it.
+  const end = async (code: number, why?: string, together = false) => {
     if (ending) return;
     ending = true;
     if (why) process.stderr.write(`unicc: ${who}: ${why}\n`);
     server.close();
     removeSocket(opts.socketPath);
-    await world.close().catch(() => undefined);
+    if (together) await world.close().catch(() => undefined);
     finish(code);
   };
 
@@ -143,7 +145,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
             (e: Error) => send({ t: "done", req: msg.req, error: e.message }),
           );
         case "close":
-          return void end(0);
+          return void end(0, undefined, true);
         default:
           throw new BridgeProtocolError(`unknown message type '${(msg as { t: string }).t}'`);
       }
@@ -204,7 +206,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
     });
     sock.on("error", () => undefined);
     sock.on("close", () => {
-      if (sock === client) void end(0);
+      if (sock === client) void end(1, "its client closed the connection without closing the world");
     });
   });
 
