@@ -53,6 +53,7 @@ describe("engine: named requests, negotiated without a coordinator", () => {
     const changed = lines(r, "CHANGED");
     expect(changed).toHaveLength(3);
     for (const e of changed) expect(e).toMatch(/'after' was submitted differently.*agreed earlier, float32\[10\].*rank 0: float32\[11\]/);
+    expect(lines(r, "RESIZED")).toEqual(["RESIZED 12 6", "RESIZED 12 6", "RESIZED 12 6"]);
   });
 
   it("stall report: every rank names the tensor and the rank that has not submitted it", async () => {

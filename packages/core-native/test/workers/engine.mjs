@@ -110,6 +110,10 @@ if (mode === "mixed" || mode === "sync") {
   } catch (e) {
     console.log(`CHANGED ${e.message}`);
   }
+  // Changed the same way on every rank (a rebuilt model, DDP's re-formed buckets): agreed anew.
+  const resized = new Float32Array(12).fill(rank + 1);
+  await world.allreduce(resized, { name: "after" });
+  console.log(`RESIZED ${resized.length} ${resized[11]}`);
 } else if (mode === "stall") {
   if (rank === size - 1) await sleep(3000);
   const late = new Float32Array(8).fill(1);

@@ -331,8 +331,15 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
       for (int r = 0; r < size_; ++r) holding += (round.words[r][kHeaderWords + id / 64] >> (id % 64)) & 1;
     }
     if (holding < size_) continue;
-    bool same = known == id_of_.end();  // an agreed name described again means a rank changed it
+    // An agreed name is described again when a rank changed it: fine if every rank changed it the
+    // same way (a model rebuilt, DDP's buckets re-formed), a conflict if some still hold the old.
+    bool same = known == id_of_.end() || static_cast<int>(holders.size()) == size_;
     for (auto& h : holders) same = same && h.second == holders[0].second;
+    if (same && known != id_of_.end()) {
+      agreed_[known->second] = holders[0].second;
+      ready.push_back(known->second);
+      continue;
+    }
     if (!same) {
       std::string e = "'" + name + "' was submitted differently on different ranks:";
       if (known != id_of_.end()) e += " the others as agreed earlier, " + agreed_[known->second].str() + ";";
