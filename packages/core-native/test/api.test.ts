@@ -9,6 +9,15 @@ import { DEFAULT_TIMEOUT_S, readEnv } from "../src/ts/env.js";
 import { runJob, WORKERS } from "./run-job.js";
 
 describe("readEnv", () => {
+  it("UNICC_NETWORK_INTERFACE: the rank listens on, and is reached at, that interface's address", () => {
+    const base = { UNICC_RANK: "0", UNICC_SIZE: "2", UNICC_STORE_ADDR: "127.0.0.1:1" };
+    expect(readEnv({ ...base, UNICC_NETWORK_INTERFACE: "lo" }).hostAddr).toBe("127.0.0.1");
+    expect(readEnv({ ...base, UNICC_NETWORK_INTERFACE: "lo", UNICC_HOST_ADDR: "10.9.9.9" }).hostAddr).toBe("10.9.9.9");
+    expect(() => readEnv({ ...base, UNICC_NETWORK_INTERFACE: "nosuch0" })).toThrow(
+      /UNICC_NETWORK_INTERFACE nosuch0: this host has no such interface \(it has lo/,
+    );
+  });
+
   it("prefers the launcher's variables", () => {
     const e = readEnv({ UNICC_RANK: "2", UNICC_SIZE: "4", UNICC_STORE_ADDR: "10.1.2.3:99", RANK: "0", WORLD_SIZE: "1", UNICC_HOST_ID: "h7" });
     expect(e).toMatchObject({ rank: 2, size: 4, storeAddr: "10.1.2.3:99", hostsStore: false, hostId: "h7", timeoutMs: DEFAULT_TIMEOUT_S * 1000 });

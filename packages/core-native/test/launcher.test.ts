@@ -37,7 +37,7 @@ const shmOf = (jobId: string) => readdirSync("/dev/shm").filter((f) => f.startsW
 
 const VARS = [
   "UNICC_RANK", "UNICC_SIZE", "UNICC_LOCAL_RANK", "UNICC_LOCAL_SIZE", "UNICC_STORE_ADDR", "UNICC_JOB_ID", "UNICC_HOST_ID",
-  "UNICC_TIMEOUT_S", "UNICC_FORWARDED", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+  "UNICC_TIMEOUT_S", "UNICC_FORWARDED", "UNICC_NETWORK_INTERFACE", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
 ];
 
 // Script lines that wait, through the job's store, until every rank has got this far.
@@ -99,6 +99,16 @@ function startCli(args: string[], ready: RegExp, count: number) {
 }
 
 describe("unicc run", () => {
+  it("--network-interface: ranks are told the interface, and the store listens on its address", async () => {
+    const r = await runJob(["--network-interface", "lo", "-np", "2", "node", envScript]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const rank of [0, 1]) {
+      const e = JSON.parse(r.byRank.get(rank)![0]);
+      expect(e.UNICC_NETWORK_INTERFACE).toBe("lo");
+      expect(e.UNICC_STORE_ADDR).toMatch(/^127\.0\.0\.1:\d+$/);
+    }
+  });
+
   it("gives every rank its place, the store, a free MASTER_PORT and the torchrun variables", async () => {
     const r = await runJob(["-np", "3", "--timeout", "9", "--", "node", envScript, "a b", "--np", "x"], {
       env: { UNICC_FORWARDED: "yes" },
@@ -235,6 +245,7 @@ describe("unicc run", () => {
       [["--hostfile", join(dir, "missing"), "node"], /cannot read hostfile/],
       [["--grace", "soon", "node"], /--grace needs a number of seconds/],
       [["--bogus", "node"], /unknown option '--bogus'/],
+      [["--network-interface", "nosuch0", "-np", "1", "node"], /--network-interface nosuch0: this host has no such interface \(it has lo/],
     ] as const) {
       const r = await runJob([...args]);
       expect(r.code, args.join(" ")).toBe(2);

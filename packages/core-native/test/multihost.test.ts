@@ -53,10 +53,11 @@ describe.skipIf(skip !== null)(`ranks on two emulated hosts (network namespaces)
     await cluster?.down();
   });
 
-  it("2 hosts x 2 ranks give the same results as one host", async () => {
+  it("2 hosts x 2 ranks give the same results as one host (ranks bound to each host's eth0)", async () => {
     const hosts = cluster.hosts.map((h) => `${h.name}:2`).join(",");
     const r = await runJob([
-      "-H", hosts, "--launch-agent", "ip netns exec {host}", "--rendezvous-addr", cluster.rootAddr, ...worker,
+      "-H", hosts, "--launch-agent", "ip netns exec {host}", "--rendezvous-addr", cluster.rootAddr,
+      "--network-interface", "eth0", ...worker,
     ]);
     expectCorrect(r, 4, "hierarchical");
   });

@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { hostname, networkInterfaces } from "node:os";
 
 /** Where this process sits in the job, read from the variables a launcher sets. */
 export interface RankEnv {
@@ -72,6 +72,16 @@ function timelinePath(env: NodeJS.ProcessEnv): string {
   return dot > path.lastIndexOf("/") ? `${path.slice(0, dot)}.rank${rank}${path.slice(dot)}` : `${path}.rank${rank}`;
 }
 
+/** The first IPv4 address (else IPv6) of a network interface of this host, for listening on it only. */
+export function interfaceAddress(name: string, variable = "--network-interface"): string {
+  const all = networkInterfaces();
+  const addrs = all[name];
+  if (!addrs?.length)
+    throw new Error(`unicc: ${variable} ${name}: this host has no such interface (it has ${Object.keys(all).join(", ")})`);
+  const pick = addrs.find((a) => a.family === "IPv4") ?? addrs[0];
+  return pick.address;
+}
+
 /**
  * Reads UNICC_* (set by `unicc run`), or else the variables torchrun sets (RANK, WORLD_SIZE,
  * MASTER_ADDR, MASTER_PORT; rank 0 then hosts the store at MASTER_ADDR:MASTER_PORT), or else
@@ -83,7 +93,10 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
     jobId: env.UNICC_JOB_ID || undefined,
     token: env.UNICC_JOB_TOKEN || undefined,
     hostId: env.UNICC_HOST_ID || hostname(),
-    hostAddr: env.UNICC_HOST_ADDR || undefined,
+    // Peers reach this rank, and its listeners bind, on this address only.
+    hostAddr:
+      env.UNICC_HOST_ADDR ||
+      (env.UNICC_NETWORK_INTERFACE ? interfaceAddress(env.UNICC_NETWORK_INTERFACE, "UNICC_NETWORK_INTERFACE") : undefined),
     timeoutMs: timeoutS * 1000,
     engine: {
       fusionBytes: int(env, "UNICC_FUSION_BYTES", 0, 1 << 30) ?? 64 * 1024 * 1024,

@@ -9,6 +9,7 @@ import { StoreServer } from "../store/index.js";
 import { agentArgv, commandExists, defaultRendezvousAddr, isLocalHost } from "./agent.js";
 import { DEFAULT_GRACE_MS, DEFAULT_LAUNCH_AGENT, type HostSlots, type LaunchOptions, UsageError } from "./options.js";
 import { relayLines } from "./relay.js";
+import { interfaceAddress } from "../env.js";
 
 export interface LaunchResult {
   /** 0 if every rank exited 0; else the failed rank's code (128+signal if killed), or 128+signal the launcher got. */
@@ -127,7 +128,15 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     return { exitCode: 127, jobId };
   }
 
-  const addr = o.rendezvousAddr ?? defaultRendezvousAddr(o.hosts.map((h) => h.name));
+  let addr = o.rendezvousAddr;
+  if (!addr && o.networkInterface) {
+    try {
+      addr = interfaceAddress(o.networkInterface);
+    } catch (e) {
+      throw new UsageError((e as Error).message.replace(/^unicc: /, ""));
+    }
+  }
+  addr ??= defaultRendezvousAddr(o.hosts.map((h) => h.name));
   const store = await StoreServer.listen(addr, 0, { token });
   const ranks: Rank[] = [];
   let failure: { rank: Rank; exitCode: number; what: string; stopped: number } | undefined;
@@ -173,6 +182,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           UNICC_LOCAL_RANK: String(localRank),
           UNICC_LOCAL_SIZE: String(host.slots),
           UNICC_STORE_ADDR: storeAddr,
+          ...(o.networkInterface ? { UNICC_NETWORK_INTERFACE: o.networkInterface } : {}),
           UNICC_JOB_ID: jobId,
           UNICC_JOB_TOKEN: token,
           ...(multiHost ? { UNICC_HOST_ID: host.name } : {}),

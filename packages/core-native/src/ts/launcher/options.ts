@@ -17,6 +17,8 @@ export interface LaunchOptions {
   launchAgent?: string;
   /** Address the rendezvous store listens on; every host must reach it. */
   rendezvousAddr?: string;
+  /** Interface every rank listens on and is reached at (UNICC_NETWORK_INTERFACE for the ranks). */
+  networkInterface?: string;
   /** UNICC_TIMEOUT_S for the ranks. */
   timeoutS?: number;
   /** How long ranks get between SIGTERM and SIGKILL when the job is stopped (default 5000). */
@@ -39,6 +41,9 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           e.g. "ip netns exec {host}"
   --rendezvous-addr IP    address the rendezvous store listens on (default 127.0.0.1 when all
                           ranks are local, else this machine's first non-loopback IPv4 address)
+  --network-interface IF  ranks listen on, and are reached at, this interface's address only
+                          (each host's own; sets UNICC_NETWORK_INTERFACE); the store too, unless
+                          --rendezvous-addr says otherwise
   --timeout S             seconds a collective may wait without progress (sets UNICC_TIMEOUT_S)
   --grace S               seconds between SIGTERM and SIGKILL when stopping ranks (default 5)
   -h, --help              this text
@@ -116,6 +121,10 @@ export function parseRunArgs(argv: string[]): LaunchOptions {
       case "--rendezvous-addr":
         o.rendezvousAddr = value().trim();
         if (!o.rendezvousAddr) throw new UsageError("--rendezvous-addr needs an address");
+        break;
+      case "--network-interface":
+        o.networkInterface = value().trim();
+        if (!o.networkInterface) throw new UsageError("--network-interface needs an interface name, e.g. eth0");
         break;
       case "--timeout":
         o.timeoutS = positiveInt(flag, value());
