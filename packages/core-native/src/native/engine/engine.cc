@@ -206,7 +206,11 @@ void Engine::loop() {
       const bool progressed = run_round(stopping, &all_stopping);
       if (all_stopping && !progressed) break;
       if (progressed) sleep_ms = 0;
-      else if (anyone_holding_) sleep_ms = opt_.cycle_ms;
+      // Holding tensors while some rank holds none: wait for it inside the next round (asleep in
+      // the collective), so its first submission completes the round at once. Everybody holding
+      // but nothing in common: pause a cycle, or the rounds would spin until the next submission.
+      else if (!pending_.empty() && !everyone_holding_) sleep_ms = 0;
+      else if (!pending_.empty()) sleep_ms = opt_.cycle_ms;
       else sleep_ms = std::min(kMaxIdleSleepMs, std::max(opt_.cycle_ms, sleep_ms * 2));
     }
     const std::string leftover = "the world closed on every rank while this allreduce waited for ranks that never submitted it";
@@ -262,12 +266,12 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
   comm_.run_inline(gather);
   round.words.resize(size_);
   size_t max_described = 0;
-  anyone_holding_ = false;
+  everyone_holding_ = true;
   *all_stopping = true;
   for (int r = 0; r < size_; ++r) {
     round.words[r].assign(all.begin() + r * W, all.begin() + (r + 1) * W);
     max_described = std::max(max_described, static_cast<size_t>(round.words[r][kDescribedBytes]));
-    anyone_holding_ = anyone_holding_ || (round.words[r][kFlags] & kHolding);
+    everyone_holding_ = everyone_holding_ && (round.words[r][kFlags] & kHolding);
     *all_stopping = *all_stopping && (round.words[r][kFlags] & kStopping);
   }
 

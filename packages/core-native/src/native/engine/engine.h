@@ -100,7 +100,7 @@ class Engine {
   std::map<std::string, int64_t> stalled_since_ms_;
   std::map<std::string, bool> stall_reported_;
   std::vector<char> fusion_;
-  bool anyone_holding_ = false;  // in the last round, some rank had tensors waiting
+  bool everyone_holding_ = false;  // in the last round, every rank had tensors waiting
 
   // Tuner: every rank times the same fused reductions and the ranks agree through the rounds.
   // First the stream count (where ranks talk TCP), then the fusion size with the best count.
