@@ -3,6 +3,7 @@
 #   hello  - a rank's listener: the token handshake (C++, libFuzzer + ASan/UBSan)
 #   frame  - ring frame headers (C++, libFuzzer + ASan/UBSan)
 #   store  - the rendezvous store's wire format (TypeScript, jsfuzz.mjs: V8-coverage guided)
+#   bridge - a Python client's messages to its bridge, and the buffer views they name (TypeScript, jsfuzz.mjs)
 # Seeds are corpus/<harness>/ (kept in the repo); what a run finds goes to .build/work/<harness>/.
 # A crash stops the run with exit code 1 and leaves the input under .build/. Needs clang++
 # (Debian: apt-get install clang) and the repository's npm install (esbuild).
@@ -11,7 +12,7 @@ secs=${1:-20}
 cd "$(dirname "$0")"
 here=$(pwd)
 src=../src/native
-mkdir -p .build/work/hello .build/work/frame .build/work/store
+mkdir -p .build/work/hello .build/work/frame .build/work/store .build/work/bridge
 
 cxx=${FUZZ_CXX:-clang++}
 for h in hello frame; do
@@ -21,6 +22,11 @@ done
 # The store's decoder as one ES module beside the harness, so that its coverage is the harness's.
 npx --no-install esbuild "$here/../src/ts/store/protocol.ts" --bundle --format=esm --platform=node \
   --log-level=warning --outfile="$here/.build/protocol.mjs"
+# The bridge's messages are framed by the store's reader: one module with both.
+printf '%s\n' 'export * from "../../src/ts/bridge/protocol.ts";' \
+  'export { FrameReader, ProtocolError } from "../../src/ts/store/protocol.ts";' >.build/bridge-entry.ts
+npx --no-install esbuild "$here/.build/bridge-entry.ts" --bundle --format=esm --platform=node \
+  --log-level=warning --outfile="$here/.build/bridge.mjs"
 
 for h in hello frame; do
   echo "== $h: ${secs} s"
@@ -34,3 +40,5 @@ for h in hello frame; do
 done
 echo "== store: ${secs} s"
 node jsfuzz.mjs store_fuzz.mjs "$secs" .build/work/store corpus/store | tail -1
+echo "== bridge: ${secs} s"
+node jsfuzz.mjs bridge_fuzz.mjs "$secs" .build/work/bridge corpus/bridge | tail -1

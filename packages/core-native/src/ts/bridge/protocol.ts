@@ -26,8 +26,9 @@
 //              buf, offset, count, op?, root?, name?, compression?, out?, outOffset?}
 //              (offsets in bytes; allgather writes size*count elements to buffer `out` at outOffset)
 //   bridge -> {t:"done", req} or {t:"done", req, error:<the core's message, which names the rank>}
-// Shutdown: client -> {t:"close"}; the bridge waits for requests in flight, closes the world and
-// exits. A closed socket, or a parent that went away, ends the bridge the same way.
+// Shutdown: client -> {t:"close"}; the bridge waits for requests in flight, closes the world (with
+// the other ranks) and exits. A socket closed without it, or a parent that went away, ends the
+// bridge at once: its rank leaves, and the other ranks' collectives fail naming it.
 
 export const PROTOCOL_VERSION = 1;
 /** Largest control message either side sends; anything bigger is garbage or an attack. */
@@ -60,6 +61,31 @@ export type ClientMessage =
   | { t: "close" };
 
 export class BridgeProtocolError extends Error {}
+
+const ARRAYS = { f32: Float32Array, f64: Float64Array, i32: Int32Array, i64: BigInt64Array } as const;
+
+/**
+ * The array an op message names (count elements of dtype at byte offset of mapped buffer id), or
+ * a BridgeProtocolError: whatever a client sends, the view stays inside one mapped buffer.
+ */
+export function viewOf(
+  buffers: ReadonlyMap<number, ArrayBuffer>,
+  id: unknown,
+  offset: unknown,
+  count: unknown,
+  dtype: unknown,
+): Float32Array | Float64Array | Int32Array | BigInt64Array {
+  const buf = typeof id === "number" ? buffers.get(id) : undefined;
+  if (!buf) throw new BridgeProtocolError(`buffer ${String(id)} is not mapped`);
+  const A = typeof dtype === "string" && Object.hasOwn(ARRAYS, dtype) ? ARRAYS[dtype as DType] : undefined;
+  if (!A) throw new BridgeProtocolError(`unknown dtype '${String(dtype)}' (f32, f64, i32, i64)`);
+  const off = offset ?? 0;
+  const size = A.BYTES_PER_ELEMENT;
+  if (!Number.isSafeInteger(off) || (off as number) < 0 || (off as number) % size || !Number.isSafeInteger(count) ||
+      (count as number) < 0 || (off as number) + (count as number) * size > buf.byteLength)
+    throw new BridgeProtocolError(`${String(count)} ${String(dtype)} at byte ${String(off)} do not fit buffer ${id} of ${buf.byteLength} bytes`);
+  return new A(buf, off as number, count as number);
+}
 
 export function encodeMessage(msg: object): Buffer {
   const body = Buffer.from(JSON.stringify(msg), "utf8");

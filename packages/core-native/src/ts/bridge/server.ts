@@ -18,14 +18,8 @@ import {
   type ClientMessage,
   type DType,
   type OpMessage,
+  viewOf,
 } from "./protocol.js";
-
-const ARRAYS: Record<DType, { new (b: ArrayBuffer, off: number, n: number): CommArray; BYTES_PER_ELEMENT: number }> = {
-  f32: Float32Array,
-  f64: Float64Array,
-  i32: Int32Array,
-  i64: BigInt64Array,
-};
 
 /** The only files a client may have mapped: its own slabs, directly in /dev/shm. */
 const SHM_PATH = /^\/dev\/shm\/unicc-[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
@@ -151,16 +145,8 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
       }
     };
 
-    const view = (id: number | undefined, offset: number | undefined, count: number, dtype: DType): CommArray => {
-      const buf = id === undefined ? undefined : buffers.get(id);
-      if (!buf) throw new BridgeProtocolError(`buffer ${id} is not mapped`);
-      const A = ARRAYS[dtype];
-      if (!A) throw new BridgeProtocolError(`unknown dtype '${dtype}' (f32, f64, i32, i64)`);
-      const off = offset ?? 0;
-      if (!Number.isSafeInteger(off) || off < 0 || off % A.BYTES_PER_ELEMENT || !Number.isSafeInteger(count) || count < 0 || off + count * A.BYTES_PER_ELEMENT > buf.byteLength)
-        throw new BridgeProtocolError(`${count} ${dtype} at byte ${off} do not fit buffer ${id} of ${buf.byteLength} bytes`);
-      return new A(buf, off, count);
-    };
+    const view = (id: number | undefined, offset: number | undefined, count: number, dtype: DType): CommArray =>
+      viewOf(buffers, id, offset, count, dtype);
 
     const runOp = async (m: OpMessage): Promise<void> => {
       if (m.coll === "barrier") return world.barrier();
