@@ -8,6 +8,8 @@
 // the mapped buffer it names.
 import { BridgeProtocolError, FrameReader, parseMessage, ProtocolError, viewOf } from "./.build/bridge.mjs";
 
+import { framed } from "./framing.mjs";
+
 const buffers = new Map([
   [0, new ArrayBuffer(0)],
   [1, new ArrayBuffer(4096)],
@@ -16,18 +18,6 @@ const buffers = new Map([
 
 function expected(e) {
   if (!(e instanceof BridgeProtocolError || e instanceof ProtocolError)) throw e;
-}
-
-function framed(data) {
-  const frames = [];
-  for (let i = 0; i < data.length; ) {
-    const body = data.subarray(i + 1, i + 1 + data[i]);
-    i += 1 + data[i];
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(body.length, 0);
-    frames.push(head, body);
-  }
-  return Buffer.concat(frames);
 }
 
 function checkOp(m) {

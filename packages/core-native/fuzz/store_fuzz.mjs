@@ -5,20 +5,10 @@
 // lengths here, so that mutations inside a body reach the parsers instead of breaking framing.
 import { encodeRequest, FrameReader, parseRequest, parseResponse, ProtocolError } from "./.build/protocol.mjs";
 
+import { framed } from "./framing.mjs";
+
 function expected(e) {
   if (!(e instanceof ProtocolError)) throw e; // anything else is a bug: a crash, not a refusal
-}
-
-function framed(data) {
-  const frames = [];
-  for (let i = 0; i < data.length; ) {
-    const body = data.subarray(i + 1, i + 1 + data[i]);
-    i += 1 + data[i];
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(body.length, 0);
-    frames.push(head, body);
-  }
-  return Buffer.concat(frames);
 }
 
 export function fuzz(input) {

@@ -25,3 +25,20 @@ export function walkOptions(
   }
   return argv.length;
 }
+
+/**
+ * Runs a command's option parser: its options, or the exit code once help (0) or a one-line usage
+ * error (2) has been printed.
+ */
+export function parseOrExit<T>(command: string, usage: string, parse: () => T | "help"): T | number {
+  try {
+    const parsed = parse();
+    if (parsed !== "help") return parsed;
+    process.stdout.write(usage);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${command}: ${e.message} (see ${command} --help)\n`);
+    return 2;
+  }
+}

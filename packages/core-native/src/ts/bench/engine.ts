@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { netnsUnavailable, up, type Cluster } from "../../../../../tests/cluster/cluster.js";
-import { UsageError, walkOptions } from "../cli-options.js";
+import { parseOrExit, UsageError, walkOptions } from "../cli-options.js";
 import { launch } from "../launcher/index.js";
 import { alignColumns, BENCH_DIR, formatTime, lineSink, PYTHON, runSetup } from "./index.js";
 import type { Compression } from "../env.js";
@@ -288,19 +288,8 @@ function report(results: RunResult[], o: Options, limitS: number, computeS: numb
 }
 
 export async function runEngineBench(argv: string[]): Promise<number> {
-  let o: Options;
-  try {
-    const parsed = parseArgs(argv);
-    if (parsed === "help") {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    o = parsed;
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`unicc bench engine: ${e.message} (see unicc bench engine --help)\n`);
-    return 2;
-  }
+  const o = parseOrExit("unicc bench engine", USAGE, () => parseArgs(argv));
+  if (typeof o === "number") return o;
   let tensors;
   try {
     tensors = loadWorkload(o.workload);

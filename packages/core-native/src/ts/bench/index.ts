@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 
-import { UsageError, walkOptions } from "../cli-options.js";
+import { parseOrExit, UsageError, walkOptions } from "../cli-options.js";
 import { launch } from "../launcher/index.js";
 import { encodePlan, formatSize, makePlan, parseSizes, type Step } from "./plan.js";
 
@@ -298,19 +298,8 @@ export function alignColumns(lines: string[][]): string {
 
 export async function runBench(argv: string[]): Promise<number> {
   if (argv[0] === "engine") return (await import("./engine.js")).runEngineBench(argv.slice(1));
-  let o: Options;
-  try {
-    const parsed = parseArgs(argv);
-    if (parsed === "help") {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    o = parsed;
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`unicc bench: ${e.message} (see unicc bench --help)\n`);
-    return 2;
-  }
+  const o = parseOrExit("unicc bench", USAGE, () => parseArgs(argv));
+  if (typeof o === "number") return o;
   const started = Date.now();
   if (!ensureInstalled(o)) return 1;
 
