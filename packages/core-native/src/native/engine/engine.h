@@ -18,7 +18,7 @@ struct EngineOptions {
   int cycle_ms = 1;                // pause between negotiation rounds while tensors wait
   int stall_warn_s = 60;           // report tensors some ranks submitted and others did not
   std::string timeline_path;       // Chrome trace of this rank's requests; empty: none
-  bool autotune = false;           // measure fusion sizes during the first steps and keep the best
+  bool autotune = false;           // measure stream counts and fusion sizes in the first steps, keep the best
 };
 
 // A named allreduce handed to the engine; it completes once every rank has submitted the name.
