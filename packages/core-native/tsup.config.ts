@@ -10,6 +10,7 @@ export default defineConfig({
     cli: "src/ts/cli.ts",
     "bench-worker": "src/ts/bench/worker.ts",
     "bench-engine-worker": "src/ts/bench/engine-worker.ts",
+    "bench-cluster": "src/ts/bench/cluster.ts",
     bridge: "src/ts/bridge/main.ts",
   },
   format: ["esm"],
@@ -18,7 +19,7 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   splitting: true,
-  // `unicc bench engine` bundles tests/cluster/cluster.ts, which runs cluster.sh from beside itself
+  // `unicc bench engine` and bench-cluster bundle tests/cluster/cluster.ts, which runs cluster.sh from beside itself
   // (only a checkout of the repository has it).
   onSuccess: async () => {
     if (existsSync(CLUSTER_SH)) copyFileSync(CLUSTER_SH, "dist/cluster.sh");

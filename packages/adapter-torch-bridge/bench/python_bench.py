@@ -1,14 +1,24 @@
 """Bridge and training benchmarks, run on every rank by bench/run.mjs. Rank 0 prints one
-`RESULT {json}` line of medians in seconds:
+`RESULT {json}` line of medians in seconds (and a progress line per measure on stderr):
   latency_1k_s, allreduce_64m_s     uc.allreduce through the bridge (compare: node_bench.mjs)
   <model>_opt_s                     a training step with uc.DistributedOptimizer
-  <model>_ddp_unicc_s               the same with DDP on the "unicc" torch.distributed backend
+  <model>_exchange_s                its named allreduces alone (the gradients already in place)
+  <model>_ddp_unicc_s               the same step with DDP on the "unicc" torch.distributed backend
   <model>_ddp_gloo_s                the same with DDP on Gloo
-for <model> = digits (the torch-digits MLP on a random batch of 16 per rank) and, given the
-workload file as argv[1], resnet50: parameters of ResNet-50's 161 shapes (25.6 M values) whose
-forward is cheap, so that the step is the gradient exchange (plus an SGD update).
+  <model>_local_s                   the same step with a plain optimizer: no exchange at all
+for <model> = digits (the torch-digits MLP on a random batch of 16 per rank) and, given
+--workload FILE, resnet50: parameters of ResNet-50's 161 shapes (25.6 M values) whose forward is
+cheap, so that the step is the gradient exchange (plus an SGD update).
+
+  python_bench.py [--workload FILE] [--warmup N] [--master-addr ADDR]
+
+--warmup: untimed steps before each model's timed ones (default 3). --master-addr: where rank 0
+hosts torch.distributed's store, for emulated hosts, whose ranks cannot bind the launcher's
+MASTER_ADDR (GLOO_SOCKET_IFNAME is then set by the caller).
 """
 
+import argparse
+import datetime
 import json
 import os
 import sys
@@ -19,6 +29,16 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import unicc.torch as uc
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--workload")
+ap.add_argument("--warmup", type=int, default=3)
+ap.add_argument("--master-addr")
+args = ap.parse_args()
+if args.master_addr:
+    os.environ["MASTER_ADDR"] = args.master_addr
+# A torch.distributed wait (store, Gloo) that makes no progress fails the run instead of hanging it.
+TIMEOUT = datetime.timedelta(seconds=120)
 
 uc.init()
 # Ranks of one host share its cores, and each bridge needs one to answer promptly: an intra-op
@@ -31,7 +51,10 @@ def median(xs):
     return sorted(xs)[len(xs) // 2]
 
 
-def timed(fn, iters, warmup=3):
+out = {}
+
+
+def measure(key, fn, iters, warmup):
     for _ in range(warmup):
         fn()
     ts = []
@@ -40,14 +63,15 @@ def timed(fn, iters, warmup=3):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return median(ts)
+    out[key] = median(ts)
+    if uc.rank() == 0:
+        print("progress %s: %.2f ms (median of %d)" % (key, out[key] * 1e3, iters), file=sys.stderr, flush=True)
 
 
-out = {}
 small = torch.ones(256)  # 1 KiB
 big = torch.ones(16 << 20)  # 64 MiB
-out["latency_1k_s"] = timed(lambda: uc.allreduce_(small, op=uc.Sum), 500, warmup=20)
-out["allreduce_64m_s"] = timed(lambda: uc.allreduce_(big, op=uc.Sum), 10, warmup=2)
+measure("latency_1k_s", lambda: uc.allreduce_(small, op=uc.Sum), 500, 20)
+measure("allreduce_64m_s", lambda: uc.allreduce_(big, op=uc.Sum), 10, 2)
 del big
 
 
@@ -65,12 +89,15 @@ class Shapes(nn.Module):
 loss_fn = nn.CrossEntropyLoss()
 torch.manual_seed(0)
 digits_batch = (torch.rand(16, 784), torch.randint(0, 10, (16,)))
-models = {"digits": (lambda: nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10)),
-                     lambda net: loss_fn(net(digits_batch[0]), digits_batch[1]), 60)}
-if len(sys.argv) > 1:
-    with open(sys.argv[1]) as f:
+# The ResNet-50 set first, so that the engine's tuner (it tunes during the first named steps)
+# measures its candidates on that set, not on the digits model's small gradients.
+models = {}
+if args.workload:
+    with open(args.workload) as f:
         shapes = [t["shape"] for t in json.load(f)["tensors"]]
     models["resnet50"] = (lambda: Shapes(shapes), lambda net: net(torch.tensor(1.0)), 8)
+models["digits"] = (lambda: nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10)),
+                    lambda net: loss_fn(net(digits_batch[0]), digits_batch[1]), 60)
 
 
 def stepper(net, opt, loss):
@@ -81,20 +108,36 @@ def stepper(net, opt, loss):
     return step
 
 
+def exchanger(net, opt):
+    """The optimizer's named allreduces alone: its hook for every gradient in backward's order,
+    with no backward (compare: the engine worker's exchange of the same set from Node)."""
+    params = list(net.parameters())
+
+    def exchange():
+        for p in reversed(params):
+            opt._unicc_hook(p)
+        opt.synchronize()
+    return exchange
+
+
 for name, (make, loss, iters) in models.items():
     torch.manual_seed(1)
     m = make()
     opt = uc.DistributedOptimizer(torch.optim.SGD(m.parameters(), lr=0.01), named_parameters=m.named_parameters())
-    out["%s_opt_s" % name] = timed(stepper(m, opt, loss), iters)
+    measure("%s_opt_s" % name, stepper(m, opt, loss), iters, args.warmup)
+    measure("%s_exchange_s" % name, exchanger(m, opt), iters, args.warmup)
+    torch.manual_seed(1)
+    m = make()
+    measure("%s_local_s" % name, stepper(m, torch.optim.SGD(m.parameters(), lr=0.01), loss), iters, args.warmup)
 
-dist.init_process_group(backend="unicc")
-groups = {"unicc": dist.group.WORLD, "gloo": dist.new_group(backend="gloo")}
+dist.init_process_group(backend="unicc", timeout=TIMEOUT)
+groups = {"unicc": dist.group.WORLD, "gloo": dist.new_group(backend="gloo", timeout=TIMEOUT)}
 for backend, group in groups.items():
     for name, (make, loss, iters) in models.items():
         torch.manual_seed(1)
         m = make()
         net = nn.parallel.DistributedDataParallel(m, process_group=group)
-        out["%s_ddp_%s_s" % (name, backend)] = timed(stepper(net, torch.optim.SGD(m.parameters(), lr=0.01), loss), iters)
+        measure("%s_ddp_%s_s" % (name, backend), stepper(net, torch.optim.SGD(m.parameters(), lr=0.01), loss), iters, args.warmup)
 dist.destroy_process_group()
 
 if uc.rank() == 0:

@@ -1,47 +1,240 @@
-// Bridge cost and training-step benchmark: `npm run bench -w @unicc/torch -- [-np N]`
-// (or: node bench/run.mjs [-np N] after scripts/setup-venv.sh). Runs node_bench.mjs and
-// python_bench.py as unicc jobs on this host and prints a table of medians and ratios.
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+// Bridge cost and training-step benchmark of @unicc/torch, in one run (see USAGE). Runs
+// node_bench.mjs, the engine's own bench worker (the ResNet-50 gradient set exchanged by named
+// allreduces from Node) and python_bench.py as `unicc run` jobs, on this host or on emulated hosts
+// (tests/cluster/), prints a table of medians and ratios and writes it with every figure as JSON.
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { constants, cpus } from "node:os";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+const USAGE = `usage: npm run bench -w @unicc/torch -- [options]    (= node bench/run.mjs [options])
+
+  -np N                 N ranks on this host (default 2)
+  --emulated-hosts H    instead: H emulated hosts (tests/cluster/: network namespaces behind a
+                        switch, 2000 Mbit/s links, 600 Mbit/s per TCP flow; needs root, ip, tc)
+  --ranks-per-host R    ranks on each emulated host (default 2)
+  --out DIR             where torch-bench.json / torch-bench-emulated.json go (default
+                        bench-results, under the directory npm was started from)
+  -h, --help            this text
+`;
+/** A job that has not ended after this long is stopped (its ranks get SIGTERM, then SIGKILL). */
+const JOB_LIMIT_S = 600;
+/** How long the launcher gets to stop its ranks after SIGTERM before it is killed itself. */
+const LAUNCHER_GRACE_S = 15;
+/** Untimed steps per model: on emulated hosts enough for the engine's tuner to settle (it tries
+ * 1-4 streams, then fusion sizes, each over at least 256 MB: about 15 ResNet-50 steps). */
+const WARMUP = { local: 3, emulated: 20 };
+const RESNET_STEPS = 8; // python_bench.py's timed ResNet-50 steps, matched by the engine worker
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"];
+
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const args = process.argv.slice(2);
-const np = args.includes("-np") ? args[args.indexOf("-np") + 1] : "2";
-const cli = here("../../core-native/dist/cli.js");
+const coreDist = here("../../core-native/dist/");
+const cli = join(coreDist, "cli.js");
+
+function fail(msg, code = 1) {
+  process.stderr.write(`torch bench: ${msg}\n`);
+  process.exit(code);
+}
+
+function parseArgs(argv) {
+  const o = { np: 2, hosts: 0, ranksPerHost: 2, out: "bench-results" };
+  const whole = (flag, v, min) => {
+    if (!/^\d+$/.test(v ?? "") || Number(v) < min) fail(`${flag} needs a whole number of at least ${min}, got '${v ?? ""}' (see --help)`, 2);
+    return Number(v);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    switch (flag) {
+      case "-h":
+      case "--help":
+        process.stdout.write(USAGE);
+        return process.exit(0);
+      case "-np":
+        o.np = whole(flag, argv[++i], 2);
+        break;
+      case "--emulated-hosts":
+        o.hosts = whole(flag, argv[++i], 2);
+        break;
+      case "--ranks-per-host":
+        o.ranksPerHost = whole(flag, argv[++i], 1);
+        break;
+      case "--out":
+        if (!argv[i + 1]) fail("--out needs a directory", 2);
+        o.out = argv[++i];
+        break;
+      default:
+        fail(`unknown option '${flag}' (see --help)`, 2);
+    }
+  }
+  return o;
+}
+
+const o = parseArgs(process.argv.slice(2));
+if (!existsSync(cli)) fail(`${cli} is missing: build first (npx turbo run build)`);
+const cluster = o.hosts ? await import(new URL("../../core-native/dist/bench-cluster.js", import.meta.url).href) : undefined;
+const why = cluster?.netnsUnavailable();
+if (why) fail(`--emulated-hosts needs network namespaces with tc-shaped links (tests/cluster/), which this machine cannot make: ${why}`);
 // BENCH_PYTHON: another interpreter that has torch and the unicc packages on its path.
 const python = process.env.BENCH_PYTHON ?? execFileSync("bash", [here("../scripts/setup-venv.sh")], { encoding: "utf8" }).trim().split("\n").pop();
-// The ResNet-50 gradient set of the design notes (shared/ beside the checkout), when there.
-const resnet = process.env.BENCH_RESNET50 ?? here("../../../../shared/workloads/resnet50.json");
+const resnet = process.env.BENCH_RESNET50 ?? here("../../core-native/bench/workloads/resnet50.json");
+
+// Ctrl-C / SIGTERM: stop the job running now (the launcher stops its ranks), skip the rest, and
+// take the emulated network down before exiting.
+let stopped;
+let running;
+for (const sig of STOP_SIGNALS)
+  process.on(sig, () => {
+    stopped ??= sig;
+    running?.kill("SIGTERM");
+  });
+
+/** Runs one `unicc run` job; resolves with its stdout and the engine tuner's choices it reported. */
+function job(launchArgs, cmd, env) {
+  return new Promise((done, reject) => {
+    const child = spawn(process.execPath, [cli, "run", ...launchArgs, "--", ...cmd], { env, stdio: ["ignore", "pipe", "pipe"] });
+    running = child;
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => {
+      process.stderr.write(d);
+      stderr += d;
+    });
+    let timedOut = false;
+    const limit = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), LAUNCHER_GRACE_S * 1000).unref();
+    }, JOB_LIMIT_S * 1000);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(limit);
+      running = undefined;
+      if (code === 0) return done({ stdout, tuner: [...stderr.matchAll(/unicc: tuner chose (.*)$/gm)].map((m) => m[1]) });
+      const why = timedOut ? `stopped after ${JOB_LIMIT_S} s` : stopped ? `stopped by ${stopped}` : `exit ${code ?? signal}`;
+      reject(new Error(`${cmd.map((a) => a.split("/").pop()).join(" ")}: ${why} (its output is above)`));
+    });
+  });
+}
+
+/** The JSON on rank 0's line of the job's stdout that holds `marker`, from `skip` characters after it starts. */
+function resultOf(stdout, marker, what, skip = marker.length) {
+  const line = stdout.split("\n").find((l) => l.includes(marker));
+  if (!line) throw new Error(`no result line from ${what}:\n${stdout}`);
+  return JSON.parse(line.slice(line.indexOf(marker) + skip));
+}
+
+async function measure(launchArgs, env, extraPy) {
+  const warmup = o.hosts ? WARMUP.emulated : WARMUP.local;
+  const node = resultOf((await job(launchArgs, [process.execPath, here("node_bench.mjs")], env)).stdout, "RESULT ", "node_bench.mjs");
+  if (stopped) return undefined;
+  const engineCfg = { workload: resnet, mode: "exchange", compression: "none", warmup, steps: RESNET_STEPS };
+  const eng = await job(launchArgs, [process.execPath, join(coreDist, "bench-engine-worker.js"), JSON.stringify(engineCfg)], env);
+  const engine = resultOf(eng.stdout, '{"result":', "the engine worker", 0).result;
+  if (stopped) return undefined;
+  const pyJob = await job(launchArgs, [python, here("python_bench.py"), "--workload", resnet, "--warmup", String(warmup), ...extraPy], env);
+  const py = resultOf(pyJob.stdout, "RESULT ", "python_bench.py");
+  return { node, engine, py, warmup, tuner: { engine_worker: eng.tuner, bridge: pyJob.tuner } };
+}
 
 // Idle OpenMP threads that spin keep the cores from the bridges (and Gloo's threads) that must
 // answer right after backward; every measure runs with them parked.
 const env = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? "PASSIVE" };
-
-function job(cmd) {
-  const out = execFileSync(process.execPath, [cli, "run", "-np", np, ...cmd], { encoding: "utf8", env, stdio: ["ignore", "pipe", "inherit"] });
-  const line = out.split("\n").find((l) => l.includes("RESULT "));
-  if (!line) throw new Error(`no RESULT line from ${cmd.join(" ")}:\n${out}`);
-  return JSON.parse(line.slice(line.indexOf("RESULT ") + 7));
+let res;
+let network;
+let where;
+const started = Date.now();
+try {
+  if (!o.hosts) {
+    where = `${o.np} ranks on one host (${cpus().length} cpus)`;
+    res = await measure(["-np", String(o.np)], env, []);
+  } else {
+    const net = await cluster.up({ hosts: o.hosts, tag: `torch${process.pid}` });
+    try {
+      network = { hosts: o.hosts, ranks_per_host: o.ranksPerHost, rate_mbit: net.rateMbit, per_flow_mbit: net.perFlowMbit };
+      where =
+        `${o.hosts} emulated hosts x ${o.ranksPerHost} ranks (tests/cluster/: ${net.rateMbit} Mbit/s links, ` +
+        `${net.perFlowMbit} Mbit/s per TCP flow; ${cpus().length} cpus in all)`;
+      process.stdout.write(`[bench] ${where}\n`);
+      if (!stopped) {
+        const launchArgs = [
+          "-H", net.hosts.map((h) => `${h.name}:${o.ranksPerHost}`).join(","),
+          "--launch-agent", "ip netns exec {host}",
+          "--rendezvous-addr", net.rootAddr,
+        ];
+        // Gloo must use the host's own interface and host 0's address for its store; the c10d
+        // warning about reverse DNS is noise here.
+        const netEnv = { ...env, GLOO_SOCKET_IFNAME: "eth0", TORCH_CPP_LOG_LEVEL: "ERROR" };
+        res = await measure(launchArgs, netEnv, ["--master-addr", net.hosts[0].addr]);
+      }
+    } finally {
+      await net.down();
+    }
+  }
+} catch (e) {
+  if (!stopped) fail(e.message);
 }
+if (stopped) fail(`stopped by ${stopped}`, 128 + constants.signals[stopped]);
 
-const node = job(["node", here("node_bench.mjs")]);
-const py = job([python, here("python_bench.py"), ...(existsSync(resnet) ? [resnet] : [])]);
+const { node, engine, py } = res;
 const us = (s) => `${(s * 1e6).toFixed(0)} µs`;
-const ms = (s) => `${(s * 1e3).toFixed(2)} ms`;
+const ms = (s) => (s < 1 ? `${(s * 1e3).toFixed(2)} ms` : `${s.toFixed(3)} s`);
 const gbs = (s) => `${((64 << 20) / s / 1e9).toFixed(2)} GB/s`;
 const ratio = (a, b) => (a / b).toFixed(2);
 const rows = [
   ["1 KiB allreduce, round trip", us(py.latency_1k_s), "Node directly", us(node.latency_1k_s), ratio(py.latency_1k_s, node.latency_1k_s)],
   ["64 MiB allreduce (algbw)", gbs(py.allreduce_64m_s), "Node directly", gbs(node.allreduce_64m_s), ratio(py.allreduce_64m_s, node.allreduce_64m_s)],
 ];
-for (const [model, what] of [["digits", "digits model step"], ["resnet50", "ResNet-50 gradient set step"]]) {
-  if (py[`${model}_opt_s`] === undefined) continue;
+// The bridge's named path against Node's: the exchange alone, then the step against what it would
+// take with the same exchange from Node and no overlap at all (the step without exchange + exchange).
+const nodeStep = engine.median_s + py.resnet50_local_s;
+rows.push([
+  "ResNet-50 gradient set, named allreduces alone (DistributedOptimizer's hooks, no backward)",
+  ms(py.resnet50_exchange_s),
+  "the same named allreduces from Node",
+  ms(engine.median_s),
+  ratio(py.resnet50_exchange_s, engine.median_s),
+]);
+rows.push([
+  "ResNet-50 gradient set step, uc.DistributedOptimizer",
+  ms(py.resnet50_opt_s),
+  "the set's named allreduces from Node + the step without exchange",
+  `${ms(nodeStep)} (${ms(engine.median_s)} + ${ms(py.resnet50_local_s)})`,
+  ratio(py.resnet50_opt_s, nodeStep),
+]);
+for (const [model, what] of [["resnet50", "ResNet-50 gradient set step"], ["digits", "digits model step"]]) {
   const gloo = py[`${model}_ddp_gloo_s`];
   rows.push([`${what}, uc.DistributedOptimizer`, ms(py[`${model}_opt_s`]), "DDP on Gloo", ms(gloo), ratio(py[`${model}_opt_s`], gloo)]);
   rows.push([`${what}, DDP on backend "unicc"`, ms(py[`${model}_ddp_unicc_s`]), "DDP on Gloo", ms(gloo), ratio(py[`${model}_ddp_unicc_s`], gloo)]);
 }
-console.log(`\n${np} ranks on one host (medians; ratio = time through the bridge / time of the peer, lower is better)\n`);
-console.log("| measure | through the bridge | peer | peer's | time ratio |");
-console.log("| --- | --- | --- | --- | --- |");
-for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+const table = [
+  "| measure | through the bridge | peer | peer's | time ratio |",
+  "| --- | --- | --- | --- | --- |",
+  ...rows.map((r) => `| ${r.join(" | ")} |`),
+].join("\n");
+const notes =
+  `Steps without any exchange (plain SGD, same ranks): ResNet-50 set ${ms(py.resnet50_local_s)}, digits ${ms(py.digits_local_s)}. ` +
+  `Warm-up: ${res.warmup} steps per model. Engine tuner: Node worker ${res.tuner.engine_worker.join("; ") || engine.engine}; ` +
+  `bridge ${res.tuner.bridge.join("; ") || "(no choice reported)"}.`;
+process.stdout.write(`\n${where} (medians; ratio = time through the bridge / time of the peer, lower is better)\n\n${table}\n\n${notes}\n`);
+
+const outDir = resolve(process.env.INIT_CWD ?? process.cwd(), o.out);
+mkdirSync(outDir, { recursive: true });
+const jsonPath = join(outDir, o.hosts ? "torch-bench-emulated.json" : "torch-bench.json");
+const report = {
+  date: new Date().toISOString(),
+  command: `node bench/run.mjs ${process.argv.slice(2).join(" ")}`.trim(),
+  host: { cpus: cpus().length, cpu_model: cpus()[0]?.model, node: process.version },
+  ranks: o.hosts ? { hosts: o.hosts, per_host: o.ranksPerHost } : { hosts: 1, per_host: o.np },
+  network,
+  warmup: res.warmup,
+  workload: resnet,
+  medians_s: { python: py, node, engine_worker: engine.median_s },
+  engine_worker: engine,
+  tuner: res.tuner,
+  table,
+  notes,
+};
+writeFileSync(jsonPath, `${JSON.stringify(report, null, 1)}\n`);
+process.stdout.write(`\n[bench] wrote ${jsonPath}; done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
