@@ -117,6 +117,18 @@ describe("engine timeline", () => {
   const dir = mkdtempSync(join(tmpdir(), "unicc-timeline-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  it("16-bit transfer: the trace names the phase compress+allreduce and says how long coding took", async () => {
+    const r = await runJob([...TWO_HOSTS, ...worker("scale", "fp16")], { env: { UNICC_TIMELINE: join(dir, "wire.json") } });
+    expect(r.code, r.stderr).toBe(0);
+    const events = JSON.parse(readFileSync(join(dir, "wire.rank0.json"), "utf8")) as { ph: string; name: string; args?: Record<string, unknown> }[];
+    const coded = events.filter((e) => e.name === "compress+allreduce");
+    expect(coded.length).toBeGreaterThan(0);
+    for (const e of coded) {
+      expect(e.args!.wire).toBe("fp16");
+      expect(e.args!.batch_compress_ms as number).toBeGreaterThan(0);
+    }
+  });
+
   it("writes a Chrome trace per rank with each tensor's negotiate, fuse, allreduce and unpack phases", async () => {
     const r = await runJob(["-np", "2", ...worker("mixed")], { env: { UNICC_TIMELINE: join(dir, "trace.json") } });
     expect(r.code, r.stderr).toBe(0);

@@ -487,11 +487,11 @@ void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
       }
     }
   }
-  const int64_t t1 = now_us();
+  const int64_t t1 = now_us(), coding0 = wire16_thread_ns();
   std::vector<Op*> run;
   for (Op& op : ops) run.push_back(&op);
   comm_.run_inline_many(run);
-  const int64_t t2 = now_us();
+  const int64_t t2 = now_us(), coding_ns = wire16_thread_ns() - coding0;
   for (size_t i = 0; i < groups.size(); ++i) {
     if (groups[i].size() < 2) continue;
     size_t at = fusion_at[i];
@@ -511,7 +511,8 @@ void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
         if (fused) timeline_.span(row, "fuse", t0, t1);
         const std::string args = "{\"bytes\":" + std::to_string(ops[i].count * dtype_size(ops[i].dtype)) +
                                  ",\"tensors\":" + std::to_string(groups[i].size()) + ",\"wire\":\"" +
-                                 wire_name(ops[i].wire) + "\",\"batch_bytes\":" + std::to_string(total_bytes) + "}";
+                                 wire_name(ops[i].wire) + "\",\"batch_bytes\":" + std::to_string(total_bytes) +
+                                 ",\"batch_compress_ms\":" + std::to_string(coding_ns / 1e6) + "}";
         timeline_.span(row, ops[i].wire == Wire::Exact ? "allreduce" : "compress+allreduce", t1, t2, args);
         if (fused) timeline_.span(row, "unpack", t2, t3);
       }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
 #include <cstring>
 
 #include <immintrin.h>
@@ -102,7 +103,22 @@ void decode_bf16(const uint16_t* in, size_t n, float* out) {
 
 }  // namespace
 
+namespace {
+
+thread_local int64_t busy_ns = 0;
+
+// Adds the lifetime of a scope to this thread's coding time.
+struct CodingTimer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  ~CodingTimer() { busy_ns += (std::chrono::steady_clock::now() - t0).count(); }
+};
+
+}  // namespace
+
+int64_t wire16_thread_ns() { return busy_ns; }
+
 void wire16_encode(Wire w, const float* src, size_t n, void* msg) {
+  const CodingTimer timer;
   const float scale = pick_scale(w, src, n);
   std::memcpy(msg, &scale, 4);
   char* codes = static_cast<char*>(msg) + 4;
@@ -111,6 +127,7 @@ void wire16_encode(Wire w, const float* src, size_t n, void* msg) {
 }
 
 void wire16_decode(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op) {
+  const CodingTimer timer;
   float scale;
   std::memcpy(&scale, msg, 4);
   const char* codes = static_cast<const char*>(msg) + 4;

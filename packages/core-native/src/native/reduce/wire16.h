@@ -18,6 +18,8 @@ const char* wire_name(Wire w);
 inline size_t wire16_bytes(size_t n) { return 4 + 2 * n; }
 
 void wire16_encode(Wire w, const float* src, size_t n, void* msg);
+// Nanoseconds this thread has spent encoding and decoding so far (for the engine's timeline).
+int64_t wire16_thread_ns();
 // dst = decoded values, or dst = dst op decoded values when accumulate.
 void wire16_decode(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op);
 
