@@ -233,8 +233,8 @@ describe("unicc run", () => {
 
   it("rejects bad input with one line and exit 2, a missing command with 127", async () => {
     for (const [args, pattern] of [
-      [["-np", "0", "node"], /-np needs a positive integer, got '0'/],
-      [["-np", "two", "node"], /-np needs a positive integer, got 'two'/],
+      [["-np", "0", "node"], /-np needs a whole number of at least 1, got '0'/],
+      [["-np", "two", "node"], /-np needs a whole number of at least 1, got 'two'/],
       [["-np"], /-np needs a value/],
       [["-np", "2"], /no command to run/],
       [["-np", "2", "--"], /no command to run/],

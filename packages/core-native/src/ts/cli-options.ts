@@ -1,6 +1,12 @@
 /** Bad command-line input: the CLI prints the message on one line and exits 2. */
 export class UsageError extends Error {}
 
+/** An option's value as a whole number of at least `min`, or a UsageError naming the option. */
+export function wholeNumber(flag: string, v: string, min: number): number {
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`${flag} needs a whole number of at least ${min}, got '${v}'`);
+  return Number(v);
+}
+
 /**
  * Steps through command-line options, calling `visit` with each argument's flag (the part before
  * "=" of a long option) and a `value()` that takes the flag's value, from "--flag=value" or from

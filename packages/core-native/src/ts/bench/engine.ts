@@ -8,8 +8,8 @@ import { constants } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { netnsUnavailable, up, type Cluster } from "../../../../../tests/cluster/cluster.js";
-import { parseOrExit, UsageError, walkOptions } from "../cli-options.js";
+import { netnsUnavailable, up, type Cluster } from "./cluster.js";
+import { parseOrExit, UsageError, walkOptions, wholeNumber } from "../cli-options.js";
 import { launch } from "../launcher/index.js";
 import { alignColumns, BENCH_DIR, formatTime, lineSink, PYTHON, runSetup } from "./index.js";
 import type { Compression } from "../env.js";
@@ -75,10 +75,6 @@ function parseArgs(argv: string[]): Options | "help" {
     overlap: true,
     out: "bench-results",
   };
-  const whole = (flag: string, v: string, min: number) => {
-    if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`${flag} needs a whole number of at least ${min}, got '${v}'`);
-    return Number(v);
-  };
   let help = false;
   walkOptions(argv, (flag, value, arg) => {
     switch (flag) {
@@ -87,22 +83,22 @@ function parseArgs(argv: string[]): Options | "help" {
         help = true;
         return "stop";
       case "--hosts":
-        o.hosts = whole(flag, value(), 1);
+        o.hosts = wholeNumber(flag, value(), 1);
         break;
       case "--ranks-per-host":
-        o.ranksPerHost = whole(flag, value(), 1);
+        o.ranksPerHost = wholeNumber(flag, value(), 1);
         break;
       case "--rate":
-        o.rateMbit = whole(flag, value(), 1);
+        o.rateMbit = wholeNumber(flag, value(), 1);
         break;
       case "--per-flow":
-        o.perFlowMbit = whole(flag, value(), 0);
+        o.perFlowMbit = wholeNumber(flag, value(), 0);
         break;
       case "--warmup":
-        o.warmup = whole(flag, value(), 1);
+        o.warmup = wholeNumber(flag, value(), 1);
         break;
       case "--steps":
-        o.steps = whole(flag, value(), 1);
+        o.steps = wholeNumber(flag, value(), 1);
         break;
       case "--workload":
         o.workload = value();

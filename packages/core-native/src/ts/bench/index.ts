@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 
-import { parseOrExit, UsageError, walkOptions } from "../cli-options.js";
+import { parseOrExit, UsageError, walkOptions, wholeNumber } from "../cli-options.js";
 import { launch } from "../launcher/index.js";
 import { encodePlan, formatSize, makePlan, parseSizes, type Step } from "./plan.js";
 
@@ -104,12 +104,9 @@ function parseArgs(argv: string[]): Options | "help" {
       case "--no-unicc":
         o.unicc = false;
         break;
-      case "--iters": {
-        const v = value();
-        if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`--iters needs a positive whole number, got '${v}'`);
-        o.iters = Number(v);
+      case "--iters":
+        o.iters = wholeNumber(flag, value(), 1);
         break;
-      }
       case "--out":
         o.out = value();
         break;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 
-import { UsageError, walkOptions } from "../cli-options.js";
+import { UsageError, walkOptions, wholeNumber } from "../cli-options.js";
 
 export { UsageError };
 
@@ -49,10 +49,6 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
   -h, --help              this text
 `;
 
-function positiveInt(flag: string, v: string): number {
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`${flag} needs a positive integer, got '${v}'`);
-  return Number(v);
-}
 
 function hostSlots(m: RegExpExecArray | null, problem: string): HostSlots {
   if (!m || Number(m[2]) < 1) throw new UsageError(problem);
@@ -105,7 +101,7 @@ export function parseRunArgs(argv: string[]): LaunchOptions {
       case "-np":
       case "-n":
       case "--nproc":
-        np = positiveInt(flag, value());
+        np = wholeNumber(flag, value(), 1);
         break;
       case "-H":
       case "--hosts":
@@ -127,7 +123,7 @@ export function parseRunArgs(argv: string[]): LaunchOptions {
         if (!o.networkInterface) throw new UsageError("--network-interface needs an interface name, e.g. eth0");
         break;
       case "--timeout":
-        o.timeoutS = positiveInt(flag, value());
+        o.timeoutS = wholeNumber(flag, value(), 1);
         break;
       case "--grace": {
         const v = value();
