@@ -103,7 +103,9 @@ if (mode === "mixed" || mode === "sync") {
   const ok = new Float32Array(10).fill(rank + 1);
   await world.allreduce(ok, { name: "after" });
   console.log(`AFTER ${ok[0]}`);
-  // An agreed name whose length changes on one rank later: also an error on every rank.
+  // An agreed name whose length changes on one rank later: also an error on every rank. Rank 0
+  // comes first, so rounds pass in which only it holds the changed name.
+  if (rank !== 0) await sleep(200);
   try {
     await world.allreduce(new Float32Array(rank === 0 ? 11 : 10), { name: "after" });
     console.log("CHANGED not detected");
@@ -112,6 +114,7 @@ if (mode === "mixed" || mode === "sync") {
   }
   // Changed the same way on every rank (a rebuilt model, DDP's re-formed buckets): agreed anew.
   const resized = new Float32Array(12).fill(rank + 1);
+  if (rank !== 0) await sleep(200);
   await world.allreduce(resized, { name: "after" });
   console.log(`RESIZED ${resized.length} ${resized[11]}`);
 } else if (mode === "stall") {

@@ -194,9 +194,7 @@ void Engine::loop() {
           Pending p{std::move(r), now_us()};
           auto it = id_of_.find(name);
           if (it != id_of_.end()) {
-            const Meta& m = agreed_[it->second];
-            const Meta mine{name, p.req.dtype, p.req.op, p.req.wire, p.req.count};
-            if (m == mine) p.id = it->second;  // else described again, and every rank sees the conflict
+            if (agreed_[it->second] == Meta::of(p.req)) p.id = it->second;  // else described again, and every rank sees the conflict
           }
           pending_.emplace(name, std::move(p));
         }
@@ -368,8 +366,13 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
   // A conflicting name may also be held through its agreed id on other ranks: drop those too.
   ready.erase(std::remove_if(ready.begin(), ready.end(), [&](int id) { return errors.count(agreed_[id].name) > 0; }),
               ready.end());
-  for (auto& [name, p] : pending_)
-    if (p.id < 0 && id_of_.count(name) && !errors.count(name)) p.id = id_of_[name];
+  // A name agreed this round goes by its id from now on; a changed one stays described until the
+  // ranks decide on it (taking the old id would make this rank vouch for the old description).
+  for (auto& [name, p] : pending_) {
+    const auto known = id_of_.find(name);
+    if (p.id >= 0 || known == id_of_.end() || errors.count(name)) continue;
+    if (agreed_[known->second] == Meta::of(p.req)) p.id = known->second;
+  }
 
   report_stalls(round);
   if (!ready.empty()) {

@@ -61,6 +61,7 @@ class Engine {
       return dtype == o.dtype && op == o.op && wire == o.wire && count == o.count;
     }
     std::string str() const;
+    static Meta of(const NamedRequest& r) { return {r.name, r.dtype, r.op, r.wire, r.count}; }
   };
   struct Pending {
     NamedRequest req;
