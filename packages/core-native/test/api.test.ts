@@ -33,12 +33,20 @@ describe("readEnv", () => {
     expect(readEnv({})).toMatchObject({ rank: 0, size: 1 });
   });
 
+  it("reads the host split: measured and balanced by default, even, or pinned weights", () => {
+    expect(readEnv({}).engine).toMatchObject({ balanceRings: true, hostShares: [] });
+    expect(readEnv({ UNICC_HOST_SHARES: "even" }).engine).toMatchObject({ balanceRings: false, hostShares: [] });
+    expect(readEnv({ UNICC_HOST_SHARES: "3,1" }).engine).toMatchObject({ balanceRings: false, hostShares: [3, 1] });
+  });
+
   it("refuses incomplete or inconsistent settings, saying which", () => {
     expect(() => readEnv({ RANK: "1" })).toThrow(/RANK and WORLD_SIZE must both be set/);
     expect(() => readEnv({ RANK: "0", WORLD_SIZE: "2" })).toThrow(/MASTER_ADDR or MASTER_PORT is missing/);
     expect(() => readEnv({ UNICC_RANK: "4", UNICC_SIZE: "4", UNICC_STORE_ADDR: "x:1" })).toThrow(/UNICC_RANK=4 must be below UNICC_SIZE=4/);
     expect(() => readEnv({ UNICC_TIMEOUT_S: "soon" })).toThrow(/UNICC_TIMEOUT_S=soon is not an integer/);
     expect(() => readEnv({ UNICC_HIERARCHICAL: "maybe" })).toThrow(/UNICC_HIERARCHICAL=maybe must be 1 or 0/);
+    for (const bad of ["3,-1", "3", "x,1", "1,,1"])
+      expect(() => readEnv({ UNICC_HOST_SHARES: bad })).toThrow(`UNICC_HOST_SHARES=${bad} must be auto, even, or positive weights`);
   });
 });
 

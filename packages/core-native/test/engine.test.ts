@@ -32,6 +32,20 @@ describe("engine: named requests, negotiated without a coordinator", () => {
     });
   }
 
+  it("UNICC_HOST_SHARES=3,1: every host's first rank carries three quarters of each allreduce across hosts; results exact", async () => {
+    const r = await runJob([...TWO_HOSTS, ...worker("mixed")], { env: { UNICC_HOST_SHARES: "3,1" } });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const ok = lines(r, "OK mixed");
+    expect(ok).toHaveLength(4);
+    for (const l of ok) expect(l).toContain("local ranks' shares 75/25 % (fixed)");
+  });
+
+  it("UNICC_HOST_SHARES with a weight count other than the ranks per host fails on every rank, saying so", async () => {
+    const r = await runJob([...TWO_HOSTS, ...worker("mixed")], { env: { UNICC_HOST_SHARES: "1,1,1" } });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("UNICC_HOST_SHARES gives 3 shares, but every host runs 2 ranks");
+  });
+
   it("the blocking many-names call gives the same results (2 hosts x 2 ranks)", async () => {
     const r = await runJob([...TWO_HOSTS, ...worker("sync")]);
     expect(r.code, r.stderr + r.stdout).toBe(0);
@@ -166,6 +180,18 @@ describe.skipIf(skip !== null)(`engine on two emulated hosts (network namespaces
     const r = await runJob([...placement, ...worker("mixed")], { env: { UNICC_AUTOTUNE: "1" } });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(lines(r, "OK mixed")).toHaveLength(4);
+  });
+
+  it("ring balance: a host's rank whose ring is slower (1 TCP stream against 4, per-flow cap) gets a smaller share; results exact", async () => {
+    const r = await runJob([...placement, ...worker("balance")]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const settings = lines(r, "BALANCE");
+    expect(settings).toHaveLength(4);
+    for (const l of settings) {
+      const [fast, slow] = /shares (\d+)\/(\d+) % \(balanced\)/.exec(l)!.slice(1).map(Number);
+      expect(fast, l).toBeGreaterThanOrEqual(58);
+      expect(fast + slow).toBe(100);
+    }
   });
 
   it("2 hosts x 2 ranks: fp16 keeps 1e6 and 1e-7 within the rounding bound", async () => {

@@ -182,14 +182,33 @@ void Communicator::allreduce(const Desc& d, Op& op) {
     if (shm_) local_allreduce(*shm_, d, op.buf, op.count, op.dtype, op.op, opt_.small_bytes);
   } else {
     // Reduce inside the host, one slice per local rank across hosts (all at once), share inside.
-    if (shm_) local_reduce_scatter(*shm_, d, op.buf, op.count, op.dtype, op.op);
-    const Partition blocks{op.count, static_cast<size_t>(topo_.local_size)};
-    Ring r = make_ring(topo_.local_rank);
-    ring_allreduce(r, d, static_cast<char*>(op.buf) + blocks.start(topo_.local_rank) * es,
-                   blocks.len(topo_.local_rank), op.dtype, op.op, op.wire);
-    if (shm_) local_allgather_blocks(*shm_, d, op.buf, op.count, es);
+    const Partition blocks = host_blocks(op.count);
+    if (shm_) local_reduce_scatter(*shm_, d, op.buf, blocks, op.dtype, op.op);
+    cross_hosts(d, static_cast<char*>(op.buf), blocks, op.dtype, op.op, op.wire);
+    if (shm_) local_allgather_blocks(*shm_, d, op.buf, blocks, es);
   }
   if (op.op == RedOp::Avg) divide(op.buf, op.count, op.dtype, opt_.size);
+}
+
+Partition Communicator::host_blocks(size_t count) const {
+  return {count, static_cast<size_t>(topo_.local_size), host_split_.empty() ? nullptr : host_split_.data()};
+}
+
+void Communicator::cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire) {
+  const size_t lr = static_cast<size_t>(topo_.local_rank), bytes = blocks.len(lr) * dtype_size(t);
+  const auto t0 = Clock::now();
+  Ring r = make_ring(topo_.local_rank);
+  ring_allreduce(r, d, buf + blocks.start(lr) * dtype_size(t), blocks.len(lr), t, op, wire);
+  ring_use_.bytes += static_cast<double>(bytes);
+  ring_use_.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void Communicator::set_host_split(std::vector<uint32_t> bounds) { host_split_ = std::move(bounds); }
+
+Communicator::RingUse Communicator::take_ring_use() {
+  const RingUse use = ring_use_;
+  ring_use_ = {};
+  return use;
 }
 
 void Communicator::broadcast(const Desc& d, Op& op) {
@@ -345,20 +364,20 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
     }
     cv.notify_all();
   };
-  // The host's side, in one fixed order on every local rank: reduce piece k, then share piece
-  // k-1 once it has crossed hosts.
+  // The host's side, in one fixed order on every local rank: reduce every piece (that needs only
+  // the inputs), then share each piece once it has crossed hosts. So a local rank whose ring runs
+  // faster never waits for the others' rings before it has crossed its whole share.
   std::thread host([&] {
     try {
-      for (size_t k = 0; k <= n; ++k) {
-        if (k < n) {
-          local_reduce_scatter(*shm_, pieces[k].d, pieces[k].buf, pieces[k].count, pieces[k].op->dtype, pieces[k].op->op);
-          mark(reduced, k);
-        }
-        if (k > 0) {
-          if (!wait_for(crossed, k - 1)) return;
-          local_allgather_blocks(*shm_, pieces[k - 1].d, pieces[k - 1].buf, pieces[k - 1].count,
-                                 dtype_size(pieces[k - 1].op->dtype));
-        }
+      for (size_t k = 0; k < n; ++k) {
+        local_reduce_scatter(*shm_, pieces[k].d, pieces[k].buf, host_blocks(pieces[k].count), pieces[k].op->dtype,
+                             pieces[k].op->op);
+        mark(reduced, k);
+      }
+      for (size_t k = 0; k < n; ++k) {
+        if (!wait_for(crossed, k)) return;
+        local_allgather_blocks(*shm_, pieces[k].d, pieces[k].buf, host_blocks(pieces[k].count),
+                               dtype_size(pieces[k].op->dtype));
       }
     } catch (const std::exception& e) {
       stop(e.what());
@@ -367,11 +386,7 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
   try {
     for (size_t k = 0; k < n && wait_for(reduced, k); ++k) {
       const Piece& p = pieces[k];
-      const size_t es = dtype_size(p.op->dtype);
-      const Partition blocks{p.count, static_cast<size_t>(topo_.local_size)};
-      Ring r = make_ring(topo_.local_rank);
-      ring_allreduce(r, p.d, p.buf + blocks.start(topo_.local_rank) * es, blocks.len(topo_.local_rank),
-                     p.op->dtype, p.op->op, p.op->wire);
+      cross_hosts(p.d, p.buf, host_blocks(p.count), p.op->dtype, p.op->op, p.op->wire);
       mark(crossed, k);
     }
   } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "algorithms/partition.h"
 #include "algorithms/ring.h"
 #include "common/collective.h"
 #include "transport/shm_group.h"
@@ -81,14 +82,23 @@ class Communicator {
   // call it between collectives, at the same point on every rank.
   void use_streams(int n);
   int streams_in_use() const { return streams_in_use_; }
+  // Where ranks share hosts, each allreduce is split into one block per local rank, and local
+  // rank l's block crosses hosts on its own ring. `bounds`: local_size + 1 cumulative shares of
+  // kShareUnits (empty: equal blocks). Call between collectives, with the same bounds on every rank.
+  void set_host_split(std::vector<uint32_t> bounds);
+  // Bytes this rank's cross-host rings carried and the seconds they took since the last call.
+  struct RingUse {
+    double bytes = 0, seconds = 0;
+  };
+  RingUse take_ring_use();
 
   void submit(Op op);
   // Runs op now on the calling thread, which must be this communicator's own (a task of
   // run_async); a failure is passed on to the peers and thrown.
   void run_inline(Op& op);
   // Allreduces, run like run_inline one after the other, except that across hosts with shared
-  // memory inside (hierarchical) they form a pipeline: while one piece crosses hosts over TCP,
-  // the next is reduced and the last one shared inside the host on a second thread.
+  // memory inside (hierarchical) they form a pipeline: a second thread reduces every piece inside
+  // the host, then shares each one inside the host once it has crossed hosts over TCP.
   void run_inline_many(const std::vector<Op*>& ops);
   void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
   // Finishes queued work, then stops the thread and releases sockets and memory.
@@ -111,6 +121,9 @@ class Communicator {
   // The ring a rank of local rank lr joins: same-local-rank ranks of every host, or everybody.
   std::vector<int> ring_members(int lr) const;
   Ring make_ring(int lr);
+  Partition host_blocks(size_t count) const;
+  // Runs this rank's cross-host ring over its block of a host-reduced buffer, timed into ring_use_.
+  void cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire);
 
   Options opt_;
   Topology topo_;
@@ -121,6 +134,8 @@ class Communicator {
   std::unique_ptr<ShmGroup> shm_;
   std::map<int, std::vector<std::unique_ptr<Conn>>> conns_;  // by neighbour rank, one per stream
   int streams_in_use_ = 1;
+  std::vector<uint32_t> host_split_;
+  RingUse ring_use_;
   uint32_t seq_ = 0;
   std::string failed_;
 

@@ -22,6 +22,8 @@ export interface RankEnv {
     stallWarnS: number;
     timeline: string;
     autotune: boolean;
+    balanceRings: boolean;
+    hostShares: number[];
     compression: Compression;
   };
   tuning: {
@@ -60,6 +62,21 @@ function compression(env: NodeJS.ProcessEnv): Compression {
   const raw = (env.UNICC_COMPRESSION || "none") as Compression;
   if (!COMPRESSIONS.includes(raw)) throw new Error(`unicc: UNICC_COMPRESSION=${raw} must be one of ${COMPRESSIONS.join(", ")}`);
   return raw;
+}
+
+/**
+ * UNICC_HOST_SHARES: how each allreduce is split among the ranks of a host, each of which carries
+ * its block across hosts on its own ring. auto (default): the engine moves the split toward the
+ * rings' measured rates; even: equal blocks; or one positive weight per rank of a host ("3,1").
+ */
+function hostShares(env: NodeJS.ProcessEnv): { balanceRings: boolean; hostShares: number[] } {
+  const raw = env.UNICC_HOST_SHARES ?? "auto";
+  if (raw === "auto" || raw === "") return { balanceRings: true, hostShares: [] };
+  if (raw === "even") return { balanceRings: false, hostShares: [] };
+  const weights = raw.split(",").map(Number);
+  if (weights.length < 2 || weights.some((w) => !(w > 0) || !Number.isFinite(w)))
+    throw new Error(`unicc: UNICC_HOST_SHARES=${raw} must be auto, even, or positive weights, one per rank of a host (e.g. 3,1)`);
+  return { balanceRings: false, hostShares: weights };
 }
 
 /** UNICC_TIMELINE names a file; several ranks get one each, the rank number added before the extension. */
@@ -105,6 +122,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
       timeline: timelinePath(env),
       // Pinning what it tunes turns the tuner off, unless it is asked for explicitly.
       autotune: bool(env, "UNICC_AUTOTUNE", !env.UNICC_FUSION_BYTES && !env.UNICC_STREAMS),
+      ...hostShares(env),
       compression: compression(env),
     },
     tuning: {

@@ -54,6 +54,10 @@ export interface NativeEngineOptions {
   /** Chrome trace path; empty for none. */
   timeline: string;
   autotune: boolean;
+  /** Local ranks' shares of each allreduce follow their cross-host rings' measured rates... */
+  balanceRings: boolean;
+  /** ...or are pinned to these weights (one per rank of a host; empty: not pinned). */
+  hostShares: number[];
 }
 
 interface Addon {

@@ -9,11 +9,14 @@
 //   stall:    the last rank submits 'late' 3 s after the others (run with UNICC_STALL_WARN_S=1)
 //   tune:     many steps so the tuner finishes; prints what it chose
 //   orphan:   rank 0 submits a name no other rank submits, then every rank closes
+//   balance:  local rank 1 crosses hosts over 1 TCP stream, local rank 0 over 4; a 16 MiB tensor
+//             many times, checked exactly; prints the engine's settings (the host split) at the end
 import { init } from "@unicc/core";
 
 import { mix, word } from "./seeded.mjs";
 
 const [mode, compression = "none"] = process.argv.slice(2);
+if (mode === "balance") process.env.UNICC_STREAMS = process.env.UNICC_LOCAL_RANK === "1" ? "1" : "4";
 const world = await init();
 const { rank, size } = world;
 
@@ -72,7 +75,7 @@ if (mode === "mixed" || mode === "sync") {
     }
     for (const t of tensors) expectSum(t, bufs.get(t.name), step, `step ${step} on rank ${rank}`);
   }
-  console.log(`OK ${mode} ${tensors.length} tensors x 4 steps`);
+  console.log(`OK ${mode} ${tensors.length} tensors x 4 steps (engine: ${world.engineSettings})`);
 } else if (mode === "scale") {
   // Same values on every rank: the sum is size x value, so the relative error is easy to bound.
   const n = 50_000;
@@ -130,6 +133,16 @@ if (mode === "mixed" || mode === "sync") {
   await world.close();
   await pending;
   process.exit(0);
+} else if (mode === "balance") {
+  const t = { name: "big", n: 4 << 20, kind: KINDS[0], seed: 7 };
+  const mine = input(t, rank, 0);
+  const steps = 32;
+  for (let step = 0; step < steps; step++) {
+    const buf = mine.slice();
+    await world.allreduce(buf, { name: t.name });
+    if (step === 0 || step === steps - 1) expectSum(t, buf, 0, `step ${step} on rank ${rank}`);
+  }
+  console.log(`BALANCE ${world.engineSettings}`);
 } else if (mode === "tune") {
   const bufs = tensors.map((t) => input(t, rank, 0));
   // Steps until every rank's tuner has settled (ranks agree on when to stop through a max).

@@ -20,12 +20,11 @@ enum class OwnerMode { ReduceScatterAllgather, ReduceScatter, Allgather };
 
 // Owner o's block of the buffer moves through the group a piece per round, so the shared
 // areas stay small and cache-hot however large the buffer is.
-void owner_rounds(ShmGroup& g, const Desc& d, char* buf, size_t count, size_t esize, DType t, RedOp op,
+void owner_rounds(ShmGroup& g, const Desc& d, char* buf, const Partition& blocks, size_t esize, DType t, RedOp op,
                   OwnerMode mode) {
   const int L = g.local_size(), me = g.local_rank();
-  const Partition blocks{count, static_cast<size_t>(L)};
   const size_t piece_elems = g.piece_bytes() / esize;
-  const size_t rounds = std::max<size_t>(1, ceil_div(blocks.len(0), piece_elems));
+  const size_t rounds = std::max<size_t>(1, ceil_div(blocks.longest(), piece_elems));
   auto sub = [&](int o, size_t k, size_t* n) {
     const size_t begin = std::min(blocks.len(o), k * piece_elems);
     *n = std::min(blocks.len(o), begin + piece_elems) - begin;
@@ -83,7 +82,8 @@ void local_allreduce(ShmGroup& g, const Desc& d, void* buf, size_t count, DType 
                      size_t small_bytes) {
   const size_t esize = dtype_size(t), bytes = count * esize;
   if (bytes > small_bytes || bytes > g.in_bytes()) {
-    owner_rounds(g, d, static_cast<char*>(buf), count, esize, t, op, OwnerMode::ReduceScatterAllgather);
+    const Partition blocks{count, static_cast<size_t>(g.local_size())};
+    owner_rounds(g, d, static_cast<char*>(buf), blocks, esize, t, op, OwnerMode::ReduceScatterAllgather);
     return;
   }
   const uint64_t R = g.begin_round();
@@ -99,12 +99,12 @@ void local_allreduce(ShmGroup& g, const Desc& d, void* buf, size_t count, DType 
   g.post(R, ShmGroup::DONE);
 }
 
-void local_reduce_scatter(ShmGroup& g, const Desc& d, void* buf, size_t count, DType t, RedOp op) {
-  owner_rounds(g, d, static_cast<char*>(buf), count, dtype_size(t), t, op, OwnerMode::ReduceScatter);
+void local_reduce_scatter(ShmGroup& g, const Desc& d, void* buf, const Partition& blocks, DType t, RedOp op) {
+  owner_rounds(g, d, static_cast<char*>(buf), blocks, dtype_size(t), t, op, OwnerMode::ReduceScatter);
 }
 
-void local_allgather_blocks(ShmGroup& g, const Desc& d, void* buf, size_t count, size_t elem_size) {
-  owner_rounds(g, d, static_cast<char*>(buf), count, elem_size, DType::F32, RedOp::Sum, OwnerMode::Allgather);
+void local_allgather_blocks(ShmGroup& g, const Desc& d, void* buf, const Partition& blocks, size_t elem_size) {
+  owner_rounds(g, d, static_cast<char*>(buf), blocks, elem_size, DType::F32, RedOp::Sum, OwnerMode::Allgather);
 }
 
 void local_broadcast(ShmGroup& g, const Desc& d, void* buf, size_t bytes, int root) {

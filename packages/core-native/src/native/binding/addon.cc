@@ -127,7 +127,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     return p;
   }
 
-  // startEngine({fusionBytes, cycleMs, stallWarnS, timeline, autotune}): this communicator now
+  // startEngine({fusionBytes, cycleMs, stallWarnS, timeline, autotune, balanceRings, hostShares}): this communicator now
   // carries the engine's named requests only.
   void StartEngine(const Napi::CallbackInfo& info) {
     const Napi::Object o = info[0].As<Napi::Object>();
@@ -137,6 +137,9 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     e.stall_warn_s = o.Get("stallWarnS").As<Napi::Number>().Int32Value();
     e.timeline_path = o.Get("timeline").As<Napi::String>().Utf8Value();
     e.autotune = o.Get("autotune").As<Napi::Boolean>().Value();
+    e.balance_rings = o.Get("balanceRings").As<Napi::Boolean>().Value();
+    const Napi::Array shares = o.Get("hostShares").As<Napi::Array>();
+    for (uint32_t i = 0; i < shares.Length(); ++i) e.host_shares.push_back(shares.Get(i).As<Napi::Number>().DoubleValue());
     guarded(info.Env(), [&] { engine_ = std::make_unique<Engine>(*comm_, e); });
   }
 

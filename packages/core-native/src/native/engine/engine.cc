@@ -14,7 +14,7 @@ namespace unicc {
 namespace {
 
 // Words of a rank's round message, before the bitmap of agreed ids it holds.
-enum Word { kFlags = 0, kDescribedBytes = 1, kTunerRate = 2, kHeaderWords = 3 };
+enum Word { kFlags = 0, kDescribedBytes = 1, kTunerRate = 2, kRingRate = 3, kHeaderWords = 4 };
 constexpr int64_t kStopping = 1, kHolding = 2;
 constexpr int kMaxIdleSleepMs = 20;
 constexpr size_t kMaxNameBytes = 1024;
@@ -27,6 +27,10 @@ constexpr double kTunerWindowBytes = 256e6;
 constexpr double kTunerMargin = 1.1;
 // A tensor this large reduces about as fast alone as fused, and alone it needs no copies.
 constexpr size_t kInPlaceBytes = 1 << 20;
+// Ring balance: rates are compared over windows of this many bytes reduced (the same count on every
+// rank, whatever its share), and the split moves halfway to the measured rates each time, keeping
+// every local rank at least a quarter of an equal share.
+constexpr double kBalanceWindowBytes = 64e6, kBalanceDamping = 0.5, kMinShareOfEqual = 0.25;
 
 void put(std::vector<char>& out, const void* p, size_t n) {
   const char* c = static_cast<const char*>(p);
@@ -60,6 +64,16 @@ Engine::Engine(Communicator& comm, EngineOptions o)
     candidate_rate_.assign(candidates_.size(), 0.0);
     apply(candidates_[0]);
   }
+  const Topology& topo = comm.topology();
+  split_ = topo.hierarchical && topo.num_hosts > 1 && topo.local_size > 1;
+  if (split_) {
+    const size_t L = static_cast<size_t>(topo.local_size);
+    if (!opt_.host_shares.empty() && opt_.host_shares.size() != L)
+      throw CommError("UNICC_HOST_SHARES gives " + std::to_string(opt_.host_shares.size()) + " shares, but every host runs " +
+                      std::to_string(L) + " ranks: give one weight per rank of a host, or 'auto' or 'even'");
+    set_shares(opt_.host_shares.empty() ? std::vector<double>(L, 1.0) : opt_.host_shares);
+    balancing_ = opt_.balance_rings && opt_.host_shares.empty();
+  }
   if (size_ > 1) comm_.run_async([this] { loop(); }, [](const std::string&) {});
 }
 
@@ -86,6 +100,11 @@ std::string Engine::settings() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string s = Candidate{comm_.streams_in_use(), opt_.fusion_bytes}.str();
   if (opt_.autotune) s += candidate_ < candidates_.size() ? " (tuning)" : " (tuned)";
+  if (split_) {
+    s += ", local ranks' shares";
+    for (size_t l = 0; l < shares_.size(); ++l) s += (l ? "/" : " ") + std::to_string(static_cast<int>(shares_[l] * 100 + 0.5));
+    s += balancing_ ? " % (balanced)" : " % (fixed)";
+  }
   return s;
 }
 
@@ -250,7 +269,8 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
   mine[kFlags] = (stopping ? kStopping : 0) | (pending_.empty() ? 0 : kHolding);
   mine[kDescribedBytes] = static_cast<int64_t>(described.size());
   std::memcpy(&mine[kTunerRate], &my_rate_report_, 8);
-  my_rate_report_ = -1;
+  std::memcpy(&mine[kRingRate], &my_ring_rate_report_, 8);
+  my_rate_report_ = my_ring_rate_report_ = -1;
 
   const int64_t round_start = now_us();
   Round round;
@@ -281,6 +301,7 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
     for (int r = 0; r < size_; ++r) { double x; std::memcpy(&x, &round.words[r][kTunerRate], 8); sum += x; }
     next_candidate(sum / size_);
   }
+  if (balancing_) rebalance(round);
 
   round.described.resize(size_);
   if (max_described > 0) {
@@ -506,6 +527,7 @@ void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
   }
   const int64_t t3 = now_us();
   tune(total_bytes, t3 - t0, static_cast<int>(ops.size()));
+  if (balancing_) measure_rings(total_bytes);
   for (size_t i = 0; i < groups.size(); ++i) {
     const bool fused = groups[i].size() > 1;
     for (Pending* p : groups[i]) {
@@ -537,6 +559,52 @@ void Engine::tune(size_t bytes, int64_t took_us, int reductions) {
   my_rate_report_ = candidate_seconds_ > 0 ? candidate_bytes_ / candidate_seconds_ : 0;
   candidate_bytes_ = candidate_seconds_ = 0;
   tuner_reductions_ = 0;
+}
+
+void Engine::measure_rings(size_t batch_bytes) {
+  const Communicator::RingUse use = comm_.take_ring_use();
+  ring_bytes_ += use.bytes;
+  ring_seconds_ += use.seconds;
+  ring_window_bytes_ += static_cast<double>(batch_bytes);
+  if (ring_window_bytes_ < kBalanceWindowBytes || my_ring_rate_report_ >= 0) return;
+  my_ring_rate_report_ = ring_seconds_ > 0 ? ring_bytes_ / ring_seconds_ : -1;
+  ring_window_bytes_ = ring_bytes_ = ring_seconds_ = 0;
+}
+
+// Identical on every rank: the same reported rates in, the same split out.
+void Engine::rebalance(const Round& round) {
+  const Topology& topo = comm_.topology();
+  const size_t L = shares_.size();
+  std::vector<double> rate(L, 0);
+  for (int h = 0; h < topo.num_hosts; ++h)
+    for (size_t l = 0; l < L; ++l) {
+      double r;
+      std::memcpy(&r, &round.words[topo.hosts[h][l]][kRingRate], 8);
+      if (!(r > 0)) return;  // no window ended (or nothing measured) on some rank
+      rate[l] += r / topo.num_hosts;
+    }
+  // Shares in proportion to rates would let every ring finish together at these rates.
+  double total_rate = 0;
+  for (double r : rate) total_rate += r;
+  std::vector<double> shares(L);
+  for (size_t l = 0; l < L; ++l)
+    shares[l] = std::max(kMinShareOfEqual / L, (1 - kBalanceDamping) * shares_[l] + kBalanceDamping * rate[l] / total_rate);
+  set_shares(std::move(shares));
+}
+
+void Engine::set_shares(std::vector<double> weights) {
+  double total = 0;
+  for (double w : weights) total += w;
+  std::vector<uint32_t> bounds(weights.size() + 1, 0);
+  double cumulative = 0;
+  for (size_t l = 0; l < weights.size(); ++l) {
+    weights[l] /= total;
+    cumulative += weights[l];
+    bounds[l + 1] = l + 1 == weights.size() ? kShareUnits : static_cast<uint32_t>(cumulative * kShareUnits);
+  }
+  comm_.set_host_split(std::move(bounds));
+  std::lock_guard<std::mutex> lock(mu_);  // settings() reads them from other threads
+  shares_ = std::move(weights);
 }
 
 }  // namespace unicc

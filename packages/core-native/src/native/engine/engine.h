@@ -19,6 +19,9 @@ struct EngineOptions {
   int stall_warn_s = 60;           // report tensors some ranks submitted and others did not
   std::string timeline_path;       // Chrome trace of this rank's requests; empty: none
   bool autotune = false;           // measure stream counts and fusion sizes in the first steps, keep the best
+  // Where ranks share hosts, each local rank's block of an allreduce crosses hosts on its own ring.
+  bool balance_rings = true;        // the blocks follow the rings' measured rates
+  std::vector<double> host_shares;  // or are pinned to these weights, one per local rank
 };
 
 // A named allreduce handed to the engine; it completes once every rank has submitted the name.
@@ -78,6 +81,9 @@ class Engine {
   void finish();
   void report_stalls(const Round& round);
   void tune(size_t bytes, int64_t took_us, int reductions);
+  void measure_rings(size_t batch_bytes);
+  void rebalance(const Round& round);
+  void set_shares(std::vector<double> weights);
   std::string label() const;
 
   Communicator& comm_;
@@ -119,6 +125,15 @@ class Engine {
   int tuner_reductions_ = 0;
   std::vector<double> candidate_rate_;
   double my_rate_report_ = -1;  // this rank's measured rate for the finished candidate, sent next round
+
+  // Ring balance: each local rank's block of an allreduce crosses hosts on its own ring, and
+  // the rings get unequal shares of the network (per-flow limits hit some streams harder than
+  // others). Every rank reports its ring rate over a window; all move the split the same way.
+  bool split_ = false;  // the host's ranks split allreduces (hierarchical, several hosts)
+  bool balancing_ = false;
+  std::vector<double> shares_;  // by local rank
+  double ring_window_bytes_ = 0, ring_bytes_ = 0, ring_seconds_ = 0;
+  double my_ring_rate_report_ = -1;
 };
 
 }  // namespace unicc

@@ -156,6 +156,7 @@ const ABLATION: { what: string; id: string; env: Record<string, string> }[] = [
   { what: "multi-stream TCP", id: "multi-stream", env: { UNICC_STREAMS: "1" } },
   { what: "hierarchical", id: "hierarchical", env: { UNICC_HIERARCHICAL: "0" } },
   { what: "autotune", id: "autotune", env: { UNICC_AUTOTUNE: "0" } },
+  { what: "ring balance", id: "ring-balance", env: { UNICC_HOST_SHARES: "even" } },
 ];
 
 function plan(o: Options, computeS: number, masterAddr: string): Run[] {
