@@ -216,6 +216,22 @@ describe("unicc run", () => {
     pidsIn(r.stdout).forEach((pid) => expect(alive(pid), `pid ${pid}`).toBe(false));
   });
 
+  it("a rank killed at the moment a peer fails (reporting its death) is named as the cause, the peer beside it", async () => {
+    // Rank 0 exits 3 first; rank 2, deaf to the launcher's SIGTERM, is killed 50 ms later: the
+    // order in which the launcher hears of near-simultaneous deaths says nothing about the cause.
+    const pair = script(
+      "pair.mjs",
+      `process.on("SIGTERM", () => {}); setInterval(() => {}, 60_000); ${ALL_UP}
+       if (process.env.UNICC_RANK === "0") process.exit(3);
+       if (process.env.UNICC_RANK === "2") setTimeout(() => process.kill(process.pid, "SIGKILL"), 50);`,
+    );
+    const r = await runJob(["-np", "3", "--grace", "1", "node", pair]);
+    expect(r.code).toBe(137);
+    expect(r.stderr).toMatch(
+      /unicc: rank 2 \(host [^,]+, pid \d+\) was killed by SIGKILL first; rank 0 exited with code 3 at the same moment; stopped the other 1 rank\n/,
+    );
+  });
+
   for (const [sig, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
     it(`${sig} to the launcher stops every rank and what they started, cleans up, exits ${code}`, async () => {
       const job = startCli(["run", "-np", "3", "node", sleeper, "none"], /PIDS \d+ \d+\n/, 3);

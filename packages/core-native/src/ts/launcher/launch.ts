@@ -52,6 +52,28 @@ const REMOTE_CLEANUP_MS = 5000;
 
 const signalNumber = (sig: NodeJS.Signals) => constants.signals[sig] ?? 0;
 
+/**
+ * Failures the launcher learns of within this long of the first are taken as simultaneous: a rank
+ * killed on another host (its exit comes through a launch agent) and the peers that report its
+ * death reach the launcher in either order.
+ */
+const SIMULTANEOUS_MS = 250;
+
+interface Failure {
+  rank: Rank;
+  exitCode: number;
+  what: string;
+  at: number;
+  /** Killed by a signal this launcher did not send: directly, or as a shell's 128+n exit code. */
+  killedFromOutside: boolean;
+}
+
+/** The failure to name as the cause: the first, unless a rank was killed at the same moment. */
+function causeOf(failures: Failure[]): Failure {
+  const first = failures[0];
+  return failures.find((f) => f.killedFromOutside && f.at - first.at <= SIMULTANEOUS_MS) ?? first;
+}
+
 function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -139,23 +161,32 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   addr ??= defaultRendezvousAddr(o.hosts.map((h) => h.name));
   const store = await StoreServer.listen(addr, 0, { token });
   const ranks: Rank[] = [];
-  let failure: { rank: Rank; exitCode: number; what: string; stopped: number } | undefined;
+  const failures: Failure[] = [];
+  let runningAtFirstFailure: Rank[] = [];
   let signalled: NodeJS.Signals | undefined;
   let killTimer: NodeJS.Timeout | undefined;
+  const sent = new Set<number>(); // signal numbers this launcher sent to the ranks
 
-  const killAll = () => ranks.forEach((r) => !r.done && signalGroup(r.child.pid, "SIGKILL"));
+  const killAll = () => {
+    sent.add(signalNumber("SIGKILL"));
+    ranks.forEach((r) => !r.done && signalGroup(r.child.pid, "SIGKILL"));
+  };
   const stopAll = (sig: NodeJS.Signals) => {
+    sent.add(signalNumber(sig));
     ranks.forEach((r) => !r.done && signalGroup(r.child.pid, sig));
     killTimer = setTimeout(killAll, graceMs);
   };
   const onSignal = (sig: NodeJS.Signals) => {
-    if (failure || signalled) return killAll(); // asked again: no more grace
+    if (failures.length || signalled) return killAll(); // asked again: no more grace
     signalled = sig;
     stopAll(sig);
   };
   const onFailure = (rank: Rank, exitCode: number, what: string) => {
-    if (failure || signalled) return; // a consequence of the first failure or of the stop
-    failure = { rank, exitCode, what, stopped: ranks.filter((r) => !r.exited).length };
+    if (signalled) return; // a consequence of the stop
+    const signal = exitCode > 128 && exitCode < 128 + 64 ? exitCode - 128 : 0;
+    failures.push({ rank, exitCode, what, at: performance.now(), killedFromOutside: signal > 0 && !sent.has(signal) });
+    if (failures.length > 1) return; // the others are kept only to pick the cause
+    runningAtFirstFailure = ranks.filter((r) => !r.exited);
     stopAll("SIGTERM");
   };
 
@@ -249,11 +280,14 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     await store.close();
   }
 
-  if (failure) {
-    const { rank: r, exitCode, what, stopped } = failure;
+  if (failures.length) {
+    const cause = causeOf(failures);
+    const { rank: r, exitCode, what } = cause;
     const where = `host ${r.host}${r.child.pid ? `, pid ${r.child.pid}` : ""}`;
+    const before = cause === failures[0] ? "" : `; rank ${failures[0].rank.rank} ${failures[0].what} at the same moment`;
+    const stopped = runningAtFirstFailure.filter((x) => x !== r).length;
     const others = stopped ? `; stopped the other ${stopped} rank${stopped === 1 ? "" : "s"}` : "";
-    stderr.write(`unicc: rank ${r.rank} (${where}) ${what} first${others}\n`);
+    stderr.write(`unicc: rank ${r.rank} (${where}) ${what} first${before}${others}\n`);
     return { exitCode, failedRank: r.rank, jobId };
   }
   if (signalled) {
