@@ -1,5 +1,7 @@
 import { hostname, networkInterfaces } from "node:os";
 
+import type { NativeEngineOptions, NativeOptions } from "./native.js";
+
 /** Where this process sits in the job, read from the variables a launcher sets. */
 export interface RankEnv {
   rank: number;
@@ -16,23 +18,9 @@ export interface RankEnv {
   /** Address peers use to reach this rank; default: the one this rank reaches the store from. */
   hostAddr?: string;
   timeoutMs: number;
-  engine: {
-    fusionBytes: number;
-    cycleMs: number;
-    stallWarnS: number;
-    timeline: string;
-    autotune: boolean;
-    balanceRings: boolean;
-    hostShares: number[];
-    compression: Compression;
-  };
-  tuning: {
-    hierarchical: boolean;
-    shmPieceBytes: number;
-    smallBytes: number;
-    tcpChunkBytes: number;
-    streams: number;
-  };
+  /** What the engine is started with, and the default compression of allreduces. */
+  engine: NativeEngineOptions & { compression: Compression };
+  tuning: Pick<NativeOptions, "hierarchical" | "shmPieceBytes" | "smallBytes" | "tcpChunkBytes" | "streams">;
 }
 
 export const DEFAULT_TIMEOUT_S = 30;
