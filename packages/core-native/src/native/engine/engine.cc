@@ -65,8 +65,8 @@ Engine::Engine(Communicator& comm, EngineOptions o)
     apply(candidates_[0]);
   }
   const Topology& topo = comm.topology();
-  split_ = topo.hierarchical && topo.num_hosts > 1 && topo.local_size > 1;
-  if (split_) {
+  // The host's ranks split allreduces only where they cross hosts hierarchically.
+  if (topo.hierarchical && topo.num_hosts > 1 && topo.local_size > 1) {
     const size_t L = static_cast<size_t>(topo.local_size);
     if (!opt_.host_shares.empty() && opt_.host_shares.size() != L)
       throw CommError("UNICC_HOST_SHARES gives " + std::to_string(opt_.host_shares.size()) + " shares, but every host runs " +
@@ -100,7 +100,7 @@ std::string Engine::settings() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string s = Candidate{comm_.streams_in_use(), opt_.fusion_bytes}.str();
   if (opt_.autotune) s += candidate_ < candidates_.size() ? " (tuning)" : " (tuned)";
-  if (split_) {
+  if (!shares_.empty()) {
     s += ", local ranks' shares";
     for (size_t l = 0; l < shares_.size(); ++l) s += (l ? "/" : " ") + std::to_string(static_cast<int>(shares_[l] * 100 + 0.5));
     s += balancing_ ? " % (balanced)" : " % (fixed)";

@@ -129,9 +129,8 @@ class Engine {
   // Ring balance: each local rank's block of an allreduce crosses hosts on its own ring, and
   // the rings get unequal shares of the network (per-flow limits hit some streams harder than
   // others). Every rank reports its ring rate over a window; all move the split the same way.
-  bool split_ = false;  // the host's ranks split allreduces (hierarchical, several hosts)
   bool balancing_ = false;
-  std::vector<double> shares_;  // by local rank
+  std::vector<double> shares_;  // by local rank; empty where allreduces are not split
   double ring_window_bytes_ = 0, ring_bytes_ = 0, ring_seconds_ = 0;
   double my_ring_rate_report_ = -1;
 };
