@@ -7,12 +7,15 @@ set -euo pipefail
 readonly SUBNET_PREFIX=10.213   # a tag gets 10.213.<n>.0/24; hosts .1.., the root namespace .254
 readonly FLOW_BUCKETS=16        # per-flow htb classes on each host's egress
 readonly LOCK_FILE=/run/lock/unicc-cluster.lock
+readonly MACHINES=/run/unicc-cluster     # <host namespace>.pid: the process holding its hostname and /dev/shm
 
 usage() {
   cat <<'EOF'
-usage: cluster.sh up [-t TAG] [-n HOSTS] [-r RATE_MBIT] [-f PER_FLOW_MBIT] [-o OWNER_PID]
+usage: cluster.sh up [-t TAG] [-n HOSTS] [-r RATE_MBIT] [-f PER_FLOW_MBIT] [-o OWNER_PID] [-s HOSTNAME]
                                     make a cluster; prints its layout as one JSON line; with
-                                    -o, a later `up` removes it once OWNER_PID is gone
+                                    -o, a later `up` removes it once OWNER_PID is gone; with -s,
+                                    every host gets that hostname (else its namespace's name)
+       cluster.sh enter HOST CMD... run CMD on host HOST (its network, hostname and /dev/shm)
        cluster.sh down TAG | --all  remove a cluster (or every uc-* namespace and link)
        cluster.sh cut TAG HOST      take host HOST's link down (at the switch port)
        cluster.sh restore TAG HOST  bring it back up
@@ -37,6 +40,7 @@ remove_namespace() {
   pids=$(ip netns pids "$1" 2>/dev/null || true)
   [[ -z $pids ]] || kill -KILL $pids 2>/dev/null || true
   ip netns del "$1" 2>/dev/null || true
+  rm -f "$MACHINES/$1.pid"
 }
 
 cmd_down() {
@@ -127,12 +131,41 @@ free_subnet() {
   die "no free $SUBNET_PREFIX.x.0/24 subnet"
 }
 
+# A real machine has its own hostname and its own /dev/shm, not only its own network: a process
+# holds a UTS and a mount namespace (with a fresh tmpfs on /dev/shm) inside the host's network
+# namespace, and `enter` joins all three. It lives in the network namespace, so removing the host
+# kills it, and its /dev/shm goes with it.
+start_machine() {
+  local ns=$1 name=$2 pid i
+  mkdir -p "$MACHINES"
+  rm -f "$MACHINES/$ns.ready"
+  setsid nsenter --net="/run/netns/$ns" unshare --uts --mount --propagation private \
+    sh -c 'hostname "$1" && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && touch "$2" && exec sleep infinity' \
+    sh "$name" "$MACHINES/$ns.ready" </dev/null >/dev/null 2>&1 &
+  pid=$!
+  for ((i = 0; i < 500; i++)); do
+    [[ -e $MACHINES/$ns.ready ]] && break
+    kill -0 "$pid" 2>/dev/null || die "the machine of $ns did not start (unshare/mount failed)"
+    sleep 0.01
+  done
+  [[ -e $MACHINES/$ns.ready ]] || die "the machine of $ns did not start within 5 s"
+  rm -f "$MACHINES/$ns.ready"
+  echo "$pid" >"$MACHINES/$ns.pid"
+}
+
+cmd_enter() {
+  local ns=$1 pid; shift
+  [[ $ns =~ ^uc-[a-z0-9]{1,12}-h[0-9]+$ ]] || die "enter wants a host namespace uc-TAG-hN, got '$ns'"
+  pid=$(cat "$MACHINES/$ns.pid" 2>/dev/null) || die "no machine for host $ns (is its cluster up?)"
+  exec nsenter --target "$pid" --net --uts --mount -- "$@"
+}
+
 cmd_up() {
-  local tag="" hosts=2 rate=2000 flow=600 owner="" opt
+  local tag="" hosts=2 rate=2000 flow=600 owner="" same_name="" opt
   OPTIND=1
-  while getopts "t:n:r:f:o:" opt; do
+  while getopts "t:n:r:f:o:s:" opt; do
     case $opt in
-      t) tag=$OPTARG ;; n) hosts=$OPTARG ;; r) rate=$OPTARG ;; f) flow=$OPTARG ;; o) owner=$OPTARG ;;
+      t) tag=$OPTARG ;; n) hosts=$OPTARG ;; r) rate=$OPTARG ;; f) flow=$OPTARG ;; o) owner=$OPTARG ;; s) same_name=$OPTARG ;;
       *) usage >&2; exit 2 ;;
     esac
   done
@@ -143,6 +176,7 @@ cmd_up() {
   ((rate >= 1)) || die "rate must be >= 1 Mbit/s"
   ((flow <= rate)) || die "per-flow cap ($flow) above the link rate ($rate)"
   [[ -z $owner ]] || check_uint owner "$owner"
+  [[ -z $same_name || $same_name =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$ ]] || die "bad hostname '$same_name'"
 
   # A crash of an earlier run with this tag leaves objects behind; start from nothing.
   cmd_down "$tag"
@@ -180,7 +214,8 @@ cmd_up() {
     switch_egress_batch "h$i" "$rate" | tc -n "$sw" -batch -
     ip -n "$ns" link set eth0 up
     ip -n "$sw" link set "h$i" master br0 up
-    json+="${json:+,}{\"name\":\"$ns\",\"addr\":\"$SUBNET_PREFIX.$n.$((i + 1))\"}"
+    start_machine "$ns" "${same_name:-$ns}"
+    json+="${json:+,}{\"name\":\"$ns\",\"addr\":\"$SUBNET_PREFIX.$n.$((i + 1))\",\"hostname\":\"${same_name:-$ns}\"}"
   done
   trap - INT TERM EXIT
   echo "{\"tag\":\"$tag\",\"rootAddr\":\"$root_addr\",\"rateMbit\":$rate,\"perFlowMbit\":$flow,\"hosts\":[$json]}"
@@ -256,6 +291,7 @@ main() {
     restore) (($# == 2)) || die "restore wants TAG HOST"; cmd_restore "$1" "$2" ;;
     status) cmd_status "$@" ;;
     check) cmd_check ;;
+    enter) (($# >= 2)) || die "enter wants HOST CMD..."; cmd_enter "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

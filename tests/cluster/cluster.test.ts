@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -92,6 +93,16 @@ describe.skipIf(unavailable !== null)("emulated cluster", () => {
     const subnet = c.rootAddr.replace(/\.254$/, ".");
     expect(c.rootAddr).toMatch(/^10\.213\.\d+\.254$/);
     for (const h of c.hosts) expect(h.addr.startsWith(subnet)).toBe(true);
+  });
+
+  it("makes each host a whole machine: its own hostname and its own /dev/shm", async () => {
+    const file = `unicc-ct-${process.pid}-mark`;
+    const onHost = async (i: number, script: string) => (await finished(c.exec(i, ["sh", "-c", script]))).stdout.trim();
+    expect(await onHost(0, "hostname")).toBe(c.hosts[0].hostname);
+    expect(c.hosts.map((h) => h.hostname)).toEqual(c.hosts.map((h) => h.name));
+    expect(await onHost(0, `echo here > /dev/shm/${file} && cat /dev/shm/${file}`)).toBe("here");
+    expect(await onHost(1, `ls /dev/shm/${file} 2>/dev/null || echo absent`)).toBe("absent");
+    expect(existsSync(`/dev/shm/${file}`)).toBe(false);
   });
 
   it("connects every host to the other hosts and to the root namespace over TCP", async () => {

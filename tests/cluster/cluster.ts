@@ -1,10 +1,11 @@
-// Emulated cluster for tests and benchmarks: H hosts as network namespaces behind one shaped
-// switch. All setup and teardown lives in cluster.sh (also the human CLI); this module runs it
+// Emulated cluster for tests and benchmarks: H hosts, each a whole machine (own network namespace,
+// hostname and /dev/shm), behind one shaped switch. All setup and teardown lives in cluster.sh (also the human CLI); this module runs it
 // with argv arrays (never through a shell) and adds the per-host process spawner.
 import { execFile, spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const SCRIPT = fileURLToPath(new URL("./cluster.sh", import.meta.url));
+export const LAUNCH_AGENT = `bash ${SCRIPT} enter {host}`;
 
 export interface ClusterOptions {
   /** Number of emulated hosts (namespaces uc-<tag>-h0 ..). */
@@ -15,6 +16,8 @@ export interface ClusterOptions {
   perFlowMbit?: number;
   /** [a-z0-9]{1,12}; names the namespaces. Default: random. An existing cluster with it is replaced. */
   tag?: string;
+  /** Give every host this hostname (as machines cloned from one image have); default: its name. */
+  sameHostname?: string;
 }
 
 export interface ClusterHost {
@@ -22,6 +25,8 @@ export interface ClusterHost {
   name: string;
   /** The host's only address (on its eth0). */
   addr: string;
+  /** What `hostname` says on it. */
+  hostname: string;
 }
 
 export interface Cluster {
@@ -31,8 +36,10 @@ export interface Cluster {
   rootAddr: string;
   rateMbit: number;
   perFlowMbit: number;
-  /** Spawns `ip netns exec <host> ...argv`; the child runs "on" that host. */
+  /** Spawns argv "on" that host: in its network, UTS and mount namespaces (its own /dev/shm). */
   exec(hostIndex: number, argv: string[], opts?: SpawnOptions): ChildProcess;
+  /** `unicc run --launch-agent` value that starts ranks on these hosts ({host} = a host's name). */
+  launchAgent: string;
   /** Takes the host's switch port down: its traffic silently vanishes (no fast errors). */
   cutLink(hostIndex: number): Promise<void>;
   /** Undoes cutLink. */
@@ -63,6 +70,7 @@ export async function up(opts: ClusterOptions): Promise<Cluster> {
   if (opts.rateMbit !== undefined) args.push("-r", String(opts.rateMbit));
   if (opts.perFlowMbit !== undefined) args.push("-f", String(opts.perFlowMbit));
   if (opts.tag !== undefined) args.push("-t", opts.tag);
+  if (opts.sameHostname !== undefined) args.push("-s", opts.sameHostname);
   const layout = JSON.parse(await run(args)) as Pick<Cluster, "tag" | "hosts" | "rootAddr" | "rateMbit" | "perFlowMbit">;
   live.add(layout.tag);
 
@@ -73,7 +81,8 @@ export async function up(opts: ClusterOptions): Promise<Cluster> {
   };
   return {
     ...layout,
-    exec: (i, argv, spawnOpts = {}) => spawn("ip", ["netns", "exec", host(i).name, ...argv], spawnOpts),
+    exec: (i, argv, spawnOpts = {}) => spawn("bash", [SCRIPT, "enter", host(i).name, ...argv], spawnOpts),
+    launchAgent: LAUNCH_AGENT,
     cutLink: async (i) => {
       host(i);
       await run(["cut", layout.tag, String(i)]);

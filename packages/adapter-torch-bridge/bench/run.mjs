@@ -160,7 +160,7 @@ try {
       if (!stopped) {
         const launchArgs = [
           "-H", net.hosts.map((h) => `${h.name}:${o.ranksPerHost}`).join(","),
-          "--launch-agent", "ip netns exec {host}",
+          "--launch-agent", net.launchAgent,
           "--rendezvous-addr", net.rootAddr,
         ];
         // Gloo must use the host's own interface and host 0's address for its store; the c10d

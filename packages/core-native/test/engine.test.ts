@@ -170,7 +170,7 @@ describe.skipIf(skip !== null)(`engine on two emulated hosts (network namespaces
   beforeAll(async () => {
     cluster = await up({ hosts: 2, tag: "engine" });
     const hosts = cluster.hosts.map((h) => `${h.name}:2`).join(",");
-    placement = ["-H", hosts, "--launch-agent", "ip netns exec {host}", "--rendezvous-addr", cluster.rootAddr];
+    placement = ["-H", hosts, "--launch-agent", cluster.launchAgent, "--rendezvous-addr", cluster.rootAddr];
   });
   afterAll(async () => {
     await cluster?.down();

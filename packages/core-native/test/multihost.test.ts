@@ -1,7 +1,10 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomInt } from "node:crypto";
+import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { netnsUnavailable, up, type Cluster } from "../../../tests/cluster/cluster.js";
-import { runJob, WORKERS } from "./run-job.js";
+import { runJob, WORKERS, type JobResult } from "./run-job.js";
 
 const SIZES = [0, 1, 7, 1_000_003];
 
@@ -56,7 +59,7 @@ describe.skipIf(skip !== null)(`ranks on two emulated hosts (network namespaces)
   it("2 hosts x 2 ranks give the same results as one host (ranks bound to each host's eth0)", async () => {
     const hosts = cluster.hosts.map((h) => `${h.name}:2`).join(",");
     const r = await runJob([
-      "-H", hosts, "--launch-agent", "ip netns exec {host}", "--rendezvous-addr", cluster.rootAddr,
+      "-H", hosts, "--launch-agent", cluster.launchAgent, "--rendezvous-addr", cluster.rootAddr,
       "--network-interface", "eth0", ...worker,
     ]);
     expectCorrect(r, 4, "hierarchical");
@@ -66,7 +69,7 @@ describe.skipIf(skip !== null)(`ranks on two emulated hosts (network namespaces)
     const timeoutS = 5;
     const hosts = cluster.hosts.map((h) => `${h.name}:2`).join(",");
     const r = await runJob(
-      ["-H", hosts, "--launch-agent", "ip netns exec {host}", "--rendezvous-addr", cluster.rootAddr, "--grace", "1",
+      ["-H", hosts, "--launch-agent", cluster.launchAgent, "--rendezvous-addr", cluster.rootAddr, "--grace", "1",
         "node", `${WORKERS}faults.mjs`, "isolate", "2", "5"],
       { env: { UNICC_TIMEOUT_S: String(timeoutS) } },
     );
@@ -79,5 +82,85 @@ describe.skipIf(skip !== null)(`ranks on two emulated hosts (network namespaces)
       expect(m![2]).toMatch(/made no progress for 5 s/);
       expect(Number(m![1]) - cutAt).toBeLessThan((timeoutS + 5) * 1000);
     }
+  });
+});
+
+// Ranks started by hand with torchrun's variables (no `unicc run`, so no UNICC_HOST_ID): which ranks
+// share a host must come from what they can share, since every "machine" here has the same name.
+function runRanks(size: number, start: (rank: number, env: NodeJS.ProcessEnv) => ChildProcess): Promise<JobResult> {
+  const t0 = Date.now();
+  const byRank = new Map<number, string[]>();
+  let stdout = "", stderr = "";
+  const exits = Array.from({ length: size }, (_, rank) => {
+    const env = { ...process.env, RANK: String(rank), WORLD_SIZE: String(size), UNICC_TIMEOUT_S: "20" };
+    for (const k of ["UNICC_HOST_ID", "UNICC_STORE_ADDR", "UNICC_RANK", "UNICC_SIZE", "UNICC_JOB_ID"]) delete env[k];
+    const child = start(rank, env);
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (stderr += `[${rank}] ${d}`));
+    return new Promise<number | null>((resolve) =>
+      child.on("close", (code) => {
+        byRank.set(rank, out.split("\n").filter(Boolean));
+        stdout += out.replace(/^/gm, `[${rank}] `);
+        resolve(code);
+      }),
+    );
+  });
+  return Promise.all(exits).then((codes) => ({
+    code: codes.find((c) => c !== 0) ?? 0, signal: null, stdout, stderr, ms: Date.now() - t0, byRank,
+  }));
+}
+
+const probesLeft = () => readdirSync("/dev/shm").filter((f) => /^unicc-.*-probe-\d+$/.test(f));
+
+describe.skipIf(skip !== null)("host identity: machines that share a hostname but not memory", () => {
+  let cluster: Cluster;
+  beforeAll(async () => {
+    cluster = await up({ hosts: 2, sameHostname: "node" });
+  });
+  afterAll(async () => {
+    await cluster?.down();
+  });
+
+  it("2 emulated machines x 2 ranks, both named 'node', each its own /dev/shm: two hosts, correct results", async () => {
+    expect(cluster.hosts.map((h) => h.hostname)).toEqual(["node", "node"]);
+    const port = String(20000 + randomInt(20000));
+    const r = await runRanks(4, (rank, env) =>
+      cluster.exec(rank >> 1, [process.execPath, ...worker.slice(1)], {
+        env: { ...env, MASTER_ADDR: cluster.hosts[0].addr, MASTER_PORT: port, UNICC_HOST_ADDR: cluster.hosts[rank >> 1].addr },
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+    expectCorrect(r, 4, "hierarchical");
+  });
+
+  it("2 containers x 2 ranks on one machine (same hostname, private /dev/shm each): two hosts; no probe file left", async () => {
+    const holders = [0, 1].map(() =>
+      spawn("unshare", ["--uts", "--mount", "--propagation", "private", "sh", "-c",
+        "hostname box && mount -t tmpfs tmpfs /dev/shm && echo ready && exec sleep 600"], { stdio: ["ignore", "pipe", "inherit"] }),
+    );
+    try {
+      await Promise.all(holders.map((h) => new Promise((resolve) => h.stdout!.once("data", resolve))));
+      const port = String(20000 + randomInt(20000));
+      const r = await runRanks(4, (rank, env) =>
+        spawn("nsenter", ["--target", String(holders[rank >> 1].pid), "--uts", "--mount", "--", process.execPath, ...worker.slice(1)], {
+          env: { ...env, MASTER_ADDR: "127.0.0.1", MASTER_PORT: port },
+          stdio: ["ignore", "pipe", "pipe"],
+        }),
+      );
+      expectCorrect(r, 4, "hierarchical");
+    } finally {
+      holders.forEach((h) => h.kill("SIGKILL"));
+    }
+  });
+
+  it("ranks that do share /dev/shm stay one host whatever their count; the probes are removed", async () => {
+    const before = probesLeft();
+    const port = String(20000 + randomInt(20000));
+    const r = await runRanks(3, (_rank, env) =>
+      spawn(process.execPath, worker.slice(1), { env: { ...env, MASTER_ADDR: "127.0.0.1", MASTER_PORT: port }, stdio: ["ignore", "pipe", "pipe"] }),
+    );
+    expectCorrect(r, 3, "shm");
+    expect(probesLeft().filter((f) => !before.includes(f))).toEqual([]);
   });
 });

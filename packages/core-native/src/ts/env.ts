@@ -1,4 +1,4 @@
-import { hostname, networkInterfaces } from "node:os";
+import { networkInterfaces } from "node:os";
 
 import type { NativeEngineOptions, NativeOptions } from "./native.js";
 
@@ -14,7 +14,7 @@ export interface RankEnv {
   /** UNICC_JOB_TOKEN: the secret every connection of the job proves (set by `unicc run`). */
   token?: string;
   /** Ranks with the same host id share memory; others talk over TCP. */
-  hostId: string;
+  hostId?: string;
   /** Address peers use to reach this rank; default: the one this rank reaches the store from. */
   hostAddr?: string;
   timeoutMs: number;
@@ -97,7 +97,8 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
   const common = {
     jobId: env.UNICC_JOB_ID || undefined,
     token: env.UNICC_JOB_TOKEN || undefined,
-    hostId: env.UNICC_HOST_ID || hostname(),
+    // Pinned host identity; unset, ranks find out who shares their memory (host-identity.ts).
+    hostId: env.UNICC_HOST_ID || undefined,
     // Peers reach this rank, and its listeners bind, on this address only.
     hostAddr:
       env.UNICC_HOST_ADDR ||

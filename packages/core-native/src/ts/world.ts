@@ -1,6 +1,9 @@
 import { randomBytes } from "node:crypto";
 
+import { hostname } from "node:os";
+
 import { COMPRESSIONS, readEnv, type Compression, type RankEnv } from "./env.js";
+import { probeHost, type HostProbe } from "./host-identity.js";
 import { loadAddon, type NativeComm, type NativePeer, type NativeTopology } from "./native.js";
 import { splitHostPort, StoreClient, StoreServer, type RendezvousStore } from "./store/index.js";
 
@@ -256,7 +259,7 @@ export async function init(opts: InitOptions = {}): Promise<World> {
   const engineOptions = { ...env.engine, autotune: env.engine.autotune && env.size > 1 };
   if (env.size === 1) {
     const comm = native(env.jobId ?? "solo");
-    const topo = comm.setPeers([{ host: env.hostId, addr: "", port: 0, pid: process.pid }]);
+    const topo = comm.setPeers([{ host: env.hostId ?? hostname(), addr: "", port: 0, pid: process.pid }]);
     comm.startEngine(engineOptions);
     return new World(comm, comm, env, topo, undefined, undefined);
   }
@@ -269,6 +272,7 @@ export async function init(opts: InitOptions = {}): Promise<World> {
   const store = opts.store ?? (await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs, token: env.token }));
   const t = env.timeoutMs;
   const lanes: NativeComm[] = [];
+  let probe: HostProbe | undefined;
   try {
     // Each init of the same job gets fresh keys, so a world can be closed and made again.
     const gen = await store.add(`unicc/init-count/${env.rank}`, 1);
@@ -283,10 +287,12 @@ export async function init(opts: InitOptions = {}): Promise<World> {
     const laneNames = ["", "e"];
     for (const lane of laneNames) lanes.push(native(`${jobId}-${gen}${lane}`));
     const addr = env.hostAddr ?? store.localAddress;
-    const me = { host: env.hostId, addr, ports: lanes.map((c) => c.listen(addr)), pid: process.pid };
+    if (env.hostId === undefined) probe = await probeHost(store, key, env.rank, env.size, `unicc-${jobId}-${gen}`, t);
+    const me = { host: env.hostId ?? probe!.hostId, addr, ports: lanes.map((c) => c.listen(addr)), pid: process.pid };
     await store.set(key(`peer/${env.rank}`), Buffer.from(JSON.stringify(me)));
     const all: (typeof me)[] = [];
     for (let r = 0; r < env.size; r++) all.push(JSON.parse((await store.get(key(`peer/${r}`), t)).toString()));
+    probe?.remove(); // every rank published its host, so every rank has read our probe
     const topos = lanes.map((c, i) => c.setPeers(all.map((p): NativePeer => ({ host: p.host, addr: p.addr, port: p.ports[i], pid: p.pid }))));
     const topo = topos[0];
 
@@ -311,6 +317,7 @@ export async function init(opts: InitOptions = {}): Promise<World> {
     await world.barrier();
     return world;
   } catch (e) {
+    probe?.remove();
     lanes.forEach((c) => c.close());
     store.close();
     await server?.close();

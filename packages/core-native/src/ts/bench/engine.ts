@@ -212,7 +212,7 @@ async function runOne(run: Run, cluster: Cluster, o: Options): Promise<RunResult
     {
       command,
       hosts: cluster.hosts.map((h) => ({ name: h.name, slots: o.ranksPerHost })),
-      launchAgent: "ip netns exec {host}",
+      launchAgent: cluster.launchAgent,
       rendezvousAddr: cluster.rootAddr,
       timeoutS: RANK_TIMEOUT_S,
     },

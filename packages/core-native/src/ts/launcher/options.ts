@@ -38,7 +38,7 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           (with -np N: the first N slots)
   --hostfile FILE         hosts from a file, one per line: "host slots=S" or "host:S" (# comments)
   --launch-agent CMD      how to start ranks on other hosts, {host} replaced (default "ssh {host}");
-                          e.g. "ip netns exec {host}"
+                          e.g. "ip netns exec {host}" or "docker exec {host}"
   --rendezvous-addr IP    address the rendezvous store listens on (default 127.0.0.1 when all
                           ranks are local, else this machine's first non-loopback IPv4 address)
   --network-interface IF  ranks listen on, and are reached at, this interface's address only
