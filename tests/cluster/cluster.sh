@@ -16,6 +16,8 @@ usage: cluster.sh up [-t TAG] [-n HOSTS] [-r RATE_MBIT] [-f PER_FLOW_MBIT] [-o O
                                     -o, a later `up` removes it once OWNER_PID is gone; with -s,
                                     every host gets that hostname (else its namespace's name)
        cluster.sh enter HOST CMD... run CMD on host HOST (its network, hostname and /dev/shm)
+       cluster.sh rsh HOST WORDS... the same, WORDS joined and run by a shell, as ssh does
+                                    (for agents that expect ssh, such as mpirun's plm_rsh_agent)
        cluster.sh down TAG | --all  remove a cluster (or every uc-* namespace and link)
        cluster.sh cut TAG HOST      take host HOST's link down (at the switch port)
        cluster.sh restore TAG HOST  bring it back up
@@ -131,8 +133,8 @@ free_subnet() {
   die "no free $SUBNET_PREFIX.x.0/24 subnet"
 }
 
-# A real machine has its own hostname and its own /dev/shm, not only its own network: a process
-# holds a UTS and a mount namespace (with a fresh tmpfs on /dev/shm) inside the host's network
+# A real machine has its own hostname, /dev/shm and /tmp, not only its own network: a process
+# holds a UTS and a mount namespace (fresh tmpfs on /dev/shm and /tmp) inside the host's network
 # namespace, and `enter` joins all three. It lives in the network namespace, so removing the host
 # kills it, and its /dev/shm goes with it.
 start_machine() {
@@ -140,7 +142,8 @@ start_machine() {
   mkdir -p "$MACHINES"
   rm -f "$MACHINES/$ns.ready"
   setsid nsenter --net="/run/netns/$ns" unshare --uts --mount --propagation private \
-    sh -c 'hostname "$1" && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && touch "$2" && exec sleep infinity' \
+    sh -c 'hostname "$1" && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && mount -t tmpfs -o mode=1777 tmpfs /tmp &&
+      touch "$2" && exec sleep infinity' \
     sh "$name" "$MACHINES/$ns.ready" </dev/null >/dev/null 2>&1 &
   pid=$!
   for ((i = 0; i < 500; i++)); do
@@ -292,6 +295,7 @@ main() {
     status) cmd_status "$@" ;;
     check) cmd_check ;;
     enter) (($# >= 2)) || die "enter wants HOST CMD..."; cmd_enter "$@" ;;
+    rsh) (($# >= 2)) || die "rsh wants HOST WORDS..."; host=$1; shift; cmd_enter "$host" sh -c "$*" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

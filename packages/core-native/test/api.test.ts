@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 import { DEFAULT_TIMEOUT_S, readEnv } from "../src/ts/env.js";
+import { firstSlurmNode } from "../src/ts/launcher-env.js";
 import { runJob, WORKERS } from "./run-job.js";
 
 describe("readEnv", () => {
@@ -27,6 +28,50 @@ describe("readEnv", () => {
     const env = { RANK: "0", WORLD_SIZE: "2", MASTER_ADDR: "127.0.0.1", MASTER_PORT: "29500" };
     expect(readEnv(env)).toMatchObject({ rank: 0, size: 2, storeAddr: "127.0.0.1:29500", hostsStore: true });
     expect(readEnv({ ...env, RANK: "1" })).toMatchObject({ rank: 1, hostsStore: false });
+  });
+
+  it("reads Open MPI's variables: on one host rank 0's store is on loopback, at a port derived from the job", () => {
+    const ompi = (rank: number, local = 4) => ({
+      OMPI_COMM_WORLD_RANK: String(rank), OMPI_COMM_WORLD_SIZE: "4", OMPI_COMM_WORLD_LOCAL_SIZE: String(local), PMIX_NAMESPACE: "prterun-vm-123@1",
+    });
+    const r0 = readEnv(ompi(0)), r3 = readEnv(ompi(3));
+    expect(r0).toMatchObject({ rank: 0, size: 4, hostsStore: true, source: "Open MPI" });
+    expect(r3).toMatchObject({ rank: 3, hostsStore: false, storeAddr: r0.storeAddr });
+    expect(r0.storeAddr).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(readEnv({ ...ompi(0), PMIX_NAMESPACE: "prterun-vm-124@1" }).storeAddr).not.toBe(r0.storeAddr);
+    expect(readEnv({ ...ompi(1, 2), MASTER_ADDR: "10.0.0.1", MASTER_PORT: "29400" }).storeAddr).toBe("10.0.0.1:29400");
+    expect(() => readEnv(ompi(1, 2))).toThrow(/started by mpirun across several hosts.*set MASTER_ADDR/);
+    // Nested in a Slurm allocation, Open MPI's rank wins over its daemon's SLURM_PROCID.
+    expect(readEnv({ ...ompi(2), SLURM_PROCID: "0", SLURM_NTASKS: "1", SLURM_STEP_NUM_TASKS: "1" })).toMatchObject({ rank: 2, size: 4 });
+    // torchrun inside anything is closest to the process.
+    expect(readEnv({ ...ompi(2), RANK: "5", WORLD_SIZE: "8", MASTER_ADDR: "h", MASTER_PORT: "1" })).toMatchObject({ rank: 5, size: 8 });
+  });
+
+  it("reads a Slurm step's variables: rank 0 is on the step's first node; a batch script alone is no step", () => {
+    const step = { SLURM_PROCID: "3", SLURM_STEP_NUM_TASKS: "4", SLURM_NTASKS: "4", SLURM_STEP_NODELIST: "node[07-08]", SLURM_JOB_ID: "42", SLURM_STEP_ID: "0" };
+    const e = readEnv(step);
+    expect(e).toMatchObject({ rank: 3, size: 4, hostsStore: false, source: "Slurm" });
+    expect(e.storeAddr).toMatch(/^node07:\d+$/);
+    expect(readEnv({ ...step, SLURM_PROCID: "0" })).toMatchObject({ hostsStore: true, storeAddr: e.storeAddr });
+    expect(readEnv({ ...step, SLURM_STEP_ID: "1" }).storeAddr).not.toBe(e.storeAddr);
+    expect(readEnv({ ...step, UNICC_STORE_PORT: "31000" }).storeAddr).toBe("node07:31000");
+    // sbatch's script has SLURM_PROCID=0 and SLURM_NTASKS, but it is one process, not a task of a step.
+    expect(readEnv({ SLURM_PROCID: "0", SLURM_NTASKS: "4", SLURM_JOB_NODELIST: "n1" })).toMatchObject({ rank: 0, size: 1 });
+    expect(() => readEnv({ ...step, SLURM_PROCID: "4" })).toThrow(/SLURM_PROCID=4 must be below SLURM_STEP_NUM_TASKS=4/);
+  });
+
+  it("reads the first node of Slurm's compressed node lists", () => {
+    expect(firstSlurmNode("h[1-2]")).toBe("h1");
+    expect(firstSlurmNode("gpu[007-009,012],cpu1")).toBe("gpu007");
+    expect(firstSlurmNode("a1,b[2-3]")).toBe("a1");
+    expect(firstSlurmNode("single")).toBe("single");
+  });
+
+  it("reads MPICH's PMI variables", () => {
+    expect(readEnv({ PMI_RANK: "1", PMI_SIZE: "2", MASTER_ADDR: "10.1.1.1", MASTER_PORT: "5000" })).toMatchObject({
+      rank: 1, size: 2, storeAddr: "10.1.1.1:5000", hostsStore: false, source: "PMI",
+    });
+    expect(() => readEnv({ PMI_RANK: "1", PMI_SIZE: "2" })).toThrow(/set MASTER_ADDR/);
   });
 
   it("makes a world of one when nothing is set", () => {

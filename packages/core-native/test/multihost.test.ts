@@ -4,30 +4,8 @@ import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { netnsUnavailable, up, type Cluster } from "../../../tests/cluster/cluster.js";
+import { expectCorrect, worker } from "./collectives-check.js";
 import { runJob, WORKERS, type JobResult } from "./run-job.js";
-
-const SIZES = [0, 1, 7, 1_000_003];
-
-// Same worker as the one-host tests: each rank checks its share against its own reference and
-// all ranks must agree on every digest.
-function expectCorrect(r: Awaited<ReturnType<typeof runJob>>, np: number, algorithm: string) {
-  expect(r.code, r.stderr).toBe(0);
-  expect(r.byRank.size).toBe(np);
-  const digests = new Map<string, string>();
-  for (const [rank, lines] of r.byRank) {
-    const cases = lines.filter((l) => l.startsWith("CASE "));
-    expect(cases.length).toBe(4 * 8 * SIZES.length);
-    for (const c of cases) {
-      const [, name, status, digest] = c.split(" ");
-      expect(status).toBe("ok");
-      if (!digests.has(name)) digests.set(name, digest);
-      expect(digest, `${name} on rank ${rank}`).toBe(digests.get(name));
-    }
-    expect(lines).toContain(`DONE rank ${rank} of ${np} via ${algorithm}`);
-  }
-}
-
-const worker = ["node", `${WORKERS}collectives.mjs`, SIZES.join(",")];
 
 describe("ranks on distinct host identities over loopback (forces TCP between hosts)", () => {
   it("2 hosts x 2 ranks: shared memory inside, TCP across (hierarchical)", async () => {

@@ -1,15 +1,11 @@
 import { networkInterfaces } from "node:os";
 
+import { int, readPlacement, type Placement } from "./launcher-env.js";
+
 import type { NativeEngineOptions, NativeOptions } from "./native.js";
 
 /** Where this process sits in the job, read from the variables a launcher sets. */
-export interface RankEnv {
-  rank: number;
-  size: number;
-  /** host:port of the rendezvous store. */
-  storeAddr: string;
-  /** True when this rank must host the store itself (torchrun-style variables only, rank 0). */
-  hostsStore: boolean;
+export interface RankEnv extends Placement {
   jobId?: string;
   /** UNICC_JOB_TOKEN: the secret every connection of the job proves (set by `unicc run`). */
   token?: string;
@@ -28,15 +24,6 @@ export const DEFAULT_TIMEOUT_S = 30;
 /** How float32 values of an allreduce travel between hosts. */
 export type Compression = "none" | "fp16" | "bf16";
 export const COMPRESSIONS: readonly Compression[] = ["none", "fp16", "bf16"];
-
-function int(env: NodeJS.ProcessEnv, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return undefined;
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < min || v > max)
-    throw new Error(`unicc: ${name}=${raw} is not an integer between ${min} and ${max}`);
-  return v;
-}
 
 function bool(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
   const raw = env[name];
@@ -88,9 +75,9 @@ export function interfaceAddress(name: string, variable = "--network-interface")
 }
 
 /**
- * Reads UNICC_* (set by `unicc run`), or else the variables torchrun sets (RANK, WORLD_SIZE,
- * MASTER_ADDR, MASTER_PORT; rank 0 then hosts the store at MASTER_ADDR:MASTER_PORT), or else
- * makes a world of one so that a script also runs on its own.
+ * Reads the rank's place from the launcher that started it (`unicc run`, torchrun, Open MPI,
+ * Slurm, PMI: launcher-env.ts; rank 0 hosts the store for all but `unicc run`), or else makes a
+ * world of one so that a script also runs on its own; and the UNICC_* settings.
  */
 export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
   const timeoutS = int(env, "UNICC_TIMEOUT_S", 1) ?? DEFAULT_TIMEOUT_S;
@@ -123,23 +110,5 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
       streams: int(env, "UNICC_STREAMS", 1, 16) ?? 4,
     },
   };
-  const place = (rankVar: string, sizeVar: string) => {
-    const size = int(env, sizeVar, 1);
-    const rank = int(env, rankVar, 0);
-    if (size === undefined || rank === undefined)
-      throw new Error(`unicc: ${rankVar} and ${sizeVar} must both be set (got ${rankVar}=${env[rankVar]}, ${sizeVar}=${env[sizeVar]})`);
-    if (rank >= size) throw new Error(`unicc: ${rankVar}=${rank} must be below ${sizeVar}=${size}`);
-    return { rank, size };
-  };
-  if (env.UNICC_STORE_ADDR) {
-    return { ...place("UNICC_RANK", "UNICC_SIZE"), storeAddr: env.UNICC_STORE_ADDR, hostsStore: false, ...common };
-  }
-  if (env.RANK !== undefined || env.WORLD_SIZE !== undefined) {
-    const { rank, size } = place("RANK", "WORLD_SIZE");
-    if (size > 1 && (!env.MASTER_ADDR || !env.MASTER_PORT))
-      throw new Error("unicc: RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is missing; set both, or start the job with `unicc run`");
-    const port = int(env, "UNICC_STORE_PORT", 1, 65535) ?? int(env, "MASTER_PORT", 1, 65535) ?? 0;
-    return { rank, size, storeAddr: `${env.MASTER_ADDR ?? "127.0.0.1"}:${port}`, hostsStore: rank === 0, ...common };
-  }
-  return { rank: 0, size: 1, storeAddr: "", hostsStore: false, ...common };
+  return { ...readPlacement(env), ...common };
 }
