@@ -47,6 +47,7 @@ remove_namespace() {
 
 cmd_down() {
   local tag=$1 ns
+  rm -f "$MACHINES/uc-$tag.hosts"
   # The root-side veth is the only object outside the namespaces; deleting it also removes its peer.
   ip link del "uc-$tag" 2>/dev/null || true
   for ns in $(tag_namespaces "$tag"); do remove_namespace "$ns"; done
@@ -156,6 +157,18 @@ start_machine() {
   echo "$pid" >"$MACHINES/$ns.pid"
 }
 
+# Names resolve as on a real cluster's DNS: each machine's /etc/hosts lists every host of the tag.
+name_machines() {
+  local tag=$1 hosts=$2 n=$3 i file="$MACHINES/uc-$tag.hosts"
+  {
+    printf '127.0.0.1 localhost\n::1 localhost\n'
+    for ((i = 0; i < hosts; i++)); do printf '%s uc-%s-h%d\n' "$SUBNET_PREFIX.$n.$((i + 1))" "$tag" "$i"; done
+  } >"$file"
+  for ((i = 0; i < hosts; i++)); do
+    nsenter --target "$(cat "$MACHINES/uc-$tag-h$i.pid")" --mount -- mount --bind "$file" /etc/hosts
+  done
+}
+
 cmd_enter() {
   local ns=$1 pid; shift
   [[ $ns =~ ^uc-[a-z0-9]{1,12}-h[0-9]+$ ]] || die "enter wants a host namespace uc-TAG-hN, got '$ns'"
@@ -220,6 +233,7 @@ cmd_up() {
     start_machine "$ns" "${same_name:-$ns}"
     json+="${json:+,}{\"name\":\"$ns\",\"addr\":\"$SUBNET_PREFIX.$n.$((i + 1))\",\"hostname\":\"${same_name:-$ns}\"}"
   done
+  name_machines "$tag" "$hosts" "$n"
   trap - INT TERM EXIT
   echo "{\"tag\":\"$tag\",\"rootAddr\":\"$root_addr\",\"rateMbit\":$rate,\"perFlowMbit\":$flow,\"hosts\":[$json]}"
 }
