@@ -1,11 +1,12 @@
 // Slurm as the engine that owns the nodes, for real: slurmctld, one slurmd per emulated machine.
 // srun starts ranks that find their place from SLURM_* alone; `unicc run` inside an allocation
 // starts its ranks with srun; `unicc run --slurm` asks for the allocation itself and gives it back.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { expectCorrect, worker } from "../../packages/core-native/test/collectives-check.js";
-import type { JobResult } from "../../packages/core-native/test/run-job.js";
+import { CLI, WORKERS, type JobResult } from "../../packages/core-native/test/run-job.js";
 import { netnsUnavailable } from "../cluster/cluster.js";
 import { slurmUnavailable, slurmUp, type SlurmCluster } from "./slurm.js";
 
@@ -34,6 +35,8 @@ function slurmRun(argv: string[], env: NodeJS.ProcessEnv, timeoutMs = 100_000): 
   });
 }
 
+const CLUSTER_SH = fileURLToPath(new URL("../cluster/cluster.sh", import.meta.url));
+
 const why = netnsUnavailable() ?? slurmUnavailable();
 describe.skipIf(why !== null)(`Slurm on 2 emulated machines${why ? `: skipped, ${why}` : ""}`, () => {
   let slurm: SlurmCluster;
@@ -48,5 +51,46 @@ describe.skipIf(why !== null)(`Slurm on 2 emulated machines${why ? `: skipped, $
     const r = await slurmRun(["srun", "--label", "-N2", "-n4", "--ntasks-per-node=2", ...worker], slurm.env);
     expectCorrect(r, 4, "hierarchical");
     expect(slurm.queue()).toEqual([]);
+  });
+
+  // What is left of a job on the machines: its ranks' processes.
+  const ranksLeft = () => slurm.cluster.hosts.flatMap((_h, i) =>
+    spawnSync("bash", [CLUSTER_SH, "enter", slurm.cluster.hosts[i].name, "pgrep", "-f", "workers/(collectives|faults).mjs"], { encoding: "utf8" })
+      .stdout.split("\n").filter(Boolean));
+  const unicc = (args: string[]) => [process.execPath, CLI, "run", "--rendezvous-addr", slurm.cluster.rootAddr, ...args];
+
+  it("unicc run inside salloc: ranks start on the allocation's nodes with srun (rank-prefixed output); exact", async () => {
+    const r = await slurmRun(["salloc", "-N2", "--ntasks-per-node=2", ...unicc(worker)], slurm.env);
+    expectCorrect(r, 4, "hierarchical");
+    expect(slurm.queue()).toEqual([]);
+    expect(ranksLeft()).toEqual([]);
+  });
+
+  it("unicc run --slurm --nodes 2 --ntasks-per-node 2: asks for the allocation, runs, releases it; -np 3 takes the first 3 slots", async () => {
+    const r = await slurmRun(unicc(["--slurm", "--nodes", "2", "--ntasks-per-node", "2", ...worker]), slurm.env);
+    expectCorrect(r, 4, "hierarchical");
+    expect(r.stderr).toMatch(/asking Slurm for 2 node\(s\) x 2 task\(s\)[\s\S]*released Slurm job \d+/);
+    expect(slurm.queue()).toEqual([]);
+    const three = await slurmRun(unicc(["--slurm", "--nodes", "2", "--ntasks-per-node", "2", "-np", "3", ...worker]), slurm.env);
+    expectCorrect(three, 3, "ring");
+    expect(slurm.queue()).toEqual([]);
+  });
+
+  it("unicc run --slurm with a rank killed mid-job: the job ends naming it, the allocation is released, no rank is left", async () => {
+    const r = await slurmRun(unicc(["--slurm", "--nodes", "2", "--ntasks-per-node", "2", "--grace", "1", "--timeout", "10",
+      "node", `${WORKERS}faults.mjs`, "die", "3", "5"]), slurm.env);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/unicc: rank 3 \(host [^,]+, pid \d+\) (was killed by SIGKILL|exited with code 137)/);
+    expect(r.stderr).toMatch(/released Slurm job \d+/);
+    expect(slurm.queue()).toEqual([]);
+    expect(ranksLeft()).toEqual([]);
+  });
+
+  it("--slurm without its sizes, or with -H: one clear line, exit 2", async () => {
+    const r = await slurmRun(unicc(["--slurm", "--nodes", "2", "node", "-e", "0"]), slurm.env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--slurm needs --nodes N and --ntasks-per-node M/);
+    const h = await slurmRun(unicc(["--slurm", "--nodes", "1", "--ntasks-per-node", "1", "-H", "a:1", "node", "-e", "0"]), slurm.env);
+    expect(h.stderr).toMatch(/--slurm takes its hosts from the allocation/);
   });
 });

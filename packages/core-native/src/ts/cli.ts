@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { HelpRequested, launch, parseRunArgs, USAGE, UsageError } from "./launcher/index.js";
+import { HelpRequested, launch, launchOnSlurm, parseRunArgs, USAGE, UsageError } from "./launcher/index.js";
 
 const HELP = `usage: unicc <command> [options]
 
@@ -10,7 +10,10 @@ const HELP = `usage: unicc <command> [options]
 
 async function run(argv: string[]): Promise<number> {
   try {
-    return (await launch(parseRunArgs(argv))).exitCode;
+    const o = parseRunArgs(argv);
+    // Inside an allocation, its nodes are the hosts (unless -H/--hostfile says otherwise).
+    const onSlurm = o.slurm !== undefined || (process.env.SLURM_JOB_ID !== undefined && !o.hostsGiven);
+    return (onSlurm ? await launchOnSlurm(o, o.np, o.slurm) : await launch(o)).exitCode;
   } catch (e) {
     if (e instanceof HelpRequested) {
       process.stdout.write(USAGE);

@@ -1,4 +1,5 @@
 export { launch, type LaunchIO, type LaunchResult } from "./launch.js";
+export { launchOnSlurm } from "./slurm.js";
 export {
   DEFAULT_GRACE_MS,
   DEFAULT_LAUNCH_AGENT,
@@ -10,6 +11,8 @@ export {
   UsageError,
   type HostSlots,
   type LaunchOptions,
+  type RunArgs,
+  type SlurmRequest,
 } from "./options.js";
 export { agentArgv, shellQuote } from "./agent.js";
 export { relayLines } from "./relay.js";

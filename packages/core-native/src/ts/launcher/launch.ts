@@ -95,15 +95,14 @@ function signalGroup(pid: number | undefined, sig: NodeJS.Signals): void {
   }
 }
 
-/** Removes the job's /dev/shm/unicc-<job>-* here, and on remote hosts through the agent (best effort). */
-async function removeJobShm(jobId: string, hosts: HostSlots[], agent: string): Promise<void> {
+/** Removes the job's /dev/shm/unicc-<job>-* here, and on the remote hosts through the agent (best effort). */
+async function removeJobShm(jobId: string, remote: HostSlots[], agent: string): Promise<void> {
   const prefix = `unicc-${jobId}-`;
   try {
     for (const f of readdirSync("/dev/shm")) if (f.startsWith(prefix)) rmSync(`/dev/shm/${f}`, { force: true });
   } catch {
     // no /dev/shm on this system
   }
-  const remote = hosts.filter((h) => !isLocalHost(h.name));
   await Promise.all(
     remote.map(
       (h) =>
@@ -137,6 +136,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   const baseEnv = io.env ?? process.env;
   const agent = o.launchAgent ?? DEFAULT_LAUNCH_AGENT;
   const graceMs = o.graceMs ?? DEFAULT_GRACE_MS;
+  const runsHere = (h: HostSlots) => !o.agentForAll && isLocalHost(h.name);
   const jobId = randomBytes(8).toString("hex");
   // Every connection of the job proves this secret; it reaches the ranks through their environment
   // (or, on other hosts, their stdin), never a command line that `ps` would show.
@@ -145,7 +145,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   if (!o.hosts.length || o.hosts.some((h) => !Number.isInteger(h.slots) || h.slots < 1))
     throw new UsageError("every host needs a positive whole number of slots");
   // Found out here, a missing command is one clear line instead of every rank failing to start.
-  if (o.hosts.some((h) => isLocalHost(h.name)) && !commandExists(o.command[0], baseEnv.PATH)) {
+  if (o.hosts.some(runsHere) && !commandExists(o.command[0], baseEnv.PATH)) {
     stderr.write(`unicc run: command not found: ${o.command[0]}\n`);
     return { exitCode: 127, jobId };
   }
@@ -194,7 +194,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     // A port of its own for torchrun-style code that binds MASTER_PORT itself (init_process_group).
     const masterPort = await freePort(addr);
     const size = o.hosts.reduce((s, h) => s + h.slots, 0);
-    const multiHost = o.hosts.length > 1 || !isLocalHost(o.hosts[0].name);
+    const multiHost = o.hosts.length > 1 || !runsHere(o.hosts[0]);
     const storeAddr = `${addr.includes(":") ? `[${addr}]` : addr}:${store.port}`;
     // A remote shell does not inherit this environment: pass the user's UNICC_* settings along
     // (on its command line, so not the token: that one goes through stdin).
@@ -205,7 +205,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     let rank = 0;
     for (const host of o.hosts) {
-      const local = isLocalHost(host.name);
+      const local = runsHere(host);
       for (let localRank = 0; localRank < host.slots; localRank++, rank++) {
         const env: Record<string, string> = {
           UNICC_RANK: String(rank),
@@ -276,7 +276,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     clearTimeout(killTimer);
     // Whatever the ranks left running in their groups goes too.
     for (const r of ranks) signalGroup(r.child.pid, "SIGKILL");
-    await removeJobShm(jobId, o.hosts, agent);
+    await removeJobShm(jobId, o.hosts.filter((h) => !runsHere(h)), agent);
     await store.close();
   }
 

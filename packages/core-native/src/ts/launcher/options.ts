@@ -23,6 +23,25 @@ export interface LaunchOptions {
   timeoutS?: number;
   /** How long ranks get between SIGTERM and SIGKILL when the job is stopped (default 5000). */
   graceMs?: number;
+  /** Start every rank through the launch agent, this machine's too (srun: every rank a job step). */
+  agentForAll?: boolean;
+}
+
+/** An allocation `unicc run --slurm` asks for. */
+export interface SlurmRequest {
+  nodes: number;
+  tasksPerNode: number;
+  partition?: string;
+}
+
+/** What `unicc run`'s arguments ask for: the launch, and where its hosts come from. */
+export interface RunArgs extends LaunchOptions {
+  /** -np as given (the hosts already hold it, unless they come from Slurm). */
+  np?: number;
+  /** -H or --hostfile was given: never take the hosts from a Slurm allocation. */
+  hostsGiven: boolean;
+  /** --slurm: ask Slurm for this allocation, run on it, release it. */
+  slurm?: SlurmRequest;
 }
 
 export const DEFAULT_LAUNCH_AGENT = "ssh {host}";
@@ -46,6 +65,10 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           --rendezvous-addr says otherwise
   --timeout S             seconds a collective may wait without progress (sets UNICC_TIMEOUT_S)
   --grace S               seconds between SIGTERM and SIGKILL when stopping ranks (default 5)
+  --slurm                 ask Slurm for an allocation (--nodes, --ntasks-per-node, --partition),
+                          run on it, and release it when the job ends; inside an allocation
+                          (salloc, sbatch) ranks start on its nodes with srun without this flag
+  --nodes N, --ntasks-per-node M, --partition P   the allocation --slurm asks for
   -h, --help              this text
 `;
 
@@ -89,9 +112,11 @@ export function parseHostfile(path: string): HostSlots[] {
 }
 
 /** Parses the arguments after `unicc run`. Throws UsageError on bad input, HelpRequested on --help. */
-export function parseRunArgs(argv: string[]): LaunchOptions {
-  const o: LaunchOptions = { command: [], hosts: [], launchAgent: DEFAULT_LAUNCH_AGENT, graceMs: DEFAULT_GRACE_MS };
+export function parseRunArgs(argv: string[]): RunArgs {
+  const o: RunArgs = { command: [], hosts: [], launchAgent: DEFAULT_LAUNCH_AGENT, graceMs: DEFAULT_GRACE_MS, hostsGiven: false };
   let np: number | undefined;
+  let slurm = false;
+  const want: Partial<SlurmRequest> = {};
   let end = walkOptions(argv, (flag, value, arg) => {
     if (arg === "--" || !arg.startsWith("-")) return "stop"; // the command starts here
     switch (flag) {
@@ -125,6 +150,18 @@ export function parseRunArgs(argv: string[]): LaunchOptions {
       case "--timeout":
         o.timeoutS = wholeNumber(flag, value(), 1);
         break;
+      case "--slurm":
+        slurm = true;
+        break;
+      case "--nodes":
+        want.nodes = wholeNumber(flag, value(), 1);
+        break;
+      case "--ntasks-per-node":
+        want.tasksPerNode = wholeNumber(flag, value(), 1);
+        break;
+      case "--partition":
+        want.partition = value().trim();
+        break;
       case "--grace": {
         const v = value();
         const s = Number(v);
@@ -145,17 +182,28 @@ export function parseRunArgs(argv: string[]): LaunchOptions {
     if (seen.has(h.name)) throw new UsageError(`host '${h.name}' is given twice; give it once with all its slots`);
     seen.add(h.name);
   }
-  if (np !== undefined && o.hosts.length) {
-    const slots = o.hosts.reduce((s, h) => s + h.slots, 0);
-    if (np > slots) throw new UsageError(`-np ${np} is more than the ${slots} slots of the hosts given`);
-    // Fill hosts in order up to np ranks, as mpirun does.
-    let left = np;
-    o.hosts = o.hosts.flatMap((h) => {
-      const take = Math.min(h.slots, left);
-      left -= take;
-      return take > 0 ? [{ ...h, slots: take }] : [];
-    });
+  o.np = np;
+  o.hostsGiven = o.hosts.length > 0;
+  if (slurm) {
+    if (o.hostsGiven) throw new UsageError("--slurm takes its hosts from the allocation; drop -H/--hostfile");
+    if (!want.nodes || !want.tasksPerNode) throw new UsageError("--slurm needs --nodes N and --ntasks-per-node M");
+    o.slurm = want as SlurmRequest;
+  } else if (Object.keys(want).length) {
+    throw new UsageError("--nodes, --ntasks-per-node and --partition go with --slurm");
   }
+  if (np !== undefined && o.hosts.length) o.hosts = firstSlots(o.hosts, np, "the hosts given");
   if (!o.hosts.length) o.hosts = [{ name: "localhost", slots: np ?? 1 }];
   return o;
+}
+
+/** The hosts filled in order up to np ranks, as mpirun does. */
+export function firstSlots(hosts: HostSlots[], np: number, what: string): HostSlots[] {
+  const slots = hosts.reduce((s, h) => s + h.slots, 0);
+  if (np > slots) throw new UsageError(`-np ${np} is more than the ${slots} slots of ${what}`);
+  let left = np;
+  return hosts.flatMap((h) => {
+    const take = Math.min(h.slots, left);
+    left -= take;
+    return take > 0 ? [{ ...h, slots: take }] : [];
+  });
 }
