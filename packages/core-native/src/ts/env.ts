@@ -1,11 +1,14 @@
 import { networkInterfaces } from "node:os";
 
 import { int, readPlacement, type Placement } from "./launcher-env.js";
+import { parseEtcdUrl } from "./store/etcd.js";
 
 import type { NativeEngineOptions, NativeOptions } from "./native.js";
 
 /** Where this process sits in the job, read from the variables a launcher sets. */
 export interface RankEnv extends Placement {
+  /** UNICC_RENDEZVOUS: etcd://HOST:PORT/PREFIX instead of the embedded store. */
+  rendezvous?: { url: string; ttlS: number };
   jobId?: string;
   /** UNICC_JOB_TOKEN: the secret every connection of the job proves (set by `unicc run`). */
   token?: string;
@@ -37,6 +40,14 @@ function compression(env: NodeJS.ProcessEnv): Compression {
   const raw = (env.UNICC_COMPRESSION || "none") as Compression;
   if (!COMPRESSIONS.includes(raw)) throw new Error(`unicc: UNICC_COMPRESSION=${raw} must be one of ${COMPRESSIONS.join(", ")}`);
   return raw;
+}
+
+/** UNICC_RENDEZVOUS (etcd://HOST:PORT/PREFIX), checked, with the lease TTL of its keys. */
+function rendezvous(env: NodeJS.ProcessEnv): RankEnv["rendezvous"] {
+  const url = env.UNICC_RENDEZVOUS;
+  if (!url) return undefined;
+  parseEtcdUrl(url);
+  return { url, ttlS: int(env, "UNICC_RENDEZVOUS_TTL_S", 1) ?? DEFAULT_TIMEOUT_S };
 }
 
 /**
@@ -83,6 +94,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
   const timeoutS = int(env, "UNICC_TIMEOUT_S", 1) ?? DEFAULT_TIMEOUT_S;
   const common = {
     jobId: env.UNICC_JOB_ID || undefined,
+    rendezvous: rendezvous(env),
     token: env.UNICC_JOB_TOKEN || undefined,
     // Pinned host identity; unset, ranks find out who shares their memory (host-identity.ts).
     hostId: env.UNICC_HOST_ID || undefined,

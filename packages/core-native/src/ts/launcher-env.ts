@@ -52,6 +52,7 @@ export function jobPort(jobKey: string): number {
 
 /** MASTER_ADDR/MASTER_PORT or UNICC_STORE_PORT where the user gave them, else the launcher's own answer. */
 function storeAddress(env: Env, host: string | undefined, jobKey: string, what: string): string {
+  if (env.UNICC_RENDEZVOUS) return ""; // etcd: nobody hosts a store
   const addr = env.MASTER_ADDR || host;
   if (!addr)
     throw new Error(`unicc: started by ${what} across several hosts, and nothing says where rank 0 is: ` +
@@ -79,7 +80,7 @@ function fromSlurm(env: Env): Placement {
 
 function fromTorchrun(env: Env): Placement {
   const { rank, size } = place(env, "RANK", "WORLD_SIZE");
-  if (size > 1 && (!env.MASTER_ADDR || !env.MASTER_PORT))
+  if (size > 1 && !env.UNICC_RENDEZVOUS && (!env.MASTER_ADDR || !env.MASTER_PORT))
     throw new Error("unicc: RANK and WORLD_SIZE are set but MASTER_ADDR or MASTER_PORT is missing; set both, or start the job with `unicc run`");
   const port = int(env, "UNICC_STORE_PORT", 1, 65535) ?? int(env, "MASTER_PORT", 1, 65535) ?? 0;
   return { rank, size, storeAddr: `${env.MASTER_ADDR ?? "127.0.0.1"}:${port}`, hostsStore: rank === 0, source: "torchrun" };
@@ -87,8 +88,8 @@ function fromTorchrun(env: Env): Placement {
 
 /** This rank's placement, or a world of one when no launcher's variables are set. */
 export function readPlacement(env: Env): Placement {
-  if (env.UNICC_STORE_ADDR)
-    return { ...place(env, "UNICC_RANK", "UNICC_SIZE"), storeAddr: env.UNICC_STORE_ADDR, hostsStore: false, source: "unicc run" };
+  if (env.UNICC_STORE_ADDR || (env.UNICC_RENDEZVOUS && env.UNICC_RANK !== undefined))
+    return { ...place(env, "UNICC_RANK", "UNICC_SIZE"), storeAddr: env.UNICC_STORE_ADDR ?? "", hostsStore: false, source: "unicc run" };
   if (env.RANK !== undefined || env.WORLD_SIZE !== undefined) return fromTorchrun(env);
   if (env.OMPI_COMM_WORLD_RANK !== undefined || env.OMPI_COMM_WORLD_SIZE !== undefined) return fromOpenMpi(env);
   // A task of a step (srun) has SLURM_STEP_NUM_TASKS; sbatch's script, one process, has not.

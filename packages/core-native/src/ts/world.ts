@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import { COMPRESSIONS, readEnv, type Compression, type RankEnv } from "./env.js";
 import { probeHost, type HostProbe } from "./host-identity.js";
 import { loadAddon, type NativeComm, type NativePeer, type NativeTopology } from "./native.js";
+import { EtcdStore } from "./store/etcd.js";
 import { splitHostPort, StoreClient, StoreServer, type RendezvousStore } from "./store/index.js";
 
 /** Arrays the core works on in place. */
@@ -265,11 +266,15 @@ export async function init(opts: InitOptions = {}): Promise<World> {
   }
 
   let server: StoreServer | undefined;
-  if (env.hostsStore && !opts.store) {
+  if (env.hostsStore && !opts.store && !env.rendezvous) {
     const { host, port } = splitHostPort(env.storeAddr);
     server = await StoreServer.listen(host, port, { token: env.token });
   }
-  const store = opts.store ?? (await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs, token: env.token }));
+  const store =
+    opts.store ??
+    (env.rendezvous
+      ? await EtcdStore.connect(env.rendezvous.url, { timeoutMs: env.timeoutMs, ttlS: env.rendezvous.ttlS, jobId: env.jobId })
+      : await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs, token: env.token }));
   const t = env.timeoutMs;
   const lanes: NativeComm[] = [];
   let probe: HostProbe | undefined;

@@ -214,6 +214,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           UNICC_LOCAL_SIZE: String(host.slots),
           UNICC_STORE_ADDR: storeAddr,
           ...(o.networkInterface ? { UNICC_NETWORK_INTERFACE: o.networkInterface } : {}),
+          ...(o.rendezvous ? { UNICC_RENDEZVOUS: o.rendezvous } : {}),
           UNICC_JOB_ID: jobId,
           UNICC_JOB_TOKEN: token,
           ...(multiHost ? { UNICC_HOST_ID: host.name } : {}),

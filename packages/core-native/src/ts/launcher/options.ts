@@ -17,6 +17,8 @@ export interface LaunchOptions {
   launchAgent?: string;
   /** Address the rendezvous store listens on; every host must reach it. */
   rendezvousAddr?: string;
+  /** etcd://HOST:PORT/PREFIX: the ranks meet in etcd instead of the launcher's store (UNICC_RENDEZVOUS). */
+  rendezvous?: string;
   /** Interface every rank listens on and is reached at (UNICC_NETWORK_INTERFACE for the ranks). */
   networkInterface?: string;
   /** UNICC_TIMEOUT_S for the ranks. */
@@ -60,6 +62,8 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           e.g. "ip netns exec {host}" or "docker exec {host}"
   --rendezvous-addr IP    address the rendezvous store listens on (default 127.0.0.1 when all
                           ranks are local, else this machine's first non-loopback IPv4 address)
+  --rendezvous URL        etcd://HOST:PORT/PREFIX: ranks meet in etcd (keys on leases, so a dead
+                          rank's expire) instead of the store this launcher hosts
   --network-interface IF  ranks listen on, and are reached at, this interface's address only
                           (each host's own; sets UNICC_NETWORK_INTERFACE); the store too, unless
                           --rendezvous-addr says otherwise
@@ -142,6 +146,10 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--rendezvous-addr":
         o.rendezvousAddr = value().trim();
         if (!o.rendezvousAddr) throw new UsageError("--rendezvous-addr needs an address");
+        break;
+      case "--rendezvous":
+        o.rendezvous = value().trim();
+        if (!/^etcd:\/\//.test(o.rendezvous)) throw new UsageError(`--rendezvous takes etcd://HOST:PORT/PREFIX, got '${o.rendezvous}'`);
         break;
       case "--network-interface":
         o.networkInterface = value().trim();
