@@ -12,7 +12,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 
 pkg=$(cd "$here" && node -p 'path.dirname(require.resolve("@tensorflow/tfjs-node/package.json"))')
-addon="$pkg/lib/napi-v8/tfjs_binding.node"  # binary.module_path for Node >= 18 (N-API 8 is the highest it lists)
+addon=$(cd "$pkg" && node -p 'require("@mapbox/node-pre-gyp").find(require.resolve("./package.json"))')  # where tfjs-node loads it from
 wheel=$(bash "$here/scripts/tensorflow-wheel.sh")
 stamp="$pkg/deps/unicc-built-from"
 if [ -f "$addon" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$(basename "$wheel")" ]; then

@@ -1,5 +1,7 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { expect } from "vitest";
+import { expect, type TestContext } from "vitest";
 
 import { runJob, type JobResult } from "../../core-native/test/run-job.js";
 
@@ -7,6 +9,24 @@ const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 
 /** Generous: 4 ranks importing tfjs on a loaded 2-core machine take a while to start. */
 export const JOB_TIMEOUT_MS = 150_000;
+
+/** The backends every adapter test runs on: tfjs's own two, and tfjs-node's TensorFlow C library. */
+export const BACKENDS = ["cpu", "wasm", "tensorflow"];
+
+/** TensorFlow's own thread pools at one thread per rank: several ranks share 2 cores in tests. */
+const ONE_THREAD = { TF_NUM_INTRAOP_THREADS: "1", TF_NUM_INTEROP_THREADS: "1", OMP_NUM_THREADS: "1" };
+
+/**
+ * Skips the test when `backend` is `tensorflow` and tfjs-node's addon has not been built (its
+ * install script, which would download it, does not run; CI builds it). Only then: a built addon
+ * that fails to load fails the test.
+ */
+export function skipWithoutBackend(ctx: TestContext, backend: string) {
+  if (backend !== "tensorflow") return;
+  const pkg = createRequire(import.meta.url).resolve("@tensorflow/tfjs-node/package.json");
+  const addon = createRequire(pkg)("@mapbox/node-pre-gyp").find(pkg) as string;
+  ctx.skip(!existsSync(addon), `tfjs-node's addon ${addon} is not built: run packages/adapter-tf/scripts/build-tfjs-node.sh`);
+}
 
 /**
  * Runs `unicc run -np <np> node <worker> <args>`, expecting success unless told otherwise. With
@@ -20,7 +40,7 @@ export async function runWorker(
   hosts?: string,
 ): Promise<JobResult> {
   const placement = hosts ? ["-H", hosts, "--launch-agent", "env"] : ["-np", String(np)];
-  const job = await runJob([...placement, "--", "node", `${WORKERS}${worker}`, ...args], { timeoutMs: JOB_TIMEOUT_MS });
+  const job = await runJob([...placement, "--", "node", `${WORKERS}${worker}`, ...args], { env: ONE_THREAD, timeoutMs: JOB_TIMEOUT_MS });
   if (expectCode !== null && job.code !== expectCode) {
     throw new Error(`${worker} on ${np} ranks exited ${job.code} (${job.signal ?? "no signal"})\n${job.stdout}\n${job.stderr}`);
   }

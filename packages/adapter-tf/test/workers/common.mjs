@@ -8,9 +8,12 @@ export function arg(name, fallback) {
   return i < 0 ? fallback : process.argv[i + 1];
 }
 
-export async function useBackend(name) {
+/** Loads and selects --backend (cpu, wasm, or tensorflow: tfjs-node's TensorFlow C library). */
+export async function useBackend(name = arg("--backend", "cpu")) {
   if (name === "wasm") await import("@tensorflow/tfjs-backend-wasm");
+  if (name === "tensorflow") await import("@tensorflow/tfjs-node");
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not start`);
+  console.log(`BACKEND ${tf.getBackend()}`);
 }
 
 /** mulberry32: the same stream on every rank for the same seed. */
