@@ -14,7 +14,7 @@ export const JOB_TIMEOUT_MS = 150_000;
 export const BACKENDS = ["cpu", "wasm", "tensorflow"];
 
 /** TensorFlow's own thread pools at one thread per rank: several ranks share 2 cores in tests. */
-const ONE_THREAD = { TF_NUM_INTRAOP_THREADS: "1", TF_NUM_INTEROP_THREADS: "1", OMP_NUM_THREADS: "1" };
+export const ONE_THREAD = { TF_NUM_INTRAOP_THREADS: "1", TF_NUM_INTEROP_THREADS: "1", OMP_NUM_THREADS: "1" };
 
 /**
  * Skips the test when `backend` is `tensorflow` and tfjs-node's addon has not been built (its
