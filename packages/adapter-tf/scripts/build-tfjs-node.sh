@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds @tensorflow/tfjs-node's native addon offline, for the `tensorflow` backend.
+# Builds @tensorflow/tfjs-node's native addon offline, for the `tensorflow` backend:
+#
+#   build-tfjs-node.sh [cpu|gpu]    (gpu: @tensorflow/tfjs-node-gpu, from the CUDA build's wheel)
 #
 # tfjs-node's own install script downloads libtensorflow and a prebuilt addon from the internet
 # (root package.json's allowScripts keeps npm from running it). Instead this takes the TensorFlow C
@@ -10,13 +12,18 @@
 # node_modules (about 815 MB) is gone after `npm ci`: run it again then.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
+case "${1:-cpu}" in
+  cpu) package=@tensorflow/tfjs-node dist=tensorflow-cpu ;;
+  gpu) package=@tensorflow/tfjs-node-gpu dist=tensorflow ;;
+  *) echo "usage: build-tfjs-node.sh [cpu|gpu]: cpu builds @tensorflow/tfjs-node, gpu @tensorflow/tfjs-node-gpu" >&2; exit 2 ;;
+esac
 
-pkg=$(cd "$here" && node -p 'path.dirname(require.resolve("@tensorflow/tfjs-node/package.json"))')
+pkg=$(cd "$here" && node -p "path.dirname(require.resolve('$package/package.json'))")
 addon=$(cd "$pkg" && node -p 'require("@mapbox/node-pre-gyp").find(require.resolve("./package.json"))')  # where tfjs-node loads it from
-wheel=$(bash "$here/scripts/tensorflow-wheel.sh")
+wheel=$(bash "$here/scripts/tensorflow-wheel.sh" "$dist")
 stamp="$pkg/deps/unicc-built-from"
 if [ -f "$addon" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$(basename "$wheel")" ]; then
-  echo "tfjs-node addon already built from $(basename "$wheel")"
+  echo "$package addon already built from $(basename "$wheel")"
   exit 0
 fi
 
@@ -56,4 +63,4 @@ pre_gyp=$(cd "$pkg" && node -p 'require.resolve("@mapbox/node-pre-gyp/bin/node-p
   node "$pre_gyp" install --build-from-source --loglevel=warn)
 node -e 'require(process.argv[1])' "$addon"  # fails here, not in a test, if a symbol is missing
 basename "$wheel" >"$stamp"
-echo "tfjs-node addon built: $addon"
+echo "$package addon built: $addon"

@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 import { runJob } from "../../core-native/test/run-job.js";
-import { JOB_TIMEOUT_MS, ONE_THREAD, skipWithoutBackend } from "./helpers.js";
+import { JOB_TIMEOUT_MS, TEST_ENV, skipWithoutBackend } from "./helpers.js";
 
 const TRAIN = fileURLToPath(new URL("../../../examples/tfjs-mnist/train.mjs", import.meta.url));
 
@@ -13,7 +13,7 @@ interface Summary {
 }
 
 async function train(np: number, backend: string): Promise<Summary> {
-  const job = await runJob(["-np", String(np), "--", "node", TRAIN, "--epochs", "3", "--backend", backend], { env: ONE_THREAD, timeoutMs: JOB_TIMEOUT_MS });
+  const job = await runJob(["-np", String(np), "--", "node", TRAIN, "--epochs", "3", "--backend", backend], { env: TEST_ENV, timeoutMs: JOB_TIMEOUT_MS });
   const line = job.byRank.get(0)?.find((l) => l.startsWith("summary "));
   if (job.code !== 0 || !line) throw new Error(`train.mjs on ${np} ranks: exit ${job.code}\n${job.stdout}\n${job.stderr}`);
   return JSON.parse(line.slice("summary ".length)) as Summary;

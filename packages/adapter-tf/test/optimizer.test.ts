@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { BACKENDS, maxAbs, maxDiff, perRank, runWorker, skipWithoutBackend } from "./helpers.js";
+import { BACKENDS, backendLine, maxAbs, maxDiff, perRank, runWorker, skipWithoutBackend } from "./helpers.js";
 
 interface StepResult {
   init: number[][];
@@ -23,7 +23,7 @@ async function expectEquivalent(
   const ref = await runWorker(1, "train-step.mjs", [...args, "--plain", "--ranks", String(np)]);
   const dist = await runWorker(np, "train-step.mjs", [...args, "--compression", compression], 0, hosts);
   let worstUpdate = 0;
-  for (const job of [ref, dist]) expect(job.byRank.get(0)).toContain(`BACKEND ${backend}`);
+  for (const job of [ref, dist]) expect(job.byRank.get(0)).toContain(backendLine(backend));
   for (const name of cases) {
     const [want] = perRank<StepResult>(ref, `RESULT ${name}`, 1)[0];
     const got = perRank<StepResult>(dist, `RESULT ${name}`, np).map((r) => r[0]);
@@ -66,7 +66,7 @@ describe.each(BACKENDS)("DistributedOptimizer on the %s backend", (backend) => {
   it("leaks no tensors across custom-loop steps or fit epochs", async (ctx) => {
     skipWithoutBackend(ctx, backend);
     const job = await runWorker(4, "leak.mjs", ["--backend", backend]);
-    expect(job.byRank.get(0)).toContain(`BACKEND ${backend}`);
+    expect(job.byRank.get(0)).toContain(backendLine(backend));
     for (const [c] of perRank<{ minimize: number[]; fit: number[]; steps: number }>(job, "COUNTS", 4)) {
       // The first step creates adam's moments; from then on the count must not move.
       expect(new Set(c.minimize.slice(1)).size, `minimize counts ${c.minimize}`).toBe(1);
@@ -78,7 +78,7 @@ describe.each(BACKENDS)("DistributedOptimizer on the %s backend", (backend) => {
   it("reports models that differ between ranks on every rank, naming the variable", async (ctx) => {
     skipWithoutBackend(ctx, backend);
     const job = await runWorker(3, "mismatch.mjs", ["--backend", backend]);
-    expect(job.byRank.get(0)).toContain(`BACKEND ${backend}`);
+    expect(job.byRank.get(0)).toContain(backendLine(backend));
     const expected = (rank: number) => (rank === 2 ? /#0: on rank 2 it is "dense_Dense3\/kernel" with shape \[12,9\] \(108 elements\); rank 0: 96 elements, rank 1: 96 elements/ : new RegExp(`#0: on rank ${rank} it is "dense_Dense${rank + 1}/kernel" with shape \\[12,8\\] \\(96 elements\\);.* rank 2: 108 elements`));
     for (const rank of [0, 1, 2]) {
       const lines = job.byRank.get(rank) ?? [];
