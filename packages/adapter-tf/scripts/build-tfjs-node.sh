@@ -5,10 +5,10 @@
 #
 # tfjs-node's own install script downloads libtensorflow and a prebuilt addon from the internet
 # (root package.json's allowScripts keeps npm from running it). Instead this takes the TensorFlow C
-# library and the 14 headers the addon includes out of the tensorflow-cpu 2.21.0 wheel (PyPI; see
-# tensorflow-wheel.sh), puts them where the package's binding.gyp looks (deps/lib, deps/include),
+# library and the 14 headers the addon includes out of the tensorflow-cpu 2.21.0 wheel (tensorflow
+# for gpu; from PyPI by tensorflow-wheel.sh), puts them where the package's binding.gyp looks (deps/lib, deps/include),
 # and compiles the addon with node-pre-gyp and npm's own node-gyp against this Node's headers.
-# About 30 s; nothing to do when already built (a stamp in deps/ names the wheel). What it puts in
+# 15-40 s here; nothing to do when already built (a stamp in deps/ names the wheel). What it puts in
 # node_modules (about 815 MB) is gone after `npm ci`: run it again then.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,7 +18,8 @@ case "${1:-cpu}" in
   *) echo "usage: build-tfjs-node.sh [cpu|gpu]: cpu builds @tensorflow/tfjs-node, gpu @tensorflow/tfjs-node-gpu" >&2; exit 2 ;;
 esac
 
-pkg=$(cd "$here" && node -p "path.dirname(require.resolve('$package/package.json'))")
+pkg=$(cd "$here" && node -p "path.dirname(require.resolve('$package/package.json'))" 2>/dev/null) ||
+  { echo "build-tfjs-node.sh: $package is not installed: run npm ci first" >&2; exit 1; }
 addon=$(cd "$pkg" && node -p 'require("@mapbox/node-pre-gyp").find(require.resolve("./package.json"))')  # where tfjs-node loads it from
 wheel=$(bash "$here/scripts/tensorflow-wheel.sh" "$dist")
 stamp="$pkg/deps/unicc-built-from"
