@@ -1,13 +1,14 @@
 // Data-parallel MNIST with TensorFlow.js on unicc ranks:
 //
 //   npx unicc run -np 4 node examples/tfjs-mnist/train.mjs [--epochs 5] [--batch 64] [--lr 0.001]
-//                 [--hidden 128] [--backend wasm|cpu] [--train 8000] [--seed 1]
+//                 [--hidden 128] [--backend wasm|cpu|tensorflow] [--train 8000] [--seed 1]
 //
 // Every rank shuffles the training set with the same seed each epoch and keeps every size-th
 // image, so that each rank trains on its quarter (at 4 ranks) of every global batch of --batch
 // images; gradients are averaged by DistributedOptimizer, so the run takes the same steps as one
 // process with the same global batch. Images come from the `mnist` package (10,000 digits shipped
-// in the package; nothing is downloaded). Rank 0 prints progress, per-epoch time, images/s, the
+// in the package; nothing is downloaded). --backend tensorflow runs on tfjs-node (TensorFlow's C
+// library; see packages/adapter-tf's README to install it). Rank 0 prints progress, per-epoch time, images/s, the
 // share of step time spent in the allreduce, and test accuracy.
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
@@ -30,7 +31,8 @@ const { values: opts } = parseArgs({
 });
 const EPOCHS = Number(opts.epochs), GLOBAL_BATCH = Number(opts.batch), SEED = Number(opts.seed);
 
-await tf.setBackend(opts.backend);
+if (opts.backend === "tensorflow") await import("@tensorflow/tfjs-node");
+if (!(await tf.setBackend(opts.backend))) throw new Error(`--backend ${opts.backend} did not start`);
 const world = await init();
 const { rank, size } = world;
 if (GLOBAL_BATCH % size !== 0) throw new Error(`--batch ${GLOBAL_BATCH} must be a multiple of the ${size} ranks`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { maxAbs, maxDiff, perRank, runWorker } from "./helpers.js";
+import { BACKENDS, backendLine, maxAbs, maxDiff, perRank, runWorker, skipWithoutBackend } from "./helpers.js";
 
 interface StepResult {
   init: number[][];
@@ -23,7 +23,7 @@ async function expectEquivalent(
   const ref = await runWorker(1, "train-step.mjs", [...args, "--plain", "--ranks", String(np)]);
   const dist = await runWorker(np, "train-step.mjs", [...args, "--compression", compression], 0, hosts);
   let worstUpdate = 0;
-  for (const job of [ref, dist]) expect(job.byRank.get(0)).toContain(`BACKEND ${backend}`);
+  for (const job of [ref, dist]) expect(job.byRank.get(0)).toContain(backendLine(backend));
   for (const name of cases) {
     const [want] = perRank<StepResult>(ref, `RESULT ${name}`, 1)[0];
     const got = perRank<StepResult>(dist, `RESULT ${name}`, np).map((r) => r[0]);
@@ -46,26 +46,27 @@ async function expectEquivalent(
 }
 
 describe("DistributedOptimizer", () => {
-  it("4 ranks with batch b take the steps of 1 rank with batch 4b: sgd, adam, momentum; fit, minimize, applyGradients", async () => {
-    // The worker shifts layer-name counters per rank (matching by position is what makes this
-    // work), uses one variable on rank 0 only (the others send zeros) and one on no rank (which
-    // must not move, even under adam).
-    await expectEquivalent(4, ["sgd-fit", "adam-fit", "sgd-minimize", "adam-minimize", "momentum-apply"]);
-  });
-
   it("2 hosts x 2 ranks with fp16 gradients across hosts: the same steps within half precision's rounding", async () => {
     // sgd's update is the gradient itself, so the update error is fp16's (2^-11 per rounding, a
     // few roundings); with exact transfer the same comparison holds to 1e-5.
     const worst = await expectEquivalent(4, ["sgd-minimize", "sgd-fit"], "cpu", { compression: "fp16", hosts: "a:2,b:2", tolerance: 1e-3 });
     expect(worst, "no rounding at all: the gradients did not travel in 16 bits").toBeGreaterThan(1e-5);
   });
+});
 
-  it("works on the wasm backend (loaded offline from node_modules)", async () => {
-    await expectEquivalent(2, ["sgd-minimize", "adam-fit"], "wasm");
+describe.each(BACKENDS)("DistributedOptimizer on the %s backend", (backend) => {
+  it("4 ranks with batch b take the steps of 1 rank with batch 4b: sgd, adam, momentum; fit, minimize, applyGradients", async (ctx) => {
+    skipWithoutBackend(ctx, backend);
+    // The worker shifts layer-name counters per rank (matching by position is what makes this
+    // work), uses one variable on rank 0 only (the others send zeros) and one on no rank (which
+    // must not move, even under adam).
+    await expectEquivalent(4, ["sgd-fit", "adam-fit", "sgd-minimize", "adam-minimize", "momentum-apply"], backend);
   });
 
-  it("leaks no tensors across custom-loop steps or fit epochs", async () => {
-    const job = await runWorker(4, "leak.mjs");
+  it("leaks no tensors across custom-loop steps or fit epochs", async (ctx) => {
+    skipWithoutBackend(ctx, backend);
+    const job = await runWorker(4, "leak.mjs", ["--backend", backend]);
+    expect(job.byRank.get(0)).toContain(backendLine(backend));
     for (const [c] of perRank<{ minimize: number[]; fit: number[]; steps: number }>(job, "COUNTS", 4)) {
       // The first step creates adam's moments; from then on the count must not move.
       expect(new Set(c.minimize.slice(1)).size, `minimize counts ${c.minimize}`).toBe(1);
@@ -74,8 +75,10 @@ describe("DistributedOptimizer", () => {
     }
   });
 
-  it("reports models that differ between ranks on every rank, naming the variable", async () => {
-    const job = await runWorker(3, "mismatch.mjs");
+  it("reports models that differ between ranks on every rank, naming the variable", async (ctx) => {
+    skipWithoutBackend(ctx, backend);
+    const job = await runWorker(3, "mismatch.mjs", ["--backend", backend]);
+    expect(job.byRank.get(0)).toContain(backendLine(backend));
     const expected = (rank: number) => (rank === 2 ? /#0: on rank 2 it is "dense_Dense3\/kernel" with shape \[12,9\] \(108 elements\); rank 0: 96 elements, rank 1: 96 elements/ : new RegExp(`#0: on rank ${rank} it is "dense_Dense${rank + 1}/kernel" with shape \\[12,8\\] \\(96 elements\\);.* rank 2: 108 elements`));
     for (const rank of [0, 1, 2]) {
       const lines = job.byRank.get(rank) ?? [];

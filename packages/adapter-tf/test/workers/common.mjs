@@ -1,6 +1,8 @@
 // Helpers shared by the test workers: seeded data, a small deterministic model, output lines.
 import * as tf from "@tensorflow/tfjs";
 
+import { TFJS_NODE } from "./tfjs-node.mjs";
+
 export { tf };
 
 export function arg(name, fallback) {
@@ -8,9 +10,20 @@ export function arg(name, fallback) {
   return i < 0 ? fallback : process.argv[i + 1];
 }
 
-export async function useBackend(name) {
-  if (name === "wasm") await import("@tensorflow/tfjs-backend-wasm");
+/**
+ * Loads and selects --backend: cpu, wasm, or a tfjs-node package's `tensorflow` backend
+ * (tensorflow: @tensorflow/tfjs-node, tensorflow-gpu: @tensorflow/tfjs-node-gpu). Prints
+ * "BACKEND <tfjs backend>", with the package that provides it.
+ */
+export async function useBackend(id = arg("--backend", "cpu")) {
+  const pkg = TFJS_NODE[id];
+  if (id === "wasm") await import("@tensorflow/tfjs-backend-wasm");
+  if (pkg) await import(pkg);
+  const name = pkg ? "tensorflow" : id;
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not start`);
+  const backend = tf.backend();
+  const from = pkg ? ` (${backend.isGPUPackage ? TFJS_NODE["tensorflow-gpu"] : TFJS_NODE.tensorflow})` : "";
+  console.log(`BACKEND ${tf.getBackend()}${from}`);
 }
 
 /** mulberry32: the same stream on every rank for the same seed. */

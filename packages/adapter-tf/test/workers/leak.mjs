@@ -2,8 +2,9 @@
 // optimizer has made its state. Prints "COUNTS {minimize: [...], fit: [...]}".
 import { init } from "@unicc/core";
 import { DistributedOptimizer } from "@unicc/tf";
-import { buildModel, emit, randomTensor, tf } from "./common.mjs";
+import { buildModel, emit, randomTensor, tf, useBackend } from "./common.mjs";
 
+await useBackend();
 const world = await init();
 const model = buildModel(9);
 const opt = new DistributedOptimizer(tf.train.adam(0.01), world);

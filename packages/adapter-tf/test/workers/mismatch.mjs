@@ -3,8 +3,9 @@
 // before any exits.
 import { init } from "@unicc/core";
 import { broadcastWeights, DistributedOptimizer } from "@unicc/tf";
-import { buildModel, randomTensor, tf } from "./common.mjs";
+import { buildModel, randomTensor, tf, useBackend } from "./common.mjs";
 
+await useBackend();
 const world = await init();
 const model = buildModel(3, { hidden: world.rank === world.size - 1 ? 9 : 8, nameShift: world.rank });
 try {

@@ -6,12 +6,11 @@ import { init } from "@unicc/core";
 import { DistributedOptimizer, shard } from "@unicc/tf";
 import { arg, buildModel, emit, randomTensor, tf, useBackend, values } from "./common.mjs";
 
-await useBackend(arg("--backend", "cpu"));
+await useBackend();
 const plain = process.argv.includes("--plain");
 const ranks = Number(arg("--ranks", "4")); // the job's size the reference stands for
 const cases = arg("--cases", "sgd-fit,adam-fit,sgd-minimize,adam-minimize,momentum-apply").split(",");
 const world = await init();
-console.log(`BACKEND ${tf.getBackend()}`);
 const GLOBAL = 16, STEPS = 3;
 
 const makers = {
