@@ -262,6 +262,12 @@ describe("unicc run", () => {
       [["--grace", "soon", "node"], /--grace needs a number of seconds/],
       [["--bogus", "node"], /unknown option '--bogus'/],
       [["--network-interface", "nosuch0", "-np", "1", "node"], /--network-interface nosuch0: this host has no such interface \(it has lo/],
+      [["--nnodes", "2", "--node-rank", "1", "node"], /--nnodes, --node-rank, --master-addr and --master-port go together/],
+      [["--nnodes", "2", "--node-rank", "2", "--master-addr", "h", "--master-port", "9", "node"], /--node-rank 2 must be below --nnodes 2/],
+      [["--nnodes", "2", "--node-rank", "0", "--master-addr", "h", "--master-port", "9", "-H", "a:1", "node"], /--nnodes runs this node's ranks only/],
+      [["--slurm", "--nodes", "2", "node"], /--slurm needs --nodes N and --ntasks-per-node M/],
+      [["--nodes", "2", "node"], /--nodes, --ntasks-per-node and --partition go with --slurm/],
+      [["--rendezvous", "redis://x:1", "node"], /--rendezvous takes etcd:\/\/HOST:PORT\/PREFIX/],
     ] as const) {
       const r = await runJob([...args]);
       expect(r.code, args.join(" ")).toBe(2);

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomInt } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { netnsUnavailable, up, type Cluster } from "../../../tests/cluster/cluster.js";
 import { expectCorrect, worker } from "./collectives-check.js";
-import { runJob, WORKERS, type JobResult } from "./run-job.js";
+import { CLI, runJob, WORKERS, type JobResult } from "./run-job.js";
 
 describe("ranks on distinct host identities over loopback (forces TCP between hosts)", () => {
   it("2 hosts x 2 ranks: shared memory inside, TCP across (hierarchical)", async () => {
@@ -110,6 +110,27 @@ describe.skipIf(skip !== null)("host identity: machines that share a hostname bu
       }),
     );
     expectCorrect(r, 4, "hierarchical");
+  });
+
+  it("one launcher per machine (--nnodes 2 --node-rank K, torchrun's shape), one shared token: two hosts, exact", async () => {
+    const port = String(20000 + randomInt(20000));
+    const token = randomBytes(32).toString("hex");
+    const nodes = [0, 1].map((k) =>
+      cluster.exec(k, [process.execPath, CLI, "run", "--nnodes", "2", "--node-rank", String(k), "-np", "2",
+        "--master-addr", cluster.hosts[0].addr, "--master-port", port, ...worker], {
+        env: { ...process.env, UNICC_JOB_TOKEN: token, UNICC_TIMEOUT_S: "20" }, stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+    let stdout = "", stderr = "";
+    const codes = await Promise.all(nodes.map((c) => {
+      c.stdout!.on("data", (d) => (stdout += d));
+      c.stderr!.on("data", (d) => (stderr += d));
+      return new Promise<number | null>((resolve) => c.on("close", resolve));
+    }));
+    const byRank = new Map<number, string[]>();
+    for (const m of stdout.matchAll(/^\[(\d+)\] (.*)$/gm)) byRank.set(Number(m[1]), [...(byRank.get(Number(m[1])) ?? []), m[2]]);
+    expectCorrect({ code: codes.find((c) => c !== 0) ?? 0, stderr, byRank }, 4, "hierarchical");
+    expect(stderr).not.toMatch(/not authenticated/);
   });
 
   it("2 containers x 2 ranks on one machine (same hostname, private /dev/shm each): two hosts; no probe file left", async () => {

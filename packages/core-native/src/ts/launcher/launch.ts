@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { constants, hostname } from "node:os";
@@ -74,6 +74,11 @@ function causeOf(failures: Failure[]): Failure {
   return failures.find((f) => f.killedFromOutside && f.at - first.at <= SIMULTANEOUS_MS) ?? first;
 }
 
+/** The job id every node of a --nnodes job derives alike from where they meet. */
+function nodeJobId(node: NonNullable<LaunchOptions["node"]>): string {
+  return createHash("sha256").update(`${node.masterAddr}:${node.masterPort}/${node.count}`).digest("hex").slice(0, 16);
+}
+
 function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -137,10 +142,14 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   const agent = o.launchAgent ?? DEFAULT_LAUNCH_AGENT;
   const graceMs = o.graceMs ?? DEFAULT_GRACE_MS;
   const runsHere = (h: HostSlots) => !o.agentForAll && isLocalHost(h.name);
-  const jobId = randomBytes(8).toString("hex");
+  const node = o.node;
+  // One of several launchers (--nnodes): every node must name the job and its secret alike.
+  const jobId = node ? baseEnv.UNICC_JOB_ID || nodeJobId(node) : randomBytes(8).toString("hex");
   // Every connection of the job proves this secret; it reaches the ranks through their environment
   // (or, on other hosts, their stdin), never a command line that `ps` would show.
-  const token = randomBytes(32).toString("hex");
+  const token = node ? baseEnv.UNICC_JOB_TOKEN ?? "" : randomBytes(32).toString("hex");
+  if (node && !token)
+    stderr.write("unicc run: no UNICC_JOB_TOKEN here: the nodes' connections are not authenticated (give every node the same secret)\n");
   if (!o.command.length) throw new UsageError("no command to run");
   if (!o.hosts.length || o.hosts.some((h) => !Number.isInteger(h.slots) || h.slots < 1))
     throw new UsageError("every host needs a positive whole number of slots");
@@ -158,8 +167,9 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
       throw new UsageError((e as Error).message.replace(/^unicc: /, ""));
     }
   }
-  addr ??= defaultRendezvousAddr(o.hosts.map((h) => h.name));
-  const store = await StoreServer.listen(addr, 0, { token });
+  addr ??= node ? node.masterAddr : defaultRendezvousAddr(o.hosts.map((h) => h.name));
+  // With --nnodes, node 0's launcher hosts the store at the master address; the others use it.
+  const store = !node || node.rank === 0 ? await StoreServer.listen(addr, node?.masterPort ?? 0, { token: token || undefined }) : undefined;
   const ranks: Rank[] = [];
   const failures: Failure[] = [];
   let runningAtFirstFailure: Rank[] = [];
@@ -192,10 +202,11 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
 
   try {
     // A port of its own for torchrun-style code that binds MASTER_PORT itself (init_process_group).
-    const masterPort = await freePort(addr);
-    const size = o.hosts.reduce((s, h) => s + h.slots, 0);
+    const masterPort = node ? node.masterPort + 1 : await freePort(addr);
+    const slots = o.hosts.reduce((s, h) => s + h.slots, 0);
+    const size = node ? node.count * slots : slots;
     const multiHost = o.hosts.length > 1 || !runsHere(o.hosts[0]);
-    const storeAddr = `${addr.includes(":") ? `[${addr}]` : addr}:${store.port}`;
+    const storeAddr = `${addr.includes(":") ? `[${addr}]` : addr}:${node?.masterPort ?? store!.port}`;
     // A remote shell does not inherit this environment: pass the user's UNICC_* settings along
     // (on its command line, so not the token: that one goes through stdin).
     const unicc = Object.entries(baseEnv).filter(
@@ -203,7 +214,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     );
 
     for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
-    let rank = 0;
+    let rank = node ? node.rank * slots : 0;
     for (const host of o.hosts) {
       const local = runsHere(host);
       for (let localRank = 0; localRank < host.slots; localRank++, rank++) {
@@ -278,7 +289,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     // Whatever the ranks left running in their groups goes too.
     for (const r of ranks) signalGroup(r.child.pid, "SIGKILL");
     await removeJobShm(jobId, o.hosts.filter((h) => !runsHere(h)), agent);
-    await store.close();
+    await store?.close();
   }
 
   if (failures.length) {

@@ -25,6 +25,9 @@ export interface LaunchOptions {
   timeoutS?: number;
   /** How long ranks get between SIGTERM and SIGKILL when the job is stopped (default 5000). */
   graceMs?: number;
+  /** One of `count` launchers, one per node, as torchrun's --nnodes: this one starts its hosts' ranks
+   * from rank*slots on, and node 0's hosts the store at masterAddr:masterPort. */
+  node?: { count: number; rank: number; masterAddr: string; masterPort: number };
   /** Start every rank through the launch agent, this machine's too (srun: every rank a job step). */
   agentForAll?: boolean;
 }
@@ -73,6 +76,10 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           run on it, and release it when the job ends; inside an allocation
                           (salloc, sbatch) ranks start on its nodes with srun without this flag
   --nodes N, --ntasks-per-node M, --partition P   the allocation --slurm asks for
+  --nnodes N --node-rank K --master-addr A --master-port P
+                          one launcher per node, as torchrun's: this node's -np ranks are
+                          K*np..; node 0 hosts the store at A:P; every node needs the same
+                          UNICC_JOB_TOKEN (unicc k8s manifests give it to their pods)
   -h, --help              this text
 `;
 
@@ -121,6 +128,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
   let np: number | undefined;
   let slurm = false;
   const want: Partial<SlurmRequest> = {};
+  const node: Partial<NonNullable<LaunchOptions["node"]>> = {};
   let end = walkOptions(argv, (flag, value, arg) => {
     if (arg === "--" || !arg.startsWith("-")) return "stop"; // the command starts here
     switch (flag) {
@@ -170,6 +178,18 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--partition":
         want.partition = value().trim();
         break;
+      case "--nnodes":
+        node.count = wholeNumber(flag, value(), 1);
+        break;
+      case "--node-rank":
+        node.rank = wholeNumber(flag, value(), 0);
+        break;
+      case "--master-addr":
+        node.masterAddr = value().trim();
+        break;
+      case "--master-port":
+        node.masterPort = wholeNumber(flag, value(), 1);
+        break;
       case "--grace": {
         const v = value();
         const s = Number(v);
@@ -199,9 +219,20 @@ export function parseRunArgs(argv: string[]): RunArgs {
   } else if (Object.keys(want).length) {
     throw new UsageError("--nodes, --ntasks-per-node and --partition go with --slurm");
   }
+  if (Object.keys(node).length) o.node = nodeOptions(node, o);
   if (np !== undefined && o.hosts.length) o.hosts = firstSlots(o.hosts, np, "the hosts given");
   if (!o.hosts.length) o.hosts = [{ name: "localhost", slots: np ?? 1 }];
   return o;
+}
+
+function nodeOptions(node: Partial<NonNullable<LaunchOptions["node"]>>, o: RunArgs): NonNullable<LaunchOptions["node"]> {
+  const { count, rank, masterAddr, masterPort } = node;
+  if (count === undefined || rank === undefined || !masterAddr || masterPort === undefined)
+    throw new UsageError("--nnodes, --node-rank, --master-addr and --master-port go together");
+  if (rank >= count) throw new UsageError(`--node-rank ${rank} must be below --nnodes ${count}`);
+  if (masterPort > 65534) throw new UsageError("--master-port must be below 65535 (the next port is MASTER_PORT for torch)");
+  if (o.hostsGiven || o.slurm) throw new UsageError("--nnodes runs this node's ranks only: drop -H/--hostfile/--slurm");
+  return { count, rank, masterAddr, masterPort };
 }
 
 /** The hosts filled in order up to np ranks, as mpirun does. */
