@@ -4,6 +4,7 @@ import { HelpRequested, launch, launchOnSlurm, parseRunArgs, USAGE, UsageError }
 const HELP = `usage: unicc <command> [options]
 
   unicc run [options] [--] <command...>   start a job: ranks, rendezvous store, output (unicc run --help)
+  unicc k8s [options] -- <command...>     Kubernetes manifests of a job (unicc k8s --help)
   unicc bench [options]                   allreduce benchmark against Gloo and Open MPI (unicc bench --help)
   unicc bench engine [options]            training-step gradient exchange on emulated hosts vs DDP/Gloo
 `;
@@ -32,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
   switch (sub) {
     case "run":
       return run(rest);
+    case "k8s":
+      return (await import("./k8s.js")).runK8s(rest);
     case "bench":
       return (await import("./bench/index.js")).runBench(rest);
     case "-h":
