@@ -86,6 +86,10 @@ describe("readEnv", () => {
 
   it("refuses incomplete or inconsistent settings, saying which", () => {
     expect(() => readEnv({ RANK: "1" })).toThrow(/RANK and WORLD_SIZE must both be set/);
+    expect(() => readEnv({ OMPI_COMM_WORLD_RANK: "1" })).toThrow(/OMPI_COMM_WORLD_RANK and OMPI_COMM_WORLD_SIZE must both be set/);
+    expect(() => readEnv({ SLURM_PROCID: "x", SLURM_STEP_NUM_TASKS: "2", SLURM_STEP_NODELIST: "n1" })).toThrow(/SLURM_PROCID=x is not an integer/);
+    expect(() => readEnv({ PMI_SIZE: "2" })).toThrow(/PMI_RANK and PMI_SIZE must both be set/);
+    expect(() => readEnv({ UNICC_RENDEZVOUS: "etcd://host-without-port/x" })).toThrow(/UNICC_RENDEZVOUS=etcd:\/\/host-without-port\/x is not etcd:\/\/HOST:PORT\/PREFIX/);
     expect(() => readEnv({ RANK: "0", WORLD_SIZE: "2" })).toThrow(/MASTER_ADDR or MASTER_PORT is missing/);
     expect(() => readEnv({ UNICC_RANK: "4", UNICC_SIZE: "4", UNICC_STORE_ADDR: "x:1" })).toThrow(/UNICC_RANK=4 must be below UNICC_SIZE=4/);
     expect(() => readEnv({ UNICC_TIMEOUT_S: "soon" })).toThrow(/UNICC_TIMEOUT_S=soon is not an integer/);
