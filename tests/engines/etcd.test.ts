@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { expectCorrect, worker } from "../../packages/core-native/test/collectives-check.js";
-import { runJob, type JobResult } from "../../packages/core-native/test/run-job.js";
+import { collect, handStarted, oneRankEach, runJob, type JobResult } from "../../packages/core-native/test/run-job.js";
 
 const missing = spawnSync("sh", ["-c", "command -v etcd && command -v etcdctl"]).status === 0
   ? null : "etcd not found (Debian: apt-get install etcd-server etcd-client)";
@@ -21,21 +21,10 @@ function etcdKeys(endpoint: string, prefix: string): string[] {
 
 /** Ranks started by hand: no launcher, only their rank, the world size and the etcd URL. */
 function runRanks(size: number, env: NodeJS.ProcessEnv): Promise<JobResult> {
-  const t0 = Date.now();
-  const byRank = new Map<number, string[]>();
-  let stderr = "";
-  return Promise.all(Array.from({ length: size }, (_, rank) => new Promise<number | null>((resolve) => {
-    const e = { ...process.env, ...env, RANK: String(rank), WORLD_SIZE: String(size) };
-    for (const k of ["UNICC_STORE_ADDR", "UNICC_RANK", "UNICC_SIZE", "MASTER_ADDR", "MASTER_PORT"]) delete e[k];
-    const c = spawn(process.execPath, worker.slice(1), { env: e, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    c.stdout.on("data", (d) => (out += d));
-    c.stderr.on("data", (d) => (stderr += d));
-    c.on("close", (code) => {
-      byRank.set(rank, out.split("\n").filter(Boolean));
-      resolve(code);
-    });
-  }))).then((codes) => ({ code: codes.find((c) => c !== 0) ?? 0, signal: null, stdout: "", stderr, ms: Date.now() - t0, byRank }));
+  return collect(Array.from({ length: size }, (_, rank) => {
+    const e = handStarted({ ...env, RANK: String(rank), WORLD_SIZE: String(size) });
+    return spawn(process.execPath, worker.slice(1), { env: e, stdio: ["ignore", "pipe", "pipe"] });
+  }), { byRank: oneRankEach });
 }
 
 describe.skipIf(missing !== null)(`etcd rendezvous${missing ? `: skipped, ${missing}` : ""}`, () => {
@@ -78,8 +67,7 @@ describe.skipIf(missing !== null)(`etcd rendezvous${missing ? `: skipped, ${miss
   it("rank 1 of 2 alone: fails within the bound naming the key it waited for; killed, its keys expire with its lease", async () => {
     const url = (p: string) => `etcd://127.0.0.1:${port}/${p}`;
     const rankOne = (p: string, timeoutS: string) => {
-      const env = { ...process.env, RANK: "1", WORLD_SIZE: "2", UNICC_RENDEZVOUS: url(p), UNICC_RENDEZVOUS_TTL_S: "2", UNICC_TIMEOUT_S: timeoutS };
-      for (const k of ["UNICC_STORE_ADDR", "UNICC_RANK", "UNICC_SIZE", "MASTER_ADDR", "MASTER_PORT"]) delete env[k];
+      const env = handStarted({ RANK: "1", WORLD_SIZE: "2", UNICC_RENDEZVOUS: url(p), UNICC_RENDEZVOUS_TTL_S: "2", UNICC_TIMEOUT_S: timeoutS });
       return spawn(process.execPath, worker.slice(1), { env, stdio: ["ignore", "pipe", "pipe"] });
     };
     const alone = rankOne("t3", "3");

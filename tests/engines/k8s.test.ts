@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { expectCorrect, worker } from "../../packages/core-native/test/collectives-check.js";
-import { CLI } from "../../packages/core-native/test/run-job.js";
+import { CLI, collect } from "../../packages/core-native/test/run-job.js";
 import { netnsUnavailable, up, type Cluster } from "../cluster/cluster.js";
 import { k8sManifests, parseK8sArgs, type K8sJob } from "../../packages/core-native/src/ts/k8s.js";
 
@@ -78,16 +78,8 @@ describe.skipIf(skip !== null)("the pods' command from the manifest, on 2 emulat
       UNICC_TIMEOUT_S: "20",
       ...Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? secret.stringData[e.valueFrom.secretKeyRef.key]])),
     });
-    let stdout = "", stderr = "";
-    const codes = await Promise.all([0, 1].map((i) => new Promise<number | null>((resolve) => {
-      const p = cluster.exec(i, c.command, { env: env(i), stdio: ["ignore", "pipe", "pipe"] });
-      p.stdout!.on("data", (d) => (stdout += d));
-      p.stderr!.on("data", (d) => (stderr += d));
-      p.on("close", resolve);
-    })));
-    const byRank = new Map<number, string[]>();
-    for (const m of stdout.matchAll(/^\[(\d+)\] (.*)$/gm)) byRank.set(Number(m[1]), [...(byRank.get(Number(m[1])) ?? []), m[2]]);
-    expectCorrect({ code: codes.find((x) => x !== 0) ?? 0, stderr, byRank }, 4, "hierarchical");
+    const pods = [0, 1].map((i) => cluster.exec(i, c.command, { env: env(i), stdio: ["ignore", "pipe", "pipe"] }));
+    expectCorrect(await collect(pods), 4, "hierarchical");
   });
 });
 

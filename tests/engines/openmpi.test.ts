@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { expectCorrect, worker } from "../../packages/core-native/test/collectives-check.js";
-import type { JobResult } from "../../packages/core-native/test/run-job.js";
+import { collect, type JobResult } from "../../packages/core-native/test/run-job.js";
 import { venvPython } from "../../packages/adapter-torch-bridge/test/helpers.js";
 import { netnsUnavailable, up, type Cluster } from "../cluster/cluster.js";
 
@@ -29,30 +29,20 @@ function mpirunMissing(): string | null {
 function mpirun(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 100_000): Promise<JobResult> {
   // Not /tmp: each emulated machine has its own, and the remote ranks' files are written there.
   const out = mkdtempSync("/var/tmp/unicc-mpirun-");
-  return new Promise<JobResult>((resolve, reject) => {
-    const t0 = Date.now();
-    const child = spawn("mpirun", ["--oversubscribe", "--output-filename", out, ...args], {
-      env: { ...process.env, ...ROOT_OK, UNICC_TIMEOUT_S: "20", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "", stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`mpirun did not end within ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      const byRank = new Map<number, string[]>();
-      for (const dir of existsSync(`${out}/1`) ? readdirSync(`${out}/1`) : []) {
-        const m = /^rank\.(\d+)$/.exec(dir);
-        const file = `${out}/1/${dir}/stdout`;
-        if (m && existsSync(file)) byRank.set(Number(m[1]), readFileSync(file, "utf8").split("\n").filter(Boolean));
-      }
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, byRank });
-    });
-  }).finally(() => rmSync(out, { recursive: true, force: true }));
+  const child = spawn("mpirun", ["--oversubscribe", "--output-filename", out, ...args], {
+    env: { ...process.env, ...ROOT_OK, UNICC_TIMEOUT_S: "20", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const fromFiles = () => {
+    const byRank = new Map<number, string[]>();
+    for (const dir of existsSync(`${out}/1`) ? readdirSync(`${out}/1`) : []) {
+      const m = /^rank\.(\d+)$/.exec(dir);
+      const file = `${out}/1/${dir}/stdout`;
+      if (m && existsSync(file)) byRank.set(Number(m[1]), readFileSync(file, "utf8").split("\n").filter(Boolean));
+    }
+    return byRank;
+  };
+  return collect([child], { timeoutMs, byRank: fromFiles }).finally(() => rmSync(out, { recursive: true, force: true }));
 }
 
 const missing = mpirunMissing();

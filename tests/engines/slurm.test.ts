@@ -6,33 +6,22 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { expectCorrect, worker } from "../../packages/core-native/test/collectives-check.js";
-import { CLI, WORKERS, type JobResult } from "../../packages/core-native/test/run-job.js";
+import { CLI, collect, WORKERS, type JobResult } from "../../packages/core-native/test/run-job.js";
 import { netnsUnavailable } from "../cluster/cluster.js";
 import { slurmUnavailable, slurmUp, type SlurmCluster } from "./slurm.js";
 
-/** Runs a Slurm client command; with `--label`, srun's "R: line" output is split by rank. */
+/** Runs a Slurm client command; srun's --label lines ("R: text") and the launcher's ("[R] text") are split by rank. */
 function slurmRun(argv: string[], env: NodeJS.ProcessEnv, timeoutMs = 100_000): Promise<JobResult> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const child = spawn(argv[0], argv.slice(1), { env: { ...env, UNICC_TIMEOUT_S: "20" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "", stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${argv[0]} did not end within ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      const byRank = new Map<number, string[]>();
-      for (const m of stdout.matchAll(/^\s*(?:\[)?(\d+)(?::|\]) ?(.*)$/gm)) {
-        const r = Number(m[1]);
-        if (!byRank.has(r)) byRank.set(r, []);
-        byRank.get(r)!.push(m[2]);
-      }
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, byRank });
-    });
-  });
+  const child = spawn(argv[0], argv.slice(1), { env: { ...env, UNICC_TIMEOUT_S: "20" }, stdio: ["ignore", "pipe", "pipe"] });
+  const labelled = ([stdout]: string[]) => {
+    const byRank = new Map<number, string[]>();
+    for (const m of stdout.matchAll(/^\s*(?:\[(\d+)\] |(\d+): )(.*)$/gm)) {
+      const r = Number(m[1] ?? m[2]);
+      byRank.set(r, [...(byRank.get(r) ?? []), m[3]]);
+    }
+    return byRank;
+  };
+  return collect([child], { timeoutMs, byRank: labelled });
 }
 
 const CLUSTER_SH = fileURLToPath(new URL("../cluster/cluster.sh", import.meta.url));

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { netnsUnavailable, up, type Cluster } from "../../../tests/cluster/cluster.js";
 import { expectCorrect, worker } from "./collectives-check.js";
-import { CLI, runJob, WORKERS, type JobResult } from "./run-job.js";
+import { CLI, collect, handStarted, oneRankEach, runJob, WORKERS, type JobResult } from "./run-job.js";
 
 describe("ranks on distinct host identities over loopback (forces TCP between hosts)", () => {
   it("2 hosts x 2 ranks: shared memory inside, TCP across (hierarchical)", async () => {
@@ -66,27 +66,9 @@ describe.skipIf(skip !== null)(`ranks on two emulated hosts (network namespaces)
 // Ranks started by hand with torchrun's variables (no `unicc run`, so no UNICC_HOST_ID): which ranks
 // share a host must come from what they can share, since every "machine" here has the same name.
 function runRanks(size: number, start: (rank: number, env: NodeJS.ProcessEnv) => ChildProcess): Promise<JobResult> {
-  const t0 = Date.now();
-  const byRank = new Map<number, string[]>();
-  let stdout = "", stderr = "";
-  const exits = Array.from({ length: size }, (_, rank) => {
-    const env = { ...process.env, RANK: String(rank), WORLD_SIZE: String(size), UNICC_TIMEOUT_S: "20" };
-    for (const k of ["UNICC_HOST_ID", "UNICC_STORE_ADDR", "UNICC_RANK", "UNICC_SIZE", "UNICC_JOB_ID"]) delete env[k];
-    const child = start(rank, env);
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
-    child.stderr!.on("data", (d) => (stderr += `[${rank}] ${d}`));
-    return new Promise<number | null>((resolve) =>
-      child.on("close", (code) => {
-        byRank.set(rank, out.split("\n").filter(Boolean));
-        stdout += out.replace(/^/gm, `[${rank}] `);
-        resolve(code);
-      }),
-    );
-  });
-  return Promise.all(exits).then((codes) => ({
-    code: codes.find((c) => c !== 0) ?? 0, signal: null, stdout, stderr, ms: Date.now() - t0, byRank,
-  }));
+  return collect(Array.from({ length: size }, (_, rank) => {
+    return start(rank, handStarted({ RANK: String(rank), WORLD_SIZE: String(size), UNICC_TIMEOUT_S: "20" }));
+  }), { byRank: oneRankEach });
 }
 
 const probesLeft = () => readdirSync("/dev/shm").filter((f) => /^unicc-.*-probe-\d+$/.test(f));
@@ -121,16 +103,9 @@ describe.skipIf(skip !== null)("host identity: machines that share a hostname bu
         env: { ...process.env, UNICC_JOB_TOKEN: token, UNICC_TIMEOUT_S: "20" }, stdio: ["ignore", "pipe", "pipe"],
       }),
     );
-    let stdout = "", stderr = "";
-    const codes = await Promise.all(nodes.map((c) => {
-      c.stdout!.on("data", (d) => (stdout += d));
-      c.stderr!.on("data", (d) => (stderr += d));
-      return new Promise<number | null>((resolve) => c.on("close", resolve));
-    }));
-    const byRank = new Map<number, string[]>();
-    for (const m of stdout.matchAll(/^\[(\d+)\] (.*)$/gm)) byRank.set(Number(m[1]), [...(byRank.get(Number(m[1])) ?? []), m[2]]);
-    expectCorrect({ code: codes.find((c) => c !== 0) ?? 0, stderr, byRank }, 4, "hierarchical");
-    expect(stderr).not.toMatch(/not authenticated/);
+    const r = await collect(nodes);
+    expectCorrect(r, 4, "hierarchical");
+    expect(r.stderr).not.toMatch(/not authenticated/);
   });
 
   it("2 containers x 2 ranks on one machine (same hostname, private /dev/shm each): two hosts; no probe file left", async () => {

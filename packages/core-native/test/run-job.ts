@@ -1,10 +1,11 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 export const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 
 export interface JobResult {
+  /** The first non-zero exit code of the processes, else 0 (null if killed by a signal). */
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
@@ -14,32 +15,62 @@ export interface JobResult {
   byRank: Map<number, string[]>;
 }
 
-/** Runs `unicc run <args>` to completion and splits its output by rank. */
-export function runJob(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<JobResult> {
+/** Lines "[rank] text" grouped by rank, as `unicc run` prefixes them. */
+export function splitByRank(stdout: string): Map<number, string[]> {
+  const byRank = new Map<number, string[]>();
+  for (const m of stdout.matchAll(/^\[(\d+)\] (.*)$/gm)) {
+    const r = Number(m[1]);
+    if (!byRank.has(r)) byRank.set(r, []);
+    byRank.get(r)!.push(m[2]);
+  }
+  return byRank;
+}
+
+/**
+ * Waits for processes that make up one job (launchers, or ranks started by hand) and gathers
+ * their output; `byRank` turns each process's stdout into lines by rank (default: the "[rank] "
+ * prefixes of all of it). Kills them all and fails if they have not ended within timeoutMs.
+ */
+export function collect(
+  children: ChildProcess[],
+  opts: { timeoutMs?: number; byRank?: (stdouts: string[]) => Map<number, string[]> } = {},
+): Promise<JobResult> {
+  const t0 = Date.now();
+  const outs = children.map(() => "");
+  let stderr = "";
+  const ends = children.map((child, i) => {
+    child.stdout?.on("data", (d) => (outs[i] += d));
+    child.stderr?.on("data", (d) => (stderr += d));
+    return new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on("close", (code, signal) => resolve([code, signal])));
+  });
   return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const child = spawn(process.execPath, [CLI, "run", ...args], {
-      env: { ...process.env, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "", stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`job did not end within ${opts.timeoutMs} ms\n${stdout}\n${stderr}`));
+      children.forEach((c) => c.kill("SIGKILL"));
+      reject(new Error(`job did not end within ${opts.timeoutMs ?? 110_000} ms\n${outs.join("")}\n${stderr}`));
     }, opts.timeoutMs ?? 110_000);
-    child.on("close", (code, signal) => {
+    void Promise.all(ends).then((results) => {
       clearTimeout(timer);
-      const byRank = new Map<number, string[]>();
-      for (const line of stdout.split("\n")) {
-        const m = /^\[(\d+)\] (.*)$/.exec(line);
-        if (!m) continue;
-        const r = Number(m[1]);
-        if (!byRank.has(r)) byRank.set(r, []);
-        byRank.get(r)!.push(m[2]);
-      }
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, byRank });
+      const failed = results.find(([code, signal]) => code !== 0 || signal !== null);
+      const [code, signal] = failed ?? [0, null];
+      const stdout = outs.join("");
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, byRank: (opts.byRank ?? (() => splitByRank(stdout)))(outs) });
     });
   });
+}
+
+/** Runs `unicc run <args>` to completion and splits its output by rank. */
+export function runJob(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<JobResult> {
+  const child = spawn(process.execPath, [CLI, "run", ...args], { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+  return collect([child], opts);
+}
+
+/** Each process is one rank (index = rank), its stdout unprefixed. */
+export const oneRankEach = (stdouts: string[]) => new Map(stdouts.map((o, r) => [r, o.split("\n").filter(Boolean)]));
+
+/** An environment for a rank started by hand: this process's, less what a launcher of ours set, plus `place`. */
+export function handStarted(place: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of ["UNICC_STORE_ADDR", "UNICC_RANK", "UNICC_SIZE", "UNICC_HOST_ID", "UNICC_JOB_ID", "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"])
+    delete env[k];
+  return { ...env, ...place };
 }
