@@ -27,6 +27,7 @@ from ._ops import (  # noqa: F401
     Sum,
     allreduce,
     broadcast,
+    exchange_stats,
     grouped_allreduce,
     grouped_broadcast,
 )
@@ -91,5 +92,6 @@ def broadcast_object(obj, root_rank=0, name=None):
 __all__ = [
     "init", "shutdown", "is_initialized", "rank", "size", "local_rank", "local_size", "barrier",
     "allreduce", "grouped_allreduce", "broadcast", "grouped_broadcast", "broadcast_variables", "broadcast_object",
+    "exchange_stats",
     "DistributedGradientTape", "Sum", "Average", "Min", "Max", "Product", "Compression", "UniccError", "BridgeError",
 ]

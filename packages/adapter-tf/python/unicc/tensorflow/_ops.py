@@ -12,6 +12,8 @@ So a float32 or float64 tensor is copied once on the way in and once on the way 
 in a tf.function run in program order, so every rank submits its requests in the same order.
 """
 
+import time
+
 import numpy as np
 import tensorflow as tf
 
@@ -48,6 +50,13 @@ _WIDEN = {
     tf.uint32: np.int64,
 }
 _CODE_DTYPE = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64}
+_stats = {"calls": 0, "tensors": 0, "bytes": 0, "seconds": 0.0}
+
+
+def exchange_stats():
+    """Totals over this process's collectives so far: calls, tensors, bytes staged and seconds
+    spent in them (copies and waiting for the other ranks included), for timing a training step."""
+    return dict(_stats)
 
 
 def _wire_code(dtype):
@@ -83,6 +92,7 @@ def _aligned(shape, dtype):
 def _exchange(arrays, submit, emit):
     """Stages `arrays` in one slab, runs submit(bridge, slab, i, code, count, offset) -> Handle for
     each, waits for all, and returns [emit(result view, i)] while the slab is still ours."""
+    t0 = time.perf_counter()
     b = unicc.bridge()
     codes = [_wire_code(a.dtype) for a in arrays]
     offsets, total = [], 0
@@ -111,6 +121,10 @@ def _exchange(arrays, submit, emit):
         b.release(slab)
     if error is not None:
         raise error
+    _stats["calls"] += 1
+    _stats["tensors"] += len(arrays)
+    _stats["bytes"] += total
+    _stats["seconds"] += time.perf_counter() - t0
     return out
 
 

@@ -23,6 +23,7 @@ from .. import (  # noqa: F401
     broadcast,
     broadcast_object,
     broadcast_variables,
+    exchange_stats,
     grouped_allreduce,
     init,
     is_initialized,
