@@ -135,6 +135,8 @@ def _collective(tensors, submit):
         return []
     for t in tensors:
         _wire_code(t.dtype)
+    if unicc.bridge().size == 1:  # nothing to exchange: behave as plain TensorFlow
+        return [tf.identity(t) for t in tensors]
     if tf.executing_eagerly():
         def eager_emit(v, i):
             out = tf.convert_to_tensor(v.reshape(tensors[i].shape))  # the one copy out of the slab
