@@ -41,6 +41,17 @@ describe("one step on 4 ranks with batch b equals one process on 4b", () => {
   }
 });
 
+describe("one copy each way", () => {
+  it("inside a tf.function the exchange reads the gradients' own buffers, and its outputs are the arrays it copied into", async () => {
+    const r = await run(2, [`${WORKERS}keras_equivalence.py`, "copies", String(randomInt(1, 1 << 20))]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 2; rank++) {
+      expect(lines(r, rank)).toContain("IN-SHARED True");
+      expect(lines(r, rank)).toContain("OUT-ADOPTED True");
+    }
+  }, JOB_MS);
+});
+
 describe("Keras callbacks", () => {
   it("BroadcastGlobalVariablesCallback(0) makes differing initial weights rank 0's before the first step", async () => {
     const r = await run(4, [`${WORKERS}keras_callbacks.py`, "broadcast", String(randomInt(1, 1 << 20))]);

@@ -3,6 +3,8 @@
 #   fit:  model.fit with hvd.DistributedOptimizer(Adam)
 #   tape: a custom loop with hvd.DistributedGradientTape and SGD with momentum, step 1 eager,
 #         step 2 inside a tf.function
+#   copies: inside a tf.function, the exchange reads the gradients' own buffers and its output
+#         tensors are the arrays it copied the results into (one copy each way)
 import sys
 
 from keras_common import data, keras, loss_fn, make_model, np, rank_batches, rel_diff, tf
@@ -41,6 +43,18 @@ if mode == "fit":
     ref.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss_fn())
     ref.fit(x, y, batch_size=n * b, shuffle=False, verbose=0)
     report("fit+DistributedOptimizer(Adam)", model, ref)
+elif mode == "copies":
+    from unicc.tensorflow import _ops
+
+    seen = {"in": [], "out": []}
+    exchange, aligned = _ops._exchange, _ops._aligned
+    _ops._exchange = lambda arrays, *a: seen["in"].extend(x.ctypes.data for x in arrays) or exchange(arrays, *a)
+    _ops._aligned = lambda *a: (lambda out: seen["out"].append(out.ctypes.data) or out)(aligned(*a))
+    grads = [tf.constant(np.full(shape, r + 1.0, np.float32)) for shape in [(300, 40), (40,), (7, 3)]]
+    outs = tf.function(lambda gs: htf.grouped_allreduce(gs, names=["copies.%d" % i for i in range(3)]))(grads)
+    assert all(float(o.numpy().ravel()[0]) == (n + 1) / 2 for o in outs), [o.numpy().ravel()[0] for o in outs]
+    print("IN-SHARED %s" % ([np.asarray(g).ctypes.data for g in grads] == seen["in"]), flush=True)
+    print("OUT-ADOPTED %s" % ([np.asarray(o).ctypes.data for o in outs] == seen["out"]), flush=True)
 else:
     model, ref = make_model(seed), make_model(seed)
     mine = [tf.constant(v) for v in np.split(rank_batches(x, r, n, b), steps)]
