@@ -41,6 +41,27 @@ describe("one step on 4 ranks with batch b equals one process on 4b", () => {
   }
 });
 
+describe("between hosts (2 emulated hosts of 2 ranks), gradients in 16 bits on request", () => {
+  const cases: [string, string, NodeJS.ProcessEnv][] = [
+    ["exact", "fit", {}],
+    ["DistributedOptimizer(compression=Compression.fp16)", "fit-fp16", {}],
+    ["UNICC_COMPRESSION=fp16", "fit", { UNICC_COMPRESSION: "fp16" }],
+  ];
+  for (const [what, mode, env] of cases) {
+    it(what, async () => {
+      const r = await runJob(["-H", "a:2,b:2", "--launch-agent", "env", python, `${WORKERS}keras_equivalence.py`, mode, String(randomInt(1, 1 << 20))],
+        { timeoutMs: JOB_MS, env });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      for (let rank = 0; rank < 4; rank++) {
+        const d = Number(/DIFF .+ (\S+)$/m.exec(lines(r, rank))![1]);
+        if (what === "exact") expect(d).toBeLessThan(1e-5);
+        // fp16 rounds each gradient to 11 bits: close to the reference, and not exact
+        else expect(d > 1e-6 && d < 1e-2, `rank ${rank}: ${d}`).toBe(true);
+      }
+    }, JOB_MS);
+  }
+});
+
 describe("one copy each way", () => {
   it("inside a tf.function the exchange reads the gradients' own buffers, and its outputs are the arrays it copied into", async () => {
     const r = await run(2, [`${WORKERS}keras_equivalence.py`, "copies", String(randomInt(1, 1 << 20))]);

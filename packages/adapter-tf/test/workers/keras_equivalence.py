@@ -1,6 +1,6 @@
 # Two steps on N ranks with batch b each against two steps of plain Keras on one process with the
 # global batch N*b (computed here, without unicc), from the same initial weights:
-#   fit:  model.fit with hvd.DistributedOptimizer(Adam)
+#   fit:  model.fit with hvd.DistributedOptimizer(Adam); fit-fp16 the same with Compression.fp16
 #   tape: a custom loop with hvd.DistributedGradientTape and SGD with momentum, step 1 eager,
 #         step 2 inside a tf.function
 #   copies: inside a tf.function, the exchange reads the gradients' own buffers and its output
@@ -35,14 +35,15 @@ def tape_steps(model, opt, xs, ys, wrap):
     tf.function(step)(xs[1], ys[1])
 
 
-if mode == "fit":
+if mode in ("fit", "fit-fp16"):
     model, ref = make_model(seed), make_model(seed)
-    model.compile(optimizer=hvd.DistributedOptimizer(keras.optimizers.Adam(0.01)), loss=loss_fn())
+    compression = hvd.Compression.fp16 if mode == "fit-fp16" else None
+    model.compile(optimizer=hvd.DistributedOptimizer(keras.optimizers.Adam(0.01), compression=compression), loss=loss_fn())
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     model.fit(rank_batches(x, r, n, b), rank_batches(y, r, n, b), batch_size=b, shuffle=False, verbose=0)
     ref.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss_fn())
     ref.fit(x, y, batch_size=n * b, shuffle=False, verbose=0)
-    report("fit+DistributedOptimizer(Adam)", model, ref)
+    report("fit+DistributedOptimizer(Adam%s)" % (", fp16" if compression else ""), model, ref)
 elif mode == "copies":
     from unicc.tensorflow import _ops
 
