@@ -74,8 +74,9 @@ describe("one copy each way", () => {
 });
 
 describe("Keras callbacks", () => {
-  it("BroadcastGlobalVariablesCallback(0) makes differing initial weights rank 0's before the first step", async () => {
-    const r = await run(4, [`${WORKERS}keras_callbacks.py`, "broadcast", String(randomInt(1, 1 << 20))]);
+  it("BroadcastGlobalVariablesCallback(0) makes differing initial weights rank 0's before the first step; broadcast_variables in a tf.function, broadcast_object", async () => {
+    const seed = randomInt(1, 1 << 20);
+    const r = await run(4, [`${WORKERS}keras_callbacks.py`, "broadcast", String(seed)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const sums = new Set<string>();
     for (let rank = 0; rank < 4; rank++) {
@@ -83,6 +84,8 @@ describe("Keras callbacks", () => {
       expect(m, lines(r, rank)).not.toBeNull();
       expect(Number(m![1])).toBeLessThan(1e-5);
       sums.add(/CHECKSUM (\S+)/.exec(lines(r, rank))![1]);
+      expect(lines(r, rank)).toContain("IN-FUNCTION 3.5 [0, 4, 8, 12]");
+      expect(lines(r, rank)).toContain(`OBJECT {'from': 1, 'seed': ${seed}}`);
     }
     expect(sums.size, "weights and optimizer state identical on every rank").toBe(1);
   }, JOB_MS);

@@ -2,12 +2,14 @@
 #   broadcast: every rank builds its model from its own seed (different weights); with
 #              BroadcastGlobalVariablesCallback(0) one fit step must equal one plain step of rank
 #              0's initial model on the global batch (so the broadcast came before the first
-#              step), and all ranks end with the same weights (printed as a checksum)
+#              step), and all ranks end with the same weights (printed as a checksum); then
+#              broadcast_variables inside a tf.function (Horovod's custom-loop pattern) and
+#              broadcast_object
 #   metrics:   each rank fits on its own data for 2 epochs; an early callback records this rank's
 #              own epoch logs (OWN), History records what MetricAverageCallback made of them (HIST)
 import sys
 
-from keras_common import data, keras, loss_fn, make_model, np, rank_batches, rel_diff
+from keras_common import data, keras, loss_fn, make_model, np, rank_batches, rel_diff, tf
 
 import unicc.tensorflow.keras as hvd
 
@@ -27,6 +29,10 @@ if mode == "broadcast":
     print("DIFF broadcast-then-step %.3e" % rel_diff(model.get_weights(), ref.get_weights()), flush=True)
     weights = np.concatenate([w.ravel() for w in model.get_weights() + [v.numpy() for v in model.optimizer.variables]])
     print("CHECKSUM %s" % weights.astype(np.float64).sum().hex(), flush=True)
+    v = [tf.Variable(np.full((3, 2), r + 0.5, np.float32)), tf.Variable(np.arange(4, dtype=np.int64) * (r + 1))]
+    tf.function(lambda: hvd.broadcast_variables(v, root_rank=n - 1))()
+    print("IN-FUNCTION %r %r" % (float(v[0].numpy()[2, 1]), v[1].numpy().tolist()), flush=True)
+    print("OBJECT %r" % (hvd.broadcast_object({"from": r, "seed": seed}, root_rank=1),), flush=True)
 else:
     x, y = data(seed + 1 + r, 4 * b)  # every rank its own data: its own loss
     own = []

@@ -75,8 +75,8 @@ def broadcast_variables(variables, root_rank=0):
     call: eagerly, or as ops of the tf.function being traced."""
     variables = list(variables)
     values = grouped_broadcast([tf.convert_to_tensor(v) for v in variables], root_rank)
-    assigns = [v.assign(t) for v, t in zip(variables, values)]
-    return None if tf.executing_eagerly() else tf.group(assigns)
+    for v, t in zip(variables, values):
+        v.assign(t)  # in a tf.function, automatic control dependencies keep these assignments
 
 
 def broadcast_object(obj, root_rank=0, name=None):
