@@ -19,7 +19,7 @@ from unicc import BridgeError, UniccError
 
 from . import _ops
 from .kvstore import Dist_sync_unicc, UniccKVStore  # noqa: F401 (registers dist_sync_unicc)
-#SHARDED
+from .sharded import ShardedSoftmaxClassifier  # noqa: F401
 from .trainer import DistributedTrainer  # noqa: F401
 
 

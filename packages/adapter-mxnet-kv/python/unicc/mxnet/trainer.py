@@ -1,7 +1,9 @@
 """DistributedTrainer, as horovod.mxnet's: a gluon.Trainer without a kvstore whose gradients are
 summed across ranks by unicc, with the Trainer's scale divided by the number of ranks, so that
 `trainer.step(local_batch_size)` averages over the global batch. All gradients of a step are in
-flight together (named "<prefix><index>"), so the engine fuses them."""
+flight together (named "<prefix><index>"), so the engine fuses them. Parameters marked
+`unicc_local` (ShardedSoftmaxClassifier's class weights: their gradient is already the global
+batch's) are left out."""
 
 import mxnet as mx
 
@@ -16,6 +18,6 @@ class DistributedTrainer(mx.gluon.Trainer):
         self._scale /= self._unicc.num_workers
 
     def _allreduce_grads(self):
-        todo = [(i, p) for i, p in enumerate(self._params) if p.grad_req != "null"]
+        todo = [(i, p) for i, p in enumerate(self._params) if p.grad_req != "null" and not getattr(p, "unicc_local", False)]
         if todo:
             self._unicc.pushpull(["%s%d" % (self._unicc_prefix, i) for i, _ in todo], [p.list_grad() for _, p in todo])
