@@ -52,6 +52,21 @@ for scale in (1.0, 30.0):
     report("%s embedding grad" % what, [x.grad.asnumpy()], [want_dx[mine]], 1e-5)
     report("%s gathered class-weight grad" % what, [dw.asnumpy()], [want_dw], 1e-5)
 
+# The classifier alone under DistributedTrainer: its update is queued before MXNet runs backward
+# (asynchronously, on its custom-function thread), which must not then wait for that update.
+want_dx_w = full(X, W)[2]
+clf = um.ShardedSoftmaxClassifier(C, D)
+clf.initialize()
+clf.weight.set_data(mx.nd.array(W[clf.start:clf.end]))
+t = um.DistributedTrainer(clf.collect_params(), "sgd", {"learning_rate": 0.3})
+with autograd.record():
+    loss = clf(mx.nd.array(X[mine]), mx.nd.array(Y[mine]))
+loss.backward(mx.nd.array(G[mine]))
+t.step(b)
+mx.nd.waitall()
+report("DistributedTrainer step: the classifier alone", [clf.weight.data().asnumpy()],
+       [W[clf.start:clf.end] - 0.3 * want_dx_w[clf.start:clf.end] / (n * b)], 1e-5)
+
 # A training step: body Dense(D) data parallel, classifier sharded, against the same in one process.
 H, LR = 12, 0.3
 Z = rng.randn(n * b, H).astype(np.float32)

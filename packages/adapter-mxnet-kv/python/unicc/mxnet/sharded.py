@@ -36,7 +36,9 @@ class _ShardedSoftmaxCE(autograd.Function):
         super().__init__()
         self._start, self._end, self._rank, self._size = start, end, rank, size
 
-    def forward(self, x, w, label):
+    # w first: MXNet 1.9's Function.backward stops writing gradients at the first input that needs
+    # none (embeddings without a gradient, the labels), so those must come after it.
+    def forward(self, w, x, label):
         b = x.shape[0]
         xs = _allgather(x)                                   # (size*b, D)
         ys = _allgather(label.astype(np.float32)) - self._start
@@ -48,7 +50,10 @@ class _ShardedSoftmaxCE(autograd.Function):
         onehot = mx.nd.one_hot(ys * mine, self._end - self._start) * mine.expand_dims(1)
         true_logit = _allreduce((logits * onehot).sum(axis=1), "sum")
         loss = mx.nd.log(total) + top - true_logit           # -log softmax(true class), global batch
-        self.save_for_backward(xs, w, e / total.expand_dims(1), onehot)
+        # backward runs later, on MXNet's custom-function thread, after the optimizer's update of w
+        # may already be queued: an op reading w from there would wait for that update, which waits
+        # for backward. So backward reads a snapshot taken now (one shard-sized copy per step).
+        self.save_for_backward(xs, w.copy(), e / total.expand_dims(1), onehot)
         own = slice(self._rank * b, (self._rank + 1) * b)
         return loss[own]
 
@@ -58,7 +63,7 @@ class _ShardedSoftmaxCE(autograd.Function):
         dlogits = (prob - onehot) * _allgather(dloss).expand_dims(1)
         dw = mx.nd.dot(dlogits, xs, transpose_a=True)        # local: these classes' weights only
         dxs = _allreduce(mx.nd.dot(dlogits, w), "sum")       # summed over every rank's classes
-        return dxs[self._rank * b:(self._rank + 1) * b], dw, mx.nd.zeros_like(dloss)
+        return dw, dxs[self._rank * b:(self._rank + 1) * b], mx.nd.zeros_like(dloss)
 
 
 class ShardedSoftmaxClassifier(gluon.Block):
@@ -84,4 +89,4 @@ class ShardedSoftmaxClassifier(gluon.Block):
         if x.ndim != 2 or x.shape[1] != self.embedding_dim:
             raise ValueError("unicc.mxnet.ShardedSoftmaxClassifier: rank %d: embeddings of shape %s, expected (batch, %d)"
                              % (self._rank, x.shape, self.embedding_dim))
-        return _ShardedSoftmaxCE(self.start, self.end, self._rank, self._size)(x, self.weight.data(x.context), label)
+        return _ShardedSoftmaxCE(self.start, self.end, self._rank, self._size)(self.weight.data(x.context), x, label)
