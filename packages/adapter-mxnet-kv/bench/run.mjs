@@ -16,6 +16,8 @@ const USAGE = `usage: npm run bench -w @unicc/mxnet -- [options]    (= node benc
   --emulated-hosts H    instead: H emulated hosts (tests/cluster/: 2000 Mbit/s links, 600 Mbit/s
                         per TCP flow; needs root, ip, tc), 2 ranks on each
   --steps N             timed steps per store (default 8)
+  --sharded             instead: the sharded classifier (1,000,000 classes x 128) against plain
+                        data parallelism (sharded_bench.py), step time and peak RSS per rank
   --out DIR             where mxnet-bench*.json goes (default bench-results)
 `;
 const JOB_LIMIT_S = 600;
@@ -27,7 +29,7 @@ const fail = (msg) => {
   process.exit(1);
 };
 
-const o = { np: 4, hosts: 0, steps: 8, out: "bench-results" };
+const o = { np: 4, hosts: 0, steps: 8, out: "bench-results", sharded: false };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const flag = argv[i];
@@ -38,6 +40,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (flag === "--emulated-hosts") o.hosts = Number(argv[++i]);
   else if (flag === "--steps") o.steps = Number(argv[++i]);
   else if (flag === "--out") o.out = argv[++i];
+  else if (flag === "--sharded") o.sharded = true;
   else fail(`unknown option '${flag}' (see --help)`);
 }
 for (const k of ["np", "hosts", "steps"]) if (!Number.isInteger(o[k]) || o[k] < 0) fail(`--${k} needs a whole number`);
@@ -88,6 +91,11 @@ async function kvRun(launch, store, compression, dmlc) {
 
 async function stores(launch, ranks, dmlcFor) {
   const rows = {};
+  if (o.sharded) {
+    for (const mode of ["sharded", "data"])
+      rows[mode] = resultOf(await job(process.execPath, [cli, "run", ...launch, "--", python, here("sharded_bench.py"), "--mode", mode], env), mode);
+    return rows;
+  }
   rows.unicc = await kvRun(launch, "dist_sync_unicc", "none");
   if (o.hosts) rows.unicc_fp16 = await kvRun(launch, "dist_sync_unicc", "fp16");
   rows.dist_sync = await kvRun(launch, "dist_sync", "none", dmlcFor(ranks));
@@ -125,7 +133,7 @@ if (!o.hosts) {
 }
 
 const example = {};
-if (!o.hosts) {
+if (!o.hosts && !o.sharded) {
   for (const np of [1, 2, 4]) {
     const out = await job(process.execPath, [cli, "run", "-np", String(np), "--", python, here("../../../examples/mxnet-digits/train.py"), "--epochs", "2"], env);
     const m = /epoch 2: [\d.]+ s, (\d+) images\/s, exchange (\d+)% of the step/.exec(out);
@@ -137,10 +145,21 @@ if (!o.hosts) {
 const ms = (s) => `${(s * 1e3).toFixed(1)} ms`;
 const bytes = 25_557_032 * 4;
 const rate = (s) => `${(bytes / s / 1e9).toFixed(2)} GB/s`;
-let table = `ResNet-50 gradient set (161 tensors, 102 MB fp32) pushed and pulled per step, ${where}; medians of ${o.steps} steps\n\n`;
-table += "| store | step | gradient bytes per second | dist_sync's step / this |\n| --- | --- | --- | --- |\n";
-for (const [name, r] of Object.entries(kv))
-  table += `| ${name === "dist_sync" ? "dist_sync (ps-lite)" : name === "unicc" ? "dist_sync_unicc fp32" : "dist_sync_unicc fp16"} | ${ms(r.median_s)} | ${rate(r.median_s)} | ${(kv.dist_sync.median_s / r.median_s).toFixed(2)}x |\n`;
+let table;
+if (o.sharded) {
+  const { sharded: sh, data: dp } = kv;
+  const gb = (b) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  table = `Last layer of a ${sh.classes.toLocaleString("en")}-class classifier (x ${sh.dim}, fp32), batch ${sh.batch} per rank, ${where}; medians of 3 steps\n\n`;
+  table += "| way | weights per rank | step | peak RSS per rank (largest) |\n| --- | --- | --- | --- |\n";
+  for (const [name, r] of [["ShardedSoftmaxClassifier", sh], ["data parallel (full matrix, allreduced)", dp]])
+    table += `| ${name} | ${(r.weights_per_rank * 4 / 1e6).toFixed(0)} MB | ${ms(r.median_s)} | ${gb(r.peak_rss_bytes)} |\n`;
+  table += `\nstep time data parallel / sharded: ${(dp.median_s / sh.median_s).toFixed(2)}x; peak RSS: ${(dp.peak_rss_bytes / sh.peak_rss_bytes).toFixed(2)}x\n`;
+} else {
+  table = `ResNet-50 gradient set (161 tensors, 102 MB fp32) pushed and pulled per step, ${where}; medians of ${o.steps} steps\n\n`;
+  table += "| store | step | gradient bytes per second | dist_sync's step / this |\n| --- | --- | --- | --- |\n";
+  for (const [name, r] of Object.entries(kv))
+    table += `| ${name === "dist_sync" ? "dist_sync (ps-lite)" : name === "unicc" ? "dist_sync_unicc fp32" : "dist_sync_unicc fp16"} | ${ms(r.median_s)} | ${rate(r.median_s)} | ${(kv.dist_sync.median_s / r.median_s).toFixed(2)}x |\n`;
+}
 if (Object.keys(example).length) {
   table += "\nexamples/mxnet-digits, epoch 2 (gluon.Trainer on dist_sync_unicc)\n\n| ranks | images/s | exchange share of the step |\n| --- | --- | --- |\n";
   for (const [np, e] of Object.entries(example)) table += `| ${np} | ${e.images_per_s} | ${(100 * e.exchange_share).toFixed(0)}% |\n`;
@@ -148,6 +167,6 @@ if (Object.keys(example).length) {
 process.stdout.write("\n" + table);
 const outDir = resolve(process.env.INIT_CWD ?? process.cwd(), o.out);
 mkdirSync(outDir, { recursive: true });
-const file = join(outDir, o.hosts ? "mxnet-bench-emulated.json" : "mxnet-bench.json");
+const file = join(outDir, `mxnet-bench${o.sharded ? "-sharded" : ""}${o.hosts ? "-emulated" : ""}.json`);
 writeFileSync(file, JSON.stringify({ where, kv, example, seconds: (Date.now() - started) / 1000 }, null, 2) + "\n");
 process.stdout.write(`\nwrote ${file}\n`);
