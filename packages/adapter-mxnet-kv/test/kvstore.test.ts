@@ -67,8 +67,9 @@ describe.skipIf(skip !== null)(`2 emulated hosts x 2 ranks${skip ? `: skipped, $
     expect(diffs(r, 4, () => 1e-5)).toEqual([9, 9, 9, 9]);
   });
 
-  it("fp16 transfer: pushpull and a Trainer step within half precision's bound, with the rounding visible", async () => {
-    const r = await runJob([...on(), python, `${WORKERS}compression.py`, String(randomInt(1, 1 << 20))]);
+  it.each(["the compression option", "UNICC_COMPRESSION=fp16"])("fp16 transfer (%s): pushpull and a Trainer step within half precision's bound, with the rounding visible", async (how) => {
+    const env = how.startsWith("UNICC") ? { UNICC_COMPRESSION: "fp16" } : {};
+    const r = await runJob([...on(), python, `${WORKERS}compression.py`, String(randomInt(1, 1 << 20))], { env });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     for (let rank = 0; rank < 4; rank++) {
       const out = lines(r, rank);

@@ -127,11 +127,11 @@ def stage(values):
 
 
 def start_allreduce(values, outs, op="sum", name=None, compression=None, keep=False):
-    """Starts reducing `values` (one key's arrays) across ranks; the result lands in `outs`."""
+    """Starts reducing `values` (one key's arrays) across ranks; the result lands in `outs`.
+    compression None: the engine's default (UNICC_COMPRESSION); "none" overrides that."""
     slab, v, code = stage(values)
     try:
-        h = bridge().submit("allreduce", slab, code, v.size, op=op, name=name,
-                            compression=None if compression in (None, "none") else compression)
+        h = bridge().submit("allreduce", slab, code, v.size, op=op, name=name, compression=compression)
     except BaseException:
         bridge().release(slab)
         raise

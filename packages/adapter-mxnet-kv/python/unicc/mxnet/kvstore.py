@@ -121,7 +121,7 @@ class UniccKVStore(mx.kvstore.KVStoreBase):
             if len(seen) > 1:
                 mine = (int(every[self.rank, i, 0]),)
                 parts = ["shape %s on ranks %s" % (s, rs) if h == mine[0] else "another key on ranks %s" % rs
-                         for (h, s), rs in seen.items()]
+                         for (h, s), rs in sorted(seen.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))]  # most ranks first
                 raise unicc.UniccError("unicc.mxnet: rank %d: key %r differs across ranks: %s; every rank must build "
                                        "the same model with the same parameter shapes" % (self.rank, k, "; ".join(parts)))
             self._shapes[k] = vs[0].shape
