@@ -81,7 +81,7 @@ class Pending:
         self.slab = slab
         self.result = result  # the slab view holding the outcome
         self._outs = outs
-        self._keep = keep
+        self.keep = keep
         self._extra = list(extra)
         self._lock = threading.Lock()
         self._finished = False
@@ -106,7 +106,7 @@ class Pending:
             finally:
                 for s in self._extra:
                     b.release(s)
-                if not self._keep:
+                if not self.keep:
                     b.release(self.slab)
 
 
@@ -138,14 +138,14 @@ def start_allreduce(values, outs, op="sum", name=None, compression=None, keep=Fa
     return Pending(h, slab, v, as_list(outs), keep=keep)
 
 
-def start_broadcast(value, outs, root=0):
+def start_broadcast(value, outs, root=0, keep=False):
     slab, v, code = stage(value)
     try:
         h = bridge().submit("broadcast", slab, code, v.size, root=root)
     except BaseException:
         bridge().release(slab)
         raise
-    return Pending(h, slab, v, as_list(outs))
+    return Pending(h, slab, v, as_list(outs), keep=keep)
 
 
 def start_allgather(value):

@@ -93,8 +93,7 @@ class UniccKVStore(mx.kvstore.KVStoreBase):
         pairs = _pairs(key, value, "init")
         self._agree_shapes(pairs)
         for k, v in pairs:
-            p = _ops.start_broadcast(v[0], v, root=0)
-            p._keep = True
+            p = _ops.start_broadcast(v[0], v, root=0, keep=True)
             p.wait()
             self._replace(k, p)
 
@@ -184,7 +183,7 @@ class UniccKVStore(mx.kvstore.KVStoreBase):
 
     def _replace(self, k, pending):
         """pending's slab becomes the key's stored value (the old one goes back to the pool)."""
-        if not pending._keep:
+        if not pending.keep:
             return
         old = self._stored.get(k)
         if old is not None:
