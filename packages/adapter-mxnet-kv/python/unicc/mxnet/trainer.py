@@ -1,0 +1,23 @@
+"""DistributedTrainer, as horovod.mxnet's: a gluon.Trainer without a kvstore whose gradients are
+summed across ranks by unicc, with the Trainer's scale divided by the number of ranks, so that
+`trainer.step(local_batch_size)` averages over the global batch. All gradients of a step are in
+flight together (named "<prefix><index>"), so the engine fuses them. Parameters marked
+`unicc_local` (ShardedSoftmaxClassifier's class weights: their gradient is already the global
+batch's) are left out."""
+
+import mxnet as mx
+
+from .kvstore import UniccKVStore
+
+
+class DistributedTrainer(mx.gluon.Trainer):
+    def __init__(self, params, optimizer, optimizer_params=None, compression=None, prefix="grad."):
+        super().__init__(params, optimizer, optimizer_params=optimizer_params, kvstore=None)
+        self._unicc = UniccKVStore(compression=compression)
+        self._unicc_prefix = prefix
+        self._scale /= self._unicc.num_workers
+
+    def _allreduce_grads(self):
+        todo = [(i, p) for i, p in enumerate(self._params) if p.grad_req != "null" and not getattr(p, "unicc_local", False)]
+        if todo:
+            self._unicc.pushpull(["%s%d" % (self._unicc_prefix, i) for i, _ in todo], [p.list_grad() for _, p in todo])
