@@ -6,7 +6,7 @@
 set -euo pipefail
 root="${UNICC_CAFFE_ROOT:-/var/tmp/unicc-bullseye}"
 mirror="${UNICC_BULLSEYE_MIRROR:-http://deb.debian.org/debian}"
-pkgs=(caffe python3-caffe python3-numpy python3-protobuf)
+pkgs=(caffe python3-caffe python3-numpy python3-protobuf python3-lmdb python3-h5py)
 stamp="$root/.unicc-root-ready"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${pkgs[*]}" ]; then echo "$root"; exit 0; fi

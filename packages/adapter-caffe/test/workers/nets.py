@@ -32,6 +32,13 @@ SOLVERS = {
 DIM, CLASSES = 20, 5
 
 
+def lmdb_net(net_text, db, batch):
+    """The net with its MemoryData layer replaced by a Data layer reading db (float data, as written by make_lmdb.py)."""
+    head, rest = net_text.split("\n", 1)
+    body = rest.split("\n", 2)[2]  # drop the two lines of the MemoryData layer
+    return head + '\nlayer { name: "data" type: "Data" top: "data" top: "label"\n  data_param { source: "%s" backend: LMDB batch_size: %d } }\n' % (db, batch) + body
+
+
 def write(path, text):
     """Every rank writes the same files into the job's folder: whole, so none reads half of one."""
     tmp = "%s.%d" % (path, os.getpid())
@@ -41,13 +48,14 @@ def write(path, text):
     return path
 
 
-def write_solver(folder, kind, batch, max_iter=1000, extra=""):
-    """A solver file for the MLP with `batch` rows per iteration; returns its path."""
-    tag = "%s-%d" % (kind, batch)
-    net = write(os.path.join(folder, "mlp-%s.prototxt" % tag), MLP % {"batch": batch, "dim": DIM, "classes": CLASSES})
+def write_solver(folder, kind, batch, max_iter=1000, extra="", db=None, snapshot_after_train=False):
+    """A solver file for the MLP with `batch` rows per iteration (from MemoryData, or the LMDB db); returns its path."""
+    tag = "%s-%d%s" % (kind, batch, "-db" if db else "")
+    text = MLP % {"batch": batch, "dim": DIM, "classes": CLASSES}
+    net = write(os.path.join(folder, "mlp-%s.prototxt" % tag), lmdb_net(text, db, batch) if db else text)
     return write(os.path.join(folder, "solver-%s.prototxt" % tag),
-                 'net: "%s"\n%s\nlr_policy: "fixed"\nmax_iter: %d\ndisplay: 0\nsnapshot_after_train: false\nrandom_seed: 7\n%s\n'
-                 % (net, SOLVERS[kind], max_iter, extra))
+                 'net: "%s"\n%s\nlr_policy: "fixed"\nmax_iter: %d\ndisplay: 0\nsnapshot_after_train: %s\nrandom_seed: 7\n%s\n'
+                 % (net, SOLVERS[kind], max_iter, str(snapshot_after_train).lower(), extra))
 
 
 def dataset(seed, rows):

@@ -3,7 +3,7 @@
 // a container whose libraries Node cannot use still reaches the core. Socket and slabs live in one
 // folder both sides see (/dev/shm by default, else the folder the user names and shares).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Writable } from "node:stream";
@@ -19,6 +19,8 @@ export interface RankBridge {
   env: Record<string, string>;
   /** Output relayed and process gone. */
   closed: Promise<void>;
+  /** Whether no client ever came: the bridge removes its socket folder once one is in. */
+  unclaimed(): boolean;
 }
 
 /** Starts rank `rank`'s bridge with the rank's environment; its output is relayed with the rank's prefix. */
@@ -46,6 +48,7 @@ export function startBridge(
     child,
     env: { UNICC_BRIDGE_SOCKET: socket, UNICC_BRIDGE_DIR: dir, UNICC_BRIDGE_PID: String(child.pid ?? 0) },
     closed,
+    unclaimed: () => existsSync(home),
   };
 }
 

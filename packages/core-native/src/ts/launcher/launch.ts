@@ -257,7 +257,9 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           child.stdin.end(`${token}\n`);
         }
         const r: Rank = { rank, host: local ? hostname() : host.name, child, bridge, exited: false, done: false, closed: Promise.resolve() };
+        let abandoned = false;
         bridge?.child.on("exit", (code, signal) => {
+          if (abandoned) return;
           const what = `lost its bridge (pid ${bridge.child.pid}), which`;
           if (signal) onFailure(r, 128 + signalNumber(signal), `${what} was killed by ${signal}`, true);
           else if (code !== 0) onFailure(r, code ?? 1, `${what} exited with code ${code}`, true);
@@ -274,6 +276,12 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
         });
         child.on("exit", (code, signal) => {
           r.exited = true;
+          // A rank that never connected (it failed first, or does not use unicc) leaves its bridge
+          // waiting for nobody: it goes now, and is not a failure of its own.
+          if (bridge?.unclaimed()) {
+            abandoned = true;
+            signalGroup(bridge.child.pid, "SIGKILL");
+          }
           if (signal) onFailure(r, 128 + signalNumber(signal), `was killed by ${signal}`);
           else if (code !== 0) onFailure(r, code ?? 1, `exited with code ${code}`);
         });
