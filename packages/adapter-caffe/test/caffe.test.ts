@@ -2,6 +2,7 @@
 // ranks there through `unicc run --bridge`, the bridges outside in the launcher's environment.
 import { randomInt } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { bullseyeRoot, IN_ROOT, inRoot, jobFolder, leftovers, lines, runJob, UNICC_CAFFE, WORKERS } from "./helpers.js";
@@ -102,4 +103,18 @@ describe("failures during Solver.step raise in Python, naming what died, within 
       } else expect(r.stderr).toMatch(new RegExp(`unicc: rank ${victim} \\(.*\\) was killed by SIGKILL first`));
     });
   }
+});
+
+describe("examples/caffe-lenet", () => {
+  it("4 ranks reach the test accuracy of 1 rank within 1 point (same global batch)", async () => {
+    const train = fileURLToPath(new URL("../../../examples/caffe-lenet/train.py", import.meta.url));
+    const acc: number[] = [];
+    for (const np of [1, 4]) {
+      const r = await inRootJob(np, ["python3", train, "--epochs", "1", "--out", job.dir]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      acc.push(Number(/FINAL accuracy (\S+)/.exec(lines(r, 0))![1]));
+    }
+    expect(acc[0], acc.join(" ")).toBeGreaterThan(0.9);
+    expect(Math.abs(acc[0] - acc[1]), acc.join(" ")).toBeLessThanOrEqual(0.01);
+  }, 240_000);
 });

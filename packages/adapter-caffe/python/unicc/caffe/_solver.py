@@ -1,7 +1,7 @@
 """Solvers for a rank: the solver file read and checked up front (one clear error instead of Caffe's
-fatal abort), Caffe told this rank's place (so its Data and HDF5Data layers read every size-th
-record from the rank-th, and only rank 0 tests, displays and snapshots), and the other ranks'
-copy of the file with testing and snapshots off."""
+fatal abort), Caffe told this rank's place (so its Data layers read every size-th record from the
+rank-th, and only rank 0 tests, displays and snapshots: Caffe's root-solver rule), and the other
+ranks' copy of the file with snapshots off."""
 
 import os
 import tempfile
@@ -54,7 +54,7 @@ def read_solver(path):
 
 def get_solver(path, compression=None, max_iter=None):
     """This rank's solver for the solver file at path, distributed (see distribute). Ranks other than 0
-    get it with testing and snapshots off; max_iter overrides the file's."""
+    get it with snapshots off; max_iter overrides the file's."""
     import caffe
     from google.protobuf import text_format
 
@@ -66,8 +66,7 @@ def get_solver(path, compression=None, max_iter=None):
         param.max_iter = max_iter
     if not param.snapshot_prefix:  # what Caffe derives from the file's name, not from our copy's
         param.snapshot_prefix = path[:-len(".prototxt")] if path.endswith(".prototxt") else path
-    if b.rank != 0:
-        param.test_interval = 0
+    if b.rank != 0:  # Caffe itself tests and snapshots on its root solver only; this keeps Solve's last ones off too
         param.test_initialization = False
         param.snapshot = 0
         param.snapshot_after_train = False
