@@ -1,6 +1,7 @@
 """The Python side of the bridge protocol (see src/ts/bridge/protocol.ts for the wire format).
 
-A Bridge starts this rank's bridge process (Node, hosting the core), proves the job token to it,
+A Bridge starts this rank's bridge process (Node, hosting the core), or connects to the one
+`unicc run --bridge` started (_attach.py), proves the job token to it,
 and then drives collectives on shared-memory slabs that both processes map. Framework adapters
 (unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back.
 Pure Python 3.9+, no third-party imports.
