@@ -262,6 +262,8 @@ describe("unicc run", () => {
       [["--grace", "soon", "node"], /--grace needs a number of seconds/],
       [["--bogus", "node"], /unknown option '--bogus'/],
       [["--network-interface", "nosuch0", "-np", "1", "node"], /--network-interface nosuch0: this host has no such interface \(it has lo/],
+      [["--bridge-dir", "shm", "node"], /--bridge-dir needs an absolute folder, got 'shm'/],
+      [["--bridge", "-H", "elsewhere:2", "node"], /--bridge starts bridges on this host only/],
     ] as const) {
       const r = await runJob([...args]);
       expect(r.code, args.join(" ")).toBe(2);
