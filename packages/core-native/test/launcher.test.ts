@@ -268,6 +268,8 @@ describe("unicc run", () => {
       [["--slurm", "--nodes", "2", "node"], /--slurm needs --nodes N and --ntasks-per-node M/],
       [["--nodes", "2", "node"], /--nodes, --ntasks-per-node and --partition go with --slurm/],
       [["--rendezvous", "redis://x:1", "node"], /--rendezvous takes etcd:\/\/HOST:PORT\/PREFIX/],
+      [["--bridge-dir", "shm", "node"], /--bridge-dir needs an absolute folder, got 'shm'/],
+      [["--bridge", "-H", "elsewhere:2", "node"], /--bridge starts bridges on this host only/],
     ] as const) {
       const r = await runJob([...args]);
       expect(r.code, args.join(" ")).toBe(2);

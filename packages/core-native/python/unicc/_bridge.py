@@ -1,6 +1,7 @@
 """The Python side of the bridge protocol (see src/ts/bridge/protocol.ts for the wire format).
 
-A Bridge starts this rank's bridge process (Node, hosting the core), proves the job token to it,
+A Bridge starts this rank's bridge process (Node, hosting the core), or connects to the one
+`unicc run --bridge` started (_attach.py), proves the job token to it,
 and then drives collectives on shared-memory slabs that both processes map. Framework adapters
 (unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back.
 Pure Python 3.9+, no third-party imports.
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from ._attach import LauncherBridge
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE = 64 * 1024
@@ -172,8 +175,30 @@ class Bridge:
         self._closing = False
         self._last_heard = time.monotonic()
         self._stderr_tail = collections.deque(maxlen=20)
-        self._shm_prefix = "/dev/shm/unicc-%s-bridge-%d-%d-" % (env.get("UNICC_JOB_ID") or "solo", self.rank, os.getpid())
+        attached = env.get("UNICC_BRIDGE_SOCKET")
+        self._proc = LauncherBridge(env) if attached else None
+        self._shm_prefix = os.path.join(self._proc.slab_dir if attached else "/dev/shm", "unicc-%s-bridge-%d-%d-" % (
+            env.get("UNICC_JOB_ID") or "solo", self.rank, os.getpid()))
+        self._dir = None
+        path = attached or self._start(env, node, script)
+        self.pid = self._proc.pid
+        try:
+            self._sock = self._connect(path)
+            self._handshake(env.get("UNICC_JOB_TOKEN") or None)
+        except BaseException:
+            self._proc.kill()
+            self._stop_process()
+            raise
+        self._reader = threading.Thread(target=self._read_loop, name="unicc-bridge-reader", daemon=True)
+        self._reader.start()
+        if attached:
+            self._proc.follow(self._sock, self._reader)
+        atexit.register(self.close)
 
+    # ---- startup
+
+    def _start(self, env, node, script):
+        """Starts this rank's bridge as our child; returns the socket path it will listen on."""
         node = node or env.get("UNICC_NODE") or shutil.which("node")
         script = script or env.get("UNICC_BRIDGE_JS") or _default_script()
         if not node:
@@ -184,22 +209,12 @@ class Bridge:
         path = os.path.join(self._dir, "s")
         self._proc = subprocess.Popen(
             [node, script, "--socket", path], env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, close_fds=True)
-        self.pid = self._proc.pid
         threading.Thread(target=self._pump_stderr, name="unicc-bridge-stderr", daemon=True).start()
-        try:
-            self._sock = self._connect(path)
-            self._handshake(env.get("UNICC_JOB_TOKEN") or None)
-        except BaseException:
-            self._proc.kill()
-            self._stop_process()
-            raise
-        self._reader = threading.Thread(target=self._read_loop, name="unicc-bridge-reader", daemon=True)
-        self._reader.start()
-        atexit.register(self.close)
-
-    # ---- startup
+        return path
 
     def _what_died(self):
+        if isinstance(self._proc, LauncherBridge):
+            return "unicc: rank %d: the bridge process (pid %d) %s" % (self.rank, self.pid, self._proc.how())
         try:  # a broken socket is seen a moment before the process is reaped
             self._proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
@@ -435,7 +450,8 @@ class Bridge:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def prove_token(token, challenge):

@@ -1,5 +1,6 @@
-// Entry of dist/bridge.js: `node bridge.js --socket <dir>/<name>`, started by the Python client
-// (python/unicc/_bridge.py) with the rank's environment. Exit code 0 on a clean close.
+// Entry of dist/bridge.js: `node bridge.js --socket <dir>/<name> [--slab-dir DIR]`, started with the
+// rank's environment by the Python client (python/unicc/_bridge.py), or by `unicc run --bridge`
+// (launcher/bridges.ts, which names the shared slab folder). Exit code 0 on a clean close.
 import { readEnv } from "../env.js";
 import { runBridge } from "./server.js";
 
@@ -10,8 +11,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write("usage: node bridge.js --socket <private dir>/<socket name>\n");
     return 2;
   }
+  const j = argv.indexOf("--slab-dir");
+  const slabDir = j >= 0 ? argv[j + 1] : undefined;
   const { timeoutMs } = readEnv(process.env);
-  return runBridge({ socketPath, connectTimeoutMs: timeoutMs });
+  return runBridge({ socketPath, slabDir, connectTimeoutMs: timeoutMs });
 }
 
 // A stopped job signals the client's whole process group, us included. The client decides: it

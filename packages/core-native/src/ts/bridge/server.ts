@@ -21,11 +21,16 @@ import {
   viewOf,
 } from "./protocol.js";
 
-/** The only files a client may have mapped: its own slabs, directly in /dev/shm. */
-const SHM_PATH = /^\/dev\/shm\/unicc-[A-Za-z0-9_-][A-Za-z0-9_.-]*$/;
+/** The only files a client may have mapped: its own slabs, directly in the slab folder (/dev/shm by default). */
+export function slabPathPattern(dir = "/dev/shm"): RegExp {
+  const d = dir.replace(/\/+$/, "").replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^${d}/unicc-[A-Za-z0-9_-][A-Za-z0-9_.-]*$`);
+}
 
 export interface BridgeOptions {
   socketPath: string;
+  /** Where the client's slabs must be (unicc run --bridge-dir); /dev/shm by default. */
+  slabDir?: string;
   env?: NodeJS.ProcessEnv;
   /** How long the client may take to connect and authenticate after the world is up. */
   connectTimeoutMs: number;
@@ -44,6 +49,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
   const env = opts.env ?? process.env;
   const token = env.UNICC_JOB_TOKEN || undefined;
   checkPrivateDir(dirname(opts.socketPath));
+  const SHM_PATH = slabPathPattern(opts.slabDir);
   const mapShared = (loadAddon() as unknown as { mapShared: MapShared }).mapShared;
   const world = await init({ env });
   const who = `the bridge of rank ${world.rank}`;
@@ -128,7 +134,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
         case "map": {
           if (!Number.isSafeInteger(msg.id) || typeof msg.path !== "string" || !Number.isSafeInteger(msg.bytes))
             throw new BridgeProtocolError("map needs an integer id, a path and an integer byte count");
-          if (!SHM_PATH.test(msg.path)) throw new BridgeProtocolError(`map path ${msg.path} is not a /dev/shm/unicc-* file`);
+          if (!SHM_PATH.test(msg.path)) throw new BridgeProtocolError(`map path ${msg.path} is not a ${opts.slabDir ?? "/dev/shm"}/unicc-* file`);
           buffers.set(msg.id, mapShared(msg.path, msg.bytes));
           send({ t: "mapped", id: msg.id });
           return;

@@ -9,6 +9,7 @@ import { StoreServer } from "../store/index.js";
 import { agentArgv, commandExists, defaultRendezvousAddr, isLocalHost } from "./agent.js";
 import { DEFAULT_GRACE_MS, DEFAULT_LAUNCH_AGENT, type HostSlots, type LaunchOptions, UsageError } from "./options.js";
 import { relayLines } from "./relay.js";
+import { DEFAULT_BRIDGE_DIR, removeBridgeFiles, startBridge, type RankBridge } from "./bridges.js";
 import { interfaceAddress } from "../env.js";
 
 export interface LaunchResult {
@@ -32,6 +33,8 @@ interface Rank {
   /** Host name for messages. */
   host: string;
   child: ChildProcess;
+  /** The bridge `--bridge` started for it. */
+  bridge?: RankBridge;
   /** The rank's own process has exited (or never started). */
   exited: boolean;
   /** Exited, and its output is all relayed. */
@@ -66,12 +69,18 @@ interface Failure {
   at: number;
   /** Killed by a signal this launcher did not send: directly, or as a shell's 128+n exit code. */
   killedFromOutside: boolean;
+  /** The rank's bridge (--bridge) failed, not the rank's own process. */
+  byBridge: boolean;
 }
 
-/** The failure to name as the cause: the first, unless a rank was killed at the same moment. */
+/**
+ * The failure to name as the cause: the first, unless a rank (or bridge) was killed at the same
+ * moment; a bridge that ended because its rank did is never the cause when the rank's exit is there.
+ */
 function causeOf(failures: Failure[]): Failure {
   const first = failures[0];
-  return failures.find((f) => f.killedFromOutside && f.at - first.at <= SIMULTANEOUS_MS) ?? first;
+  const near = failures.filter((f) => f.at - first.at <= SIMULTANEOUS_MS);
+  return near.find((f) => f.killedFromOutside) ?? near.find((f) => !f.byBridge) ?? first;
 }
 
 /** The job id every node of a --nnodes job derives alike from where they meet. */
@@ -154,6 +163,8 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   if (!o.hosts.length || o.hosts.some((h) => !Number.isInteger(h.slots) || h.slots < 1))
     throw new UsageError("every host needs a positive whole number of slots");
   // Found out here, a missing command is one clear line instead of every rank failing to start.
+  if (o.bridge && !o.hosts.every(runsHere))
+    throw new UsageError("--bridge starts bridges on this host only; run the launcher on each host");
   if (o.hosts.some(runsHere) && !commandExists(o.command[0], baseEnv.PATH)) {
     stderr.write(`unicc run: command not found: ${o.command[0]}\n`);
     return { exitCode: 127, jobId };
@@ -179,11 +190,11 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
 
   const killAll = () => {
     sent.add(signalNumber("SIGKILL"));
-    ranks.forEach((r) => !r.done && signalGroup(r.child.pid, "SIGKILL"));
+    ranks.forEach((r) => !r.done && [r.child, r.bridge?.child].forEach((c) => signalGroup(c?.pid, "SIGKILL")));
   };
   const stopAll = (sig: NodeJS.Signals) => {
     sent.add(signalNumber(sig));
-    ranks.forEach((r) => !r.done && signalGroup(r.child.pid, sig));
+    ranks.forEach((r) => !r.done && [r.child, r.bridge?.child].forEach((c) => signalGroup(c?.pid, sig)));
     killTimer = setTimeout(killAll, graceMs);
   };
   const onSignal = (sig: NodeJS.Signals) => {
@@ -191,10 +202,10 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     signalled = sig;
     stopAll(sig);
   };
-  const onFailure = (rank: Rank, exitCode: number, what: string) => {
+  const onFailure = (rank: Rank, exitCode: number, what: string, byBridge = false) => {
     if (signalled) return; // a consequence of the stop
     const signal = exitCode > 128 && exitCode < 128 + 64 ? exitCode - 128 : 0;
-    failures.push({ rank, exitCode, what, at: performance.now(), killedFromOutside: signal > 0 && !sent.has(signal) });
+    failures.push({ rank, exitCode, what, at: performance.now(), killedFromOutside: signal > 0 && !sent.has(signal), byBridge });
     if (failures.length > 1) return; // the others are kept only to pick the cause
     runningAtFirstFailure = ranks.filter((r) => !r.exited);
     stopAll("SIGTERM");
@@ -237,6 +248,8 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           MASTER_ADDR: addr,
           MASTER_PORT: String(masterPort),
         };
+        const bridge = o.bridge && local ? startBridge(o.bridgeDir ?? DEFAULT_BRIDGE_DIR, jobId, rank, { ...baseEnv, ...env }, { stdout, stderr }) : undefined;
+        Object.assign(env, bridge?.env);
         const { UNICC_JOB_TOKEN: _secret, ...visible } = env;
         const argv = local
           ? o.command
@@ -255,7 +268,14 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           child.stdin.on("error", () => {}); // a rank that dies at once fails through "exit" below
           child.stdin.end(`${token}\n`);
         }
-        const r: Rank = { rank, host: local ? hostname() : host.name, child, exited: false, done: false, closed: Promise.resolve() };
+        const r: Rank = { rank, host: local ? hostname() : host.name, child, bridge, exited: false, done: false, closed: Promise.resolve() };
+        let abandoned = false;
+        bridge?.child.on("exit", (code, signal) => {
+          if (abandoned) return;
+          const what = `lost its bridge (pid ${bridge.child.pid}), which`;
+          if (signal) onFailure(r, 128 + signalNumber(signal), `${what} was killed by ${signal}`, true);
+          else if (code !== 0) onFailure(r, code ?? 1, `${what} exited with code ${code}`, true);
+        });
         const prefix = `[${rank}] `;
         const output = Promise.all([
           child.stdout && relayLines(child.stdout, stdout, prefix),
@@ -268,12 +288,18 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
         });
         child.on("exit", (code, signal) => {
           r.exited = true;
+          // A rank that never connected (it failed first, or does not use unicc) leaves its bridge
+          // waiting for nobody: it goes now, and is not a failure of its own.
+          if (bridge?.unclaimed()) {
+            abandoned = true;
+            signalGroup(bridge.child.pid, "SIGKILL");
+          }
           if (signal) onFailure(r, 128 + signalNumber(signal), `was killed by ${signal}`);
           else if (code !== 0) onFailure(r, code ?? 1, `exited with code ${code}`);
         });
         r.closed = new Promise((resolve) =>
           child.once("close", () =>
-            output.then(() => {
+            Promise.all([output, bridge?.closed]).then(() => {
               r.done = true;
               resolve();
             }),
@@ -287,7 +313,8 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     clearTimeout(killTimer);
     // Whatever the ranks left running in their groups goes too.
-    for (const r of ranks) signalGroup(r.child.pid, "SIGKILL");
+    for (const r of ranks) [r.child, r.bridge?.child].forEach((c) => signalGroup(c?.pid, "SIGKILL"));
+    if (o.bridge) removeBridgeFiles(o.bridgeDir ?? DEFAULT_BRIDGE_DIR, jobId);
     await removeJobShm(jobId, o.hosts.filter((h) => !runsHere(h)), agent);
     await store?.close();
   }

@@ -25,6 +25,10 @@ export interface LaunchOptions {
   timeoutS?: number;
   /** How long ranks get between SIGTERM and SIGKILL when the job is stopped (default 5000). */
   graceMs?: number;
+  /** The launcher starts each rank's bridge and passes its address (UNICC_BRIDGE_SOCKET). */
+  bridge?: boolean;
+  /** Where bridge sockets and slabs live, shared with the ranks (default /dev/shm). */
+  bridgeDir?: string;
   /** One of `count` launchers, one per node, as torchrun's --nnodes: this one starts its hosts' ranks
    * from rank*slots on, and node 0's hosts the store at masterAddr:masterPort. */
   node?: { count: number; rank: number; masterAddr: string; masterPort: number };
@@ -72,6 +76,11 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           --rendezvous-addr says otherwise
   --timeout S             seconds a collective may wait without progress (sets UNICC_TIMEOUT_S)
   --grace S               seconds between SIGTERM and SIGKILL when stopping ranks (default 5)
+  --bridge                start each rank's bridge here and pass its address to the rank
+                          (UNICC_BRIDGE_SOCKET), for Python ranks in a chroot or container that
+                          cannot run Node; they must see the bridge folder at the same path
+  --bridge-dir DIR        the folder for bridge sockets and tensor slabs (default /dev/shm;
+                          implies --bridge)
   --slurm                 ask Slurm for an allocation (--nodes, --ntasks-per-node, --partition),
                           run on it, and release it when the job ends; inside an allocation
                           (salloc, sbatch) ranks start on its nodes with srun without this flag
@@ -197,6 +206,14 @@ export function parseRunArgs(argv: string[]): RunArgs {
         o.graceMs = s * 1000;
         break;
       }
+      case "--bridge":
+        o.bridge = true;
+        break;
+      case "--bridge-dir":
+        o.bridge = true;
+        o.bridgeDir = value().trim();
+        if (!o.bridgeDir.startsWith("/")) throw new UsageError(`--bridge-dir needs an absolute folder, got '${o.bridgeDir}'`);
+        break;
       default:
         throw new UsageError(`unknown option '${arg}'`);
     }

@@ -1,0 +1,14 @@
+"""Caffe on unicc (pycaffe 1.0, Python 3.9+): data-parallel training through Caffe's own solver callbacks.
+
+    import unicc.caffe as uc
+    solver = uc.get_solver("lenet_solver.prototxt")   # rank-aware solver; its diffs averaged across ranks
+    solver.step(100)
+
+`distribute(solver)` does the averaging for a solver you built yourself; `data` shards inputs.
+"""
+
+from ._distribute import Distributed, distribute
+from ._solver import SolverFileError, get_solver, init, read_solver
+from . import data
+
+__all__ = ["Distributed", "distribute", "get_solver", "init", "read_solver", "SolverFileError", "data"]

@@ -1,0 +1,39 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export { runJob, type JobResult } from "../../core-native/test/run-job.js";
+
+export const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
+export const IN_ROOT = fileURLToPath(new URL("../scripts/in-root.sh", import.meta.url));
+export const UNICC_CAFFE = fileURLToPath(new URL("../bin/unicc-caffe", import.meta.url));
+const MAKE_ROOT = fileURLToPath(new URL("../scripts/make-bullseye-root.sh", import.meta.url));
+
+/** The bullseye root with Caffe (made once by scripts/make-bullseye-root.sh; about a minute the first time). */
+export function bullseyeRoot(): string {
+  return execFileSync("bash", [MAKE_ROOT], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").pop()!;
+}
+
+/** A folder for one test's files, bound into the root at the same path (UNICC_ROOT_BINDS). */
+export function jobFolder(): { dir: string; env: NodeJS.ProcessEnv } {
+  const dir = mkdtempSync(join(tmpdir(), "unicc-caffe-test-"));
+  return { dir, env: { UNICC_ROOT_BINDS: dir, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" } };
+}
+
+/** Runs a command in the root as one process (no job), e.g. to write an LMDB. */
+export function inRoot(env: NodeJS.ProcessEnv, cmd: string[]): string {
+  return execFileSync(IN_ROOT, cmd, { encoding: "utf8", env: { ...process.env, ...env }, cwd: WORKERS });
+}
+
+/** Mounts below the root, and what the bridge may leave in /dev/shm: both must stay empty. */
+export function leftovers(root: string): string[] {
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4]).filter((m) => m?.startsWith(root));
+  const shm = readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-") && f.includes("-bridge-")).map((f) => `/dev/shm/${f}`);
+  return [...mounts, ...shm];
+}
+
+export function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
+  return (r.byRank.get(rank) ?? []).join("\n");
+}

@@ -1,0 +1,39 @@
+"""ITERS iterations on N ranks with batch B each equal ITERS iterations of one process with batch N*B.
+Rank 0 computes the reference itself with plain pycaffe (no unicc) from the same initial weights and
+data. Prints "OK <solver> err=<e> blobs=<reduced>" per solver, and every rank a digest of its weights."""
+
+import hashlib
+import os
+import sys
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+import caffe  # noqa: E402
+import numpy as np  # noqa: E402
+
+import unicc.caffe as uc  # noqa: E402
+from nets import dataset, rel_err, weights, write_solver  # noqa: E402
+
+seed, folder, batch, iters = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+kinds = sys.argv[5].split(",")
+b = uc.init()
+x, y = dataset(seed, iters * b.size * batch)
+for kind in kinds:
+    solver = uc.get_solver(write_solver(folder, kind, batch))
+    mine = (uc.data.shard_batches(x, batch), uc.data.shard_batches(y, batch))
+    solver.net.set_input_arrays(*mine)
+    start = weights(solver.net)  # before the first step, which broadcasts rank 0's
+    solver.step(iters)
+    got = weights(solver.net)
+    digest = hashlib.sha256(b"".join(got[k].tobytes() for k in sorted(got))).hexdigest()[:16]
+    print("WEIGHTS %s %s" % (kind, digest))
+    if b.rank == 0:
+        ref = caffe.get_solver(write_solver(folder, kind, b.size * batch))
+        for k, v in ref.net.params.items():
+            for j, blob in enumerate(v):
+                blob.data[...] = start["%s#%d" % (k, j)]
+        ref.net.set_input_arrays(x, y)
+        ref.step(iters)
+        err = rel_err(got, weights(ref.net))
+        moved = rel_err(start, weights(ref.net))  # how far training moved them: the check must be able to fail
+        print("%s %s err=%.2e moved=%.2e blobs=%d" % ("OK" if err <= 1e-5 and moved > 1e-3 else "DIFF", kind, err, moved,
+                                                       len(solver.unicc.blobs)))
