@@ -1,7 +1,11 @@
 """Collectives on torch tensors through this rank's bridge: copy into a shared-memory slab, let the
-core work on it in place, copy back. CUDA tensors are staged through host memory (the copy_ calls
-move them); a device transport would hand the core device pointers instead of slabs."""
+core work on it in place, copy back. A tensor whose storage is shared already (share_memory_(),
+torch.multiprocessing's default "file_descriptor" strategy) is not copied: the bridge maps that
+storage's descriptor and the core reduces the tensor where it lies. CUDA tensors are staged through
+host memory (the copy_ calls move them); a device transport would hand the core device pointers."""
 
+import collections
+import os
 import threading
 
 import torch
@@ -70,6 +74,63 @@ def _stage(t, elements=None):
     return slab, v, code
 
 
+class _SharedStorages:
+    """Slabs over shared storages the bridge has mapped, by the (device, inode) of their file: a
+    storage's descriptor number may be reused after it dies, its inode not while the bridge maps it.
+    At most LIMIT are kept (the least recently used is unmapped), since the bridge's mapping keeps
+    a dead storage's pages."""
+
+    LIMIT = 64
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._slabs = collections.OrderedDict()
+        self._refused = set()  # files the bridge could not map: copy those
+
+    def slab(self, t):
+        """The mapped slab holding t's storage, or None when t must be copied."""
+        if t.device.type != "cpu" or not t.is_shared() or not t.is_contiguous() or _wire(t)[0] != t.dtype or not t.numel():
+            return None
+        storage = t.untyped_storage()
+        try:
+            fd, nbytes = storage._share_fd_cpu_()[:2]
+        except RuntimeError:  # shared by file name (the "file_system" strategy): no descriptor to hand over
+            return None
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        with self._lock:
+            slab = self._slabs.get(key)
+            if slab is not None:
+                self._slabs.move_to_end(key)
+                return slab
+            if key in self._refused:
+                return None
+        b = _bridge()
+        try:
+            slab = b.map_fd(fd, nbytes)
+        except unicc.BridgeError:
+            raise
+        except unicc.UniccError:
+            with self._lock:
+                self._refused.add(key)
+            return None
+        with self._lock:
+            self._slabs[key] = slab
+            old = self._slabs.popitem(last=False)[1] if len(self._slabs) > self.LIMIT else None
+        if old is not None:
+            b.unmap(old)
+        return slab
+
+
+_shared = _SharedStorages()
+
+
+def _in_place(t):
+    """(slab, byte offset, wire code) when t's own memory is mapped by the bridge, else None."""
+    slab = _shared.slab(t)
+    return None if slab is None else (slab, t.storage_offset() * t.element_size(), _wire(t)[1])
+
+
 class TensorHandle:
     """A collective in flight on tensors. wait() copies the result into `output` once and returns it."""
 
@@ -90,7 +151,7 @@ class TensorHandle:
             if not self._copied:
                 self._copied = True
                 try:
-                    if self._handle.exception() is None:
+                    if self._handle.exception() is None and self._result is not None:
                         with torch.no_grad():
                             self._output.copy_(self._result.view(self._output.shape))
                 finally:
@@ -126,10 +187,16 @@ def _check_op(op):
 
 def allreduce_async_(tensor, op=Average, name=None, compression=None):
     """Starts reducing `tensor` in place across ranks; returns a handle whose wait() gives `tensor`."""
+    op = _check_op(op)
+    compression = None if compression in (None, Compression.none) else compression
+    shared = _in_place(tensor)
+    if shared is not None:
+        slab, offset, code = shared
+        h = _bridge().submit("allreduce", slab, code, tensor.numel(), offset, op=op, name=name, compression=compression)
+        return TensorHandle(h, tensor, None, [])
     slab, v, code = _stage(tensor)
     try:
-        h = _bridge().submit("allreduce", slab, code, tensor.numel(), op=_check_op(op), name=name,
-                             compression=None if compression in (None, Compression.none) else compression)
+        h = _bridge().submit("allreduce", slab, code, tensor.numel(), op=op, name=name, compression=compression)
     except BaseException:
         _bridge().release(slab)
         raise
@@ -150,6 +217,10 @@ def allreduce(tensor, op=Average, name=None, compression=None):
 
 
 def broadcast_async_(tensor, root_rank=0):
+    shared = _in_place(tensor)
+    if shared is not None:
+        slab, offset, code = shared
+        return TensorHandle(_bridge().submit("broadcast", slab, code, tensor.numel(), offset, root=root_rank), tensor, None, [])
     slab, v, code = _stage(tensor)
     try:
         h = _bridge().submit("broadcast", slab, code, tensor.numel(), root=root_rank)
