@@ -1,7 +1,8 @@
 # Each way a tensor reaches the core, against references computed here from every rank's inputs
 # (seeded by (seed, rank), so any rank can rebuild all): shared storages reduced in place (no slab),
 # views into them at an offset, and the copied ones (plain, non-contiguous, other dtypes); then the
-# bounds on descriptor-mapped memory (oversize requests, files that are not shared memory).
+# bounds on descriptor-mapped memory (oversize requests, files that are not shared memory); and a
+# tensor dist.all_reduce sees again and again (as DDP's buckets) moving to shared memory.
 import sys
 import tempfile
 
@@ -126,5 +127,23 @@ checks += 4
 t += 1
 uc.allreduce_(t, op=uc.Sum)  # still works after the refusals
 check("after refusals", t, torch.full((100,), float(n), dtype=torch.float64))
+checks += 1
+
+# dist.all_reduce on backend "unicc" of one large tensor, again and again (as DDP's buckets come):
+# copied the first time; the second moves it to shared memory (same storage, values kept), in place from then on.
+import torch.distributed as dist  # noqa: E402
+
+dist.init_process_group(backend="unicc")
+bucket = inputs(r, torch.float32, (1 << 15,))
+storage = bucket.untyped_storage()
+grads = bucket[100:200]  # a view, as DDP's gradients are of its bucket
+once = sum(inputs(k, torch.float32, (1 << 15,)).to(torch.float64) for k in range(n))
+for step in range(3):
+    made = slabs_made(lambda: dist.all_reduce(bucket))
+    assert made == (1 if step == 0 else 0), "step %d took %d slabs" % (step, made)
+    check("dist.all_reduce step %d" % step, bucket, once * n ** step)  # each step sums n equal tensors
+    assert bucket.untyped_storage().data_ptr() == grads.untyped_storage().data_ptr() and torch.equal(grads, bucket[100:200])
+assert bucket.is_shared() and bucket.untyped_storage()._cdata == storage._cdata
+dist.destroy_process_group()
 print("OK %d checks rank %d of %d" % (checks + 1, r, n), flush=True)
 uc.shutdown()

@@ -125,6 +125,37 @@ class _SharedStorages:
 _shared = _SharedStorages()
 
 
+class _Repeats:
+    """Storages of large tensors allreduced more than once (DDP's bucket buffers: the same ones
+    every step) move to shared memory, so that from then on they are reduced in place.
+    share_memory_() copies once and keeps the storage itself, so every view of it (DDP's gradient
+    views included) follows. Tracked by data pointer, at most LIMIT of them."""
+
+    MIN_BYTES = 64 << 10
+    LIMIT = 1024
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen = collections.OrderedDict()
+
+    def share_if_repeated(self, t):
+        if t.device.type != "cpu" or t.is_shared() or t.untyped_storage().nbytes() < self.MIN_BYTES:
+            return
+        key = t.untyped_storage().data_ptr()
+        with self._lock:
+            again = self._seen.pop(key, None) is not None
+            if not again:
+                self._seen[key] = True
+                if len(self._seen) > self.LIMIT:
+                    self._seen.popitem(last=False)
+        if again:
+            with torch.no_grad():
+                t.share_memory_()
+
+
+share_if_repeated = _Repeats().share_if_repeated
+
+
 def _in_place(t):
     """(slab, byte offset, wire code) when t's own memory is mapped by the bridge, else None."""
     slab = _shared.slab(t)
