@@ -8,6 +8,8 @@
   <model>_ddp_unicc_s               the same step with DDP on the "unicc" torch.distributed backend
   <model>_ddp_gloo_s                the same with DDP on Gloo
   <model>_local_s                   the same step with a plain optimizer: no exchange at all
+  dist_<size>_<backend>_s           dist.all_reduce of one tensor of <size> (1k ... 256m) again and
+                                    again, on backend "unicc" and on Gloo
 for <model> = digits (the torch-digits MLP on a random batch of 16 per rank) and, given
 --workload FILE, resnet50: parameters of ResNet-50's 161 shapes (25.6 M values) whose forward is
 cheap, so that the step is the gradient exchange (plus an SGD update).
@@ -138,6 +140,12 @@ for name, (make, loss, iters) in models.items():
 
 dist.init_process_group(backend="unicc", timeout=TIMEOUT)
 groups = {"unicc": dist.group.WORLD, "gloo": dist.new_group(backend="gloo", timeout=TIMEOUT)}
+for size, elements, iters in (("1k", 256, 200), ("64k", 16 << 10, 100), ("4m", 1 << 20, 30), ("64m", 16 << 20, 8),
+                              ("256m", 64 << 20, 4)):
+    for backend, group in groups.items():
+        t = torch.ones(elements)
+        measure("dist_%s_%s_s" % (size, backend), lambda: dist.all_reduce(t, group=group), iters, 2)
+        del t
 for backend, group in groups.items():
     for name, (make, loss, iters) in models.items():
         torch.manual_seed(1)

@@ -192,6 +192,10 @@ for (const [tail, how] of [["_s", "copied"], ["_shared_s", "shared, in place"]])
     rows.push([`${what}, ${how}`, fmt(a), "Node directly", fmt(b), ratio(a, b)]);
   }
 }
+for (const size of ["1k", "64k", "4m", "64m", "256m"]) {
+  const [a, b] = [py[`dist_${size}_unicc_s`], py[`dist_${size}_gloo_s`]];
+  rows.push([`dist.all_reduce of ${size.replace("k", " KiB").replace("m", " MiB")}, backend "unicc"`, a < 1e-3 ? us(a) : ms(a), "backend \"gloo\"", b < 1e-3 ? us(b) : ms(b), ratio(a, b)]);
+}
 // The bridge's named path against Node's: the exchange alone, then the step against what it would
 // take with the same exchange from Node and no overlap at all (the step without exchange + exchange).
 const nodeStep = engine.median_s + py.resnet50_local_s;

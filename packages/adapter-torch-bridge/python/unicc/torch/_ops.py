@@ -108,7 +108,7 @@ class _SharedStorages:
         b = _bridge()
         try:
             slab = b.map_fd(fd, nbytes)
-        except unicc.BridgeError:
+        except unicc.BridgeError:  # the bridge is gone: not a refusal to fall back from
             raise
         except unicc.UniccError:
             with self._lock:
