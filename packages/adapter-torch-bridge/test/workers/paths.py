@@ -144,6 +144,16 @@ for step in range(3):
     check("dist.all_reduce step %d" % step, bucket, once * n ** step)  # each step sums n equal tensors
     assert bucket.untyped_storage().data_ptr() == grads.untyped_storage().data_ptr() and torch.equal(grads, bucket[100:200])
 assert bucket.is_shared() and bucket.untyped_storage()._cdata == storage._cdata
+# Memory torch only wraps (here a slab, as DistributedOptimizer's gradients are) stays where it is.
+slab = b.alloc(1 << 17)
+wrapped = torch.frombuffer(slab.buffer, dtype=torch.float32)
+wrapped.copy_(inputs(r, torch.float32, (1 << 15,)))
+for step in range(2):
+    dist.all_reduce(wrapped)
+    check("dist.all_reduce of a slab, step %d" % step, wrapped, once * n ** step)
+assert not wrapped.is_shared() and wrapped.data_ptr() == torch.frombuffer(slab.buffer, dtype=torch.float32).data_ptr()
+b.release(slab)
+checks += 1
 dist.destroy_process_group()
 print("OK %d checks rank %d of %d" % (checks + 1, r, n), flush=True)
 uc.shutdown()

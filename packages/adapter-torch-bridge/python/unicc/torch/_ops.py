@@ -129,7 +129,8 @@ class _Repeats:
     """Storages of large tensors allreduced more than once (DDP's bucket buffers: the same ones
     every step) move to shared memory, so that from then on they are reduced in place.
     share_memory_() copies once and keeps the storage itself, so every view of it (DDP's gradient
-    views included) follows. Tracked by data pointer, at most LIMIT of them."""
+    views included) follows. Only storages torch allocated (resizable) move: memory it wraps (a
+    slab, a numpy array) must stay where its owner expects it. Tracked by data pointer, at most LIMIT."""
 
     MIN_BYTES = 64 << 10
     LIMIT = 1024
@@ -139,9 +140,10 @@ class _Repeats:
         self._seen = collections.OrderedDict()
 
     def share_if_repeated(self, t):
-        if t.device.type != "cpu" or t.is_shared() or t.untyped_storage().nbytes() < self.MIN_BYTES:
+        storage = t.untyped_storage()
+        if t.device.type != "cpu" or t.is_shared() or not storage.resizable() or storage.nbytes() < self.MIN_BYTES:
             return
-        key = t.untyped_storage().data_ptr()
+        key = storage.data_ptr()
         with self._lock:
             again = self._seen.pop(key, None) is not None
             if not again:
