@@ -16,11 +16,11 @@ async function timeEach(buf, iters) {
   return median(ts);
 }
 
-const small = new Float32Array(256).fill(1); // 1 KiB
-const big = new Float32Array(16 << 20).fill(1); // 64 MiB
-await timeEach(small, 20);
-const latency = await timeEach(small, 500);
-await timeEach(big, 2);
-const big_s = await timeEach(big, 10);
-if (world.rank === 0) console.log(`RESULT ${JSON.stringify({ latency_1k_s: latency, allreduce_64m_s: big_s })}`);
+const result = {};
+for (const [key, elements, iters, warmup] of [["latency_1k_s", 256, 500, 20], ["allreduce_4m_s", 1 << 20, 50, 5], ["allreduce_64m_s", 16 << 20, 10, 2]]) {
+  const buf = new Float32Array(elements).fill(1);
+  await timeEach(buf, warmup);
+  result[key] = await timeEach(buf, iters);
+}
+if (world.rank === 0) console.log(`RESULT ${JSON.stringify(result)}`);
 await world.close();

@@ -1,11 +1,15 @@
 """Bridge and training benchmarks, run on every rank by bench/run.mjs. Rank 0 prints one
 `RESULT {json}` line of medians in seconds (and a progress line per measure on stderr):
-  latency_1k_s, allreduce_64m_s     uc.allreduce through the bridge (compare: node_bench.mjs)
+  latency_1k_s, allreduce_4m_s, allreduce_64m_s
+                                    uc.allreduce_ through the bridge (compare: node_bench.mjs)
+  *_shared_s                        the same on share_memory_()'d tensors (reduced in place)
   <model>_opt_s                     a training step with uc.DistributedOptimizer
   <model>_exchange_s                its named allreduces alone (the gradients already in place)
   <model>_ddp_unicc_s               the same step with DDP on the "unicc" torch.distributed backend
   <model>_ddp_gloo_s                the same with DDP on Gloo
   <model>_local_s                   the same step with a plain optimizer: no exchange at all
+  dist_<size>_<backend>_s           dist.all_reduce of one tensor of <size> (1k ... 256m) again and
+                                    again, on backend "unicc" and on Gloo
 for <model> = digits (the torch-digits MLP on a random batch of 16 per rank) and, given
 --workload FILE, resnet50: parameters of ResNet-50's 161 shapes (25.6 M values) whose forward is
 cheap, so that the step is the gradient exchange (plus an SGD update).
@@ -68,11 +72,15 @@ def measure(key, fn, iters, warmup):
         print("progress %s: %.2f ms (median of %d)" % (key, out[key] * 1e3, iters), file=sys.stderr, flush=True)
 
 
-small = torch.ones(256)  # 1 KiB
-big = torch.ones(16 << 20)  # 64 MiB
-measure("latency_1k_s", lambda: uc.allreduce_(small, op=uc.Sum), 500, 20)
-measure("allreduce_64m_s", lambda: uc.allreduce_(big, op=uc.Sum), 10, 2)
-del big
+for shared in (False, True):
+    tail = "_shared_s" if shared else "_s"
+    for key, elements, iters, warmup in (("latency_1k", 256, 500, 20), ("allreduce_4m", 1 << 20, 50, 5),
+                                         ("allreduce_64m", 16 << 20, 10, 2)):
+        t = torch.ones(elements)
+        if shared:
+            t.share_memory_()
+        measure(key + tail, lambda: uc.allreduce_(t, op=uc.Sum), iters, warmup)
+        del t
 
 
 class Shapes(nn.Module):
@@ -132,6 +140,12 @@ for name, (make, loss, iters) in models.items():
 
 dist.init_process_group(backend="unicc", timeout=TIMEOUT)
 groups = {"unicc": dist.group.WORLD, "gloo": dist.new_group(backend="gloo", timeout=TIMEOUT)}
+for size, elements, iters in (("1k", 256, 200), ("64k", 16 << 10, 100), ("4m", 1 << 20, 30), ("64m", 16 << 20, 8),
+                              ("256m", 64 << 20, 4)):
+    for backend, group in groups.items():
+        t = torch.ones(elements)
+        measure("dist_%s_%s_s" % (size, backend), lambda: dist.all_reduce(t, group=group), iters, 2)
+        del t
 for backend, group in groups.items():
     for name, (make, loss, iters) in models.items():
         torch.manual_seed(1)

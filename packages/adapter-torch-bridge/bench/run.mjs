@@ -180,12 +180,22 @@ if (stopped) fail(`stopped by ${stopped}`, 128 + constants.signals[stopped]);
 const { node, engine, py } = res;
 const us = (s) => `${(s * 1e6).toFixed(0)} µs`;
 const ms = (s) => (s < 1 ? `${(s * 1e3).toFixed(2)} ms` : `${s.toFixed(3)} s`);
-const gbs = (s) => `${((64 << 20) / s / 1e9).toFixed(2)} GB/s`;
+const gbs = (bytes) => (s) => `${(bytes / s / 1e9).toFixed(2)} GB/s`;
 const ratio = (a, b) => (a / b).toFixed(2);
-const rows = [
-  ["1 KiB allreduce, round trip", us(py.latency_1k_s), "Node directly", us(node.latency_1k_s), ratio(py.latency_1k_s, node.latency_1k_s)],
-  ["64 MiB allreduce (algbw)", gbs(py.allreduce_64m_s), "Node directly", gbs(node.allreduce_64m_s), ratio(py.allreduce_64m_s, node.allreduce_64m_s)],
-];
+const rows = [];
+// Plain tensors are copied into a slab and back; share_memory_()'d ones are reduced in place.
+for (const [tail, how] of [["_s", "copied"], ["_shared_s", "shared, in place"]]) {
+  for (const [key, what, fmt] of [["latency_1k", "1 KiB allreduce, round trip", us], ["allreduce_4m", "4 MiB allreduce (algbw)", gbs(4 << 20)],
+                                   ["allreduce_64m", "64 MiB allreduce (algbw)", gbs(64 << 20)]]) {
+    const a = py[key + tail];
+    const b = node[`${key}_s`];
+    rows.push([`${what}, ${how}`, fmt(a), "Node directly", fmt(b), ratio(a, b)]);
+  }
+}
+for (const size of ["1k", "64k", "4m", "64m", "256m"]) {
+  const [a, b] = [py[`dist_${size}_unicc_s`], py[`dist_${size}_gloo_s`]];
+  rows.push([`dist.all_reduce of ${size.replace("k", " KiB").replace("m", " MiB")}, backend "unicc"`, a < 1e-3 ? us(a) : ms(a), "backend \"gloo\"", b < 1e-3 ? us(b) : ms(b), ratio(a, b)]);
+}
 // The bridge's named path against Node's: the exchange alone, then the step against what it would
 // take with the same exchange from Node and no overlap at all (the step without exchange + exchange).
 const nodeStep = engine.median_s + py.resnet50_local_s;

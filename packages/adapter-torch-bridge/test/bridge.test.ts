@@ -36,6 +36,14 @@ describe("collectives through the bridge", () => {
   });
 });
 
+describe("each way a tensor reaches the core", () => {
+  it("shared storages in place (no slab), views at an offset, copied non-contiguous / float16 / plain tensors on 3 ranks match references; oversize, misaligned, unmapped and on-disk memory are refused; a tensor dist.all_reduce sees again moves to shared memory and is then reduced in place, memory torch only wraps (a slab) stays", async () => {
+    const r = await runJob(["-np", "3", python, `${WORKERS}paths.py`, String(randomInt(1, 1 << 20))]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 3; rank++) expect(lines(r, rank)).toContain(`OK 24 checks rank ${rank} of 3`);
+  });
+});
+
 describe("the client package alone (what the MXNet and Caffe adapters use)", () => {
   const py39 = python39();
   it.skipIf(!py39)("runs on Python 3.9 without torch or numpy: allreduce, broadcast, allgather of 4 dtypes on 3 ranks", async () => {

@@ -5,8 +5,8 @@
 // here; (0x40) the numbers of one op message (dtype, buffers, offsets, count), so that mutations
 // explore sizes and offsets instead of breaking JSON; else the raw stream. Each message that parses
 // is checked the way the bridge uses it: an op's buffer view must either be refused or lie inside
-// the mapped buffer it names.
-import { BridgeProtocolError, FrameReader, parseMessage, ProtocolError, viewOf } from "./.build/bridge.mjs";
+// the mapped buffer it names; a mapfd's path must be refused or be a /proc/<pid>/fd/<n> path.
+import { BridgeProtocolError, fdPath, FrameReader, parseMessage, ProtocolError, viewOf } from "./.build/bridge.mjs";
 
 import { framed } from "./framing.mjs";
 
@@ -29,6 +29,14 @@ function checkOp(m) {
     } catch (e) {
       expected(e);
     }
+  }
+}
+
+function checkFd(m) {
+  try {
+    if (!/^\/proc\/\d+\/fd\/\d+$/.test(fdPath(m))) throw new Error(`mapfd path outside /proc/<pid>/fd: ${fdPath(m)}`);
+  } catch (e) {
+    expected(e);
   }
 }
 
@@ -64,6 +72,7 @@ export function fuzz(input) {
         try {
           const m = parseMessage(body);
           if (m.t === "op") checkOp(m);
+          if (m.t === "mapfd") checkFd(m);
         } catch (e) {
           expected(e);
         }

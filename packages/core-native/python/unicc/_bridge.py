@@ -3,7 +3,8 @@
 A Bridge starts this rank's bridge process (Node, hosting the core), or connects to the one
 `unicc run --bridge` started (_attach.py), proves the job token to it,
 and then drives collectives on shared-memory slabs that both processes map. Framework adapters
-(unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back.
+(unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back; memory
+that is shared already (a descriptor of a shm file or memfd) is mapped by map_fd and reduced in place.
 Pure Python 3.9+, no third-party imports.
 """
 
@@ -168,6 +169,7 @@ class Bridge:
         self._pending = {}
         self._callbacks = _CallbackThreads()
         self._unmapped = {}  # slab id -> its /dev/shm path, until the bridge has mapped it
+        self._fd_maps = {}  # slab id -> Handle of a map_fd the bridge has not answered yet
         self._free = collections.defaultdict(list)
         self._slabs = []
         self._ids = itertools.count(1)
@@ -303,6 +305,9 @@ class Bridge:
                 elif t == "mapped":
                     # Both sides hold the mapping now: the name can go, so no crash leaves it.
                     self._unlink(self._unmapped.pop(msg["id"], None))
+                    h = self._fd_maps.pop(msg["id"], None)
+                    if h is not None:
+                        h._finish(UniccError(msg["error"]) if msg.get("error") else None)
                 elif t == "error":
                     raise BridgeError(msg.get("message", "unicc: the bridge reported an error"))
         except BridgeError as e:
@@ -315,8 +320,9 @@ class Bridge:
         with self._state_lock:
             if self._fatal is None:
                 self._fatal = error
-            pending = list(self._pending.values())
+            pending = list(self._pending.values()) + list(self._fd_maps.values())
             self._pending.clear()
+            self._fd_maps.clear()
         for h in pending:
             h._finish(self._fatal)
 
@@ -389,6 +395,30 @@ class Bridge:
                 raise UniccError("unicc: rank %d: %s after close()" % (self.rank, handle.what))
             table[key] = handle
 
+    def map_fd(self, fd, nbytes):
+        """A Slab over memory this process already shares: nbytes of the shm file or memfd open as
+        descriptor fd, mapped by the bridge (through /proc/<our pid>/fd) so that collectives on it
+        work in place, with no copy. The slab has no `buffer` here (the caller has its own mapping);
+        keep fd open until this returns, and hand the slab to unmap(), not release(), when done.
+        Raises UniccError if the bridge cannot map it (not shared memory, too small, no access)."""
+        sid = next(self._ids)
+        h = Handle(self, "mapping descriptor %d" % fd)
+        self._register(self._fd_maps, sid, h)
+        self._send_or_fail({"t": "mapfd", "id": sid, "pid": os.getpid(), "fd": fd, "bytes": nbytes})
+        h.wait()
+        return Slab(sid, nbytes, None)
+
+    def unmap(self, slab):
+        """Forgets a map_fd slab: the bridge drops its mapping once requests on it are done."""
+        self._send_or_fail({"t": "unmap", "id": slab.id})
+
+    def _send_or_fail(self, msg):
+        try:
+            self._send(msg)
+        except OSError:
+            self._fail(BridgeError(self._what_died()))
+            raise self._fatal from None
+
     def submit(self, coll, slab=None, dtype="f32", count=0, offset=0, op=None, root=None, name=None,
                compression=None, out=None, out_offset=0):
         """Starts a collective on `count` elements of `dtype` at byte `offset` of `slab`; returns a Handle.
@@ -406,11 +436,7 @@ class Bridge:
         if out is not None:
             msg.update(out=out.id, outOffset=out_offset)
         self._register(self._pending, req, h)
-        try:
-            self._send(msg)
-        except OSError:
-            self._fail(BridgeError(self._what_died()))
-            raise self._fatal from None
+        self._send_or_fail(msg)
         return h
 
     # ---- shutdown

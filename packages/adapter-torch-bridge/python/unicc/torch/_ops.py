@@ -1,7 +1,11 @@
 """Collectives on torch tensors through this rank's bridge: copy into a shared-memory slab, let the
-core work on it in place, copy back. CUDA tensors are staged through host memory (the copy_ calls
-move them); a device transport would hand the core device pointers instead of slabs."""
+core work on it in place, copy back. A tensor whose storage is shared already (share_memory_(),
+torch.multiprocessing's default "file_descriptor" strategy) is not copied: the bridge maps that
+storage's descriptor and the core reduces the tensor where it lies. CUDA tensors are staged through
+host memory (the copy_ calls move them); a device transport would hand the core device pointers."""
 
+import collections
+import os
 import threading
 
 import torch
@@ -70,6 +74,96 @@ def _stage(t, elements=None):
     return slab, v, code
 
 
+class _SharedStorages:
+    """Slabs over shared storages the bridge has mapped, by the (device, inode) of their file: a
+    storage's descriptor number may be reused after it dies, its inode not while the bridge maps it.
+    At most LIMIT are kept (the least recently used is unmapped), since the bridge's mapping keeps
+    a dead storage's pages."""
+
+    LIMIT = 64
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._slabs = collections.OrderedDict()
+        self._refused = set()  # files the bridge could not map: copy those
+
+    def slab(self, t):
+        """The mapped slab holding t's storage, or None when t must be copied."""
+        if t.device.type != "cpu" or not t.is_shared() or not t.is_contiguous() or _wire(t)[0] != t.dtype or not t.numel():
+            return None
+        storage = t.untyped_storage()
+        try:
+            fd, nbytes = storage._share_fd_cpu_()[:2]
+        except RuntimeError:  # shared by file name (the "file_system" strategy): no descriptor to hand over
+            return None
+        st = os.fstat(fd)
+        key = (st.st_dev, st.st_ino)
+        with self._lock:
+            slab = self._slabs.get(key)
+            if slab is not None:
+                self._slabs.move_to_end(key)
+                return slab
+            if key in self._refused:
+                return None
+        b = _bridge()
+        try:
+            slab = b.map_fd(fd, nbytes)
+        except unicc.BridgeError:  # the bridge is gone: not a refusal to fall back from
+            raise
+        except unicc.UniccError:
+            with self._lock:
+                self._refused.add(key)
+            return None
+        with self._lock:
+            self._slabs[key] = slab
+            old = self._slabs.popitem(last=False)[1] if len(self._slabs) > self.LIMIT else None
+        if old is not None:
+            b.unmap(old)
+        return slab
+
+
+_shared = _SharedStorages()
+
+
+class _Repeats:
+    """Storages of large tensors allreduced more than once (DDP's bucket buffers: the same ones
+    every step) move to shared memory, so that from then on they are reduced in place.
+    share_memory_() copies once and keeps the storage itself, so every view of it (DDP's gradient
+    views included) follows. Only storages torch allocated (resizable) move: memory it wraps (a
+    slab, a numpy array) must stay where its owner expects it. Tracked by data pointer, at most LIMIT."""
+
+    MIN_BYTES = 64 << 10
+    LIMIT = 1024
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen = collections.OrderedDict()
+
+    def share_if_repeated(self, t):
+        storage = t.untyped_storage()
+        if t.device.type != "cpu" or t.is_shared() or not storage.resizable() or storage.nbytes() < self.MIN_BYTES:
+            return
+        key = storage.data_ptr()
+        with self._lock:
+            again = self._seen.pop(key, None) is not None
+            if not again:
+                self._seen[key] = True
+                if len(self._seen) > self.LIMIT:
+                    self._seen.popitem(last=False)
+        if again:
+            with torch.no_grad():
+                t.share_memory_()
+
+
+share_if_repeated = _Repeats().share_if_repeated
+
+
+def _in_place(t):
+    """(slab, byte offset, wire code) when t's own memory is mapped by the bridge, else None."""
+    slab = _shared.slab(t)
+    return None if slab is None else (slab, t.storage_offset() * t.element_size(), _wire(t)[1])
+
+
 class TensorHandle:
     """A collective in flight on tensors. wait() copies the result into `output` once and returns it."""
 
@@ -90,7 +184,7 @@ class TensorHandle:
             if not self._copied:
                 self._copied = True
                 try:
-                    if self._handle.exception() is None:
+                    if self._handle.exception() is None and self._result is not None:
                         with torch.no_grad():
                             self._output.copy_(self._result.view(self._output.shape))
                 finally:
@@ -126,10 +220,16 @@ def _check_op(op):
 
 def allreduce_async_(tensor, op=Average, name=None, compression=None):
     """Starts reducing `tensor` in place across ranks; returns a handle whose wait() gives `tensor`."""
+    op = _check_op(op)
+    compression = None if compression in (None, Compression.none) else compression
+    shared = _in_place(tensor)
+    if shared is not None:
+        slab, offset, code = shared
+        h = _bridge().submit("allreduce", slab, code, tensor.numel(), offset, op=op, name=name, compression=compression)
+        return TensorHandle(h, tensor, None, [])
     slab, v, code = _stage(tensor)
     try:
-        h = _bridge().submit("allreduce", slab, code, tensor.numel(), op=_check_op(op), name=name,
-                             compression=None if compression in (None, Compression.none) else compression)
+        h = _bridge().submit("allreduce", slab, code, tensor.numel(), op=op, name=name, compression=compression)
     except BaseException:
         _bridge().release(slab)
         raise
@@ -150,6 +250,10 @@ def allreduce(tensor, op=Average, name=None, compression=None):
 
 
 def broadcast_async_(tensor, root_rank=0):
+    shared = _in_place(tensor)
+    if shared is not None:
+        slab, offset, code = shared
+        return TensorHandle(_bridge().submit("broadcast", slab, code, tensor.numel(), offset, root=root_rank), tensor, None, [])
     slab, v, code = _stage(tensor)
     try:
         h = _bridge().submit("broadcast", slab, code, tensor.numel(), root=root_rank)

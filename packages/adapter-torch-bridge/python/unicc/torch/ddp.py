@@ -8,7 +8,7 @@ from torch._C._distributed_c10d import _create_work_from_future
 
 import unicc
 
-from ._ops import Average, Max, Min, Product, Sum, allgather_async, allreduce_async_, broadcast_async_
+from ._ops import Average, Max, Min, Product, Sum, allgather_async, allreduce_async_, broadcast_async_, share_if_repeated
 
 
 def _future_of(handle, value):
@@ -30,6 +30,7 @@ def ddp_comm_hook(state, bucket):
     """DDP comm hook: averages the bucket's gradients through unicc.
     Use: `model.register_comm_hook(None, uc.ddp_comm_hook)` (state is unused)."""
     buf = bucket.buffer()
+    share_if_repeated(buf)  # from its second step on, the bucket is reduced where DDP keeps it
     h = allreduce_async_(buf, op=Average, name="ddp.bucket.%d" % bucket.index())
     return _future_of(h, buf)
 
@@ -90,6 +91,8 @@ class ProcessGroupUnicc(dist.ProcessGroup):
 
     def allreduce(self, tensors, opts):
         op = _op(opts)
+        for t in tensors:  # DDP's buckets come again every step: reduce them in place from the second
+            share_if_repeated(t)
         return _work([allreduce_async_(t, op=op) for t in tensors], tensors)
 
     def broadcast(self, tensors, opts):

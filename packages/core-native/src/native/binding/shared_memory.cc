@@ -1,10 +1,15 @@
 // mapShared(path, bytes): maps a shared-memory file that another process (the bridge's Python
 // client) made, as an ArrayBuffer over the same pages, so the core reduces that process's tensor
-// bytes in place. The mapping lives until the ArrayBuffer is collected.
+// bytes in place. The path is a /dev/shm file or /proc/<pid>/fd/<n> (a descriptor the client holds:
+// torch's shared storages); either way it must be shared memory (tmpfs: shm files and memfds), so
+// a client cannot make the bridge write through to files on disk. The mapping lives until the
+// ArrayBuffer is collected.
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <napi.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,8 +30,15 @@ Napi::Value MapShared(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "mapShared: bytes must be a positive integer");
   const size_t bytes = static_cast<size_t>(want);
 
-  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  // /proc/<pid>/fd/<n> is a link by design (to a descriptor's file); any other link is refused.
+  const bool by_descriptor = path.rfind("/proc/", 0) == 0;
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (by_descriptor ? 0 : O_NOFOLLOW));
   if (fd < 0) throw Napi::Error::New(env, "mapShared: cannot open " + path + ": " + std::strerror(errno));
+  struct statfs fs {};
+  if (fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    close(fd);
+    throw Napi::Error::New(env, "mapShared: " + path + " is not shared memory (a tmpfs file or memfd)");
+  }
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<size_t>(st.st_size) < bytes) {
     close(fd);

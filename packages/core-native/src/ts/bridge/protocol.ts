@@ -21,6 +21,11 @@
 //   client -> {t:"map", id, path, bytes}      bridge maps the file (mapShared) and keeps it as buffer `id`
 //   bridge -> {t:"mapped", id}                the client may now unlink the file's name
 // (mappings last as long as the bridge: clients pool their slabs)
+// Memory the client already shares (torch's share_memory_() storages: an unlinked shm file or a
+// memfd it holds open) is mapped by descriptor, so the core reduces the tensor in place:
+//   client -> {t:"mapfd", id, pid, fd, bytes}  bridge maps /proc/<pid>/fd/<fd> (tmpfs only)
+//   bridge -> {t:"mapped", id} or {t:"mapped", id, error}  (refused: the client copies instead)
+//   client -> {t:"unmap", id}                 the bridge forgets buffer `id` (its cache is bounded)
 // Requests, any number in flight, answered in completion order and paired by `req`:
 //   client -> {t:"op", req, coll:"allreduce"|"broadcast"|"allgather"|"barrier", dtype:"f32"|"f64"|"i32"|"i64",
 //              buf, offset, count, op?, root?, name?, compression?, out?, outOffset?}
@@ -57,6 +62,8 @@ export interface OpMessage {
 export type ClientMessage =
   | { t: "auth"; answer?: string }
   | { t: "map"; id: number; path: string; bytes: number }
+  | { t: "mapfd"; id: number; pid: number; fd: number; bytes: number }
+  | { t: "unmap"; id: number }
   | OpMessage
   | { t: "close" };
 
@@ -85,6 +92,15 @@ export function viewOf(
       (count as number) < 0 || (off as number) + (count as number) * size > buf.byteLength)
     throw new BridgeProtocolError(`${String(count)} ${String(dtype)} at byte ${String(off)} do not fit buffer ${id} of ${buf.byteLength} bytes`);
   return new A(buf, off as number, count as number);
+}
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** The path a mapfd message names (/proc/<pid>/fd/<fd>), or a BridgeProtocolError. */
+export function fdPath(m: { id?: unknown; pid?: unknown; fd?: unknown; bytes?: unknown }): string {
+  if (!Number.isSafeInteger(m.id) || !isCount(m.pid) || !isCount(m.fd) || !isCount(m.bytes) || m.bytes === 0)
+    throw new BridgeProtocolError("mapfd needs an integer id, the client's pid, a descriptor number and a positive byte count");
+  return `/proc/${m.pid}/fd/${m.fd}`;
 }
 
 export function encodeMessage(msg: object): Buffer {

@@ -12,6 +12,7 @@ import {
   AUTH_PURPOSE,
   BridgeProtocolError,
   encodeMessage,
+  fdPath,
   MAX_MESSAGE,
   parseMessage,
   PROTOCOL_VERSION,
@@ -139,6 +140,21 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
           send({ t: "mapped", id: msg.id });
           return;
         }
+        case "mapfd": {
+          const path = fdPath(msg);
+          // Refused mappings answer, not drop: the client falls back to copying that tensor.
+          try {
+            buffers.set(msg.id, mapShared(path, msg.bytes));
+            send({ t: "mapped", id: msg.id });
+          } catch (e) {
+            send({ t: "mapped", id: msg.id, error: `unicc: ${who}: ${(e as Error).message}` });
+          }
+          return;
+        }
+        case "unmap":
+          // In-flight requests keep their views; the pages go once those are collected.
+          if (!buffers.delete(msg.id)) throw new BridgeProtocolError(`unmap of buffer ${String(msg.id)}, which is not mapped`);
+          return;
         case "op":
           return void runOp(msg).then(
             () => send({ t: "done", req: msg.req }),
