@@ -42,7 +42,7 @@ remove_namespace() {
   pids=$(ip netns pids "$1" 2>/dev/null || true)
   [[ -z $pids ]] || kill -KILL $pids 2>/dev/null || true
   ip netns del "$1" 2>/dev/null || true
-  rm -f "$MACHINES/$1.pid"
+  rm -rf "$MACHINES/$1.pid" "/tmp/unicc-machine-$1"
 }
 
 cmd_down() {
@@ -134,8 +134,8 @@ free_subnet() {
   die "no free $SUBNET_PREFIX.x.0/24 subnet"
 }
 
-# A real machine has its own hostname, /dev/shm and /tmp, not only its own network: a process
-# holds a UTS and a mount namespace (fresh tmpfs on /dev/shm and /tmp) inside the host's network
+# A real machine has its own hostname, /dev/shm and temporary files, not only its own network: a
+# process holds a UTS and a mount namespace (a fresh tmpfs on /dev/shm) inside the host's network
 # namespace, and `enter` joins all three. It lives in the network namespace, so removing the host
 # kills it, and its /dev/shm goes with it.
 start_machine() {
@@ -143,8 +143,7 @@ start_machine() {
   mkdir -p "$MACHINES"
   rm -f "$MACHINES/$ns.ready"
   setsid nsenter --net="/run/netns/$ns" unshare --uts --mount --propagation private \
-    sh -c 'hostname "$1" && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && mount -t tmpfs -o mode=1777 tmpfs /tmp &&
-      touch "$2" && exec sleep infinity' \
+    sh -c 'hostname "$1" && mount -t tmpfs -o mode=1777 tmpfs /dev/shm && touch "$2" && exec sleep infinity' \
     sh "$name" "$MACHINES/$ns.ready" </dev/null >/dev/null 2>&1 &
   pid=$!
   for ((i = 0; i < 500; i++)); do
@@ -169,11 +168,14 @@ name_machines() {
   done
 }
 
+# Temporary files go to a folder of the machine's own (TMPDIR): a tmpfs over /tmp would also hide
+# whatever lives under /tmp on the real machine, such as a checkout of this repository.
 cmd_enter() {
   local ns=$1 pid; shift
   [[ $ns =~ ^uc-[a-z0-9]{1,12}-h[0-9]+$ ]] || die "enter wants a host namespace uc-TAG-hN, got '$ns'"
   pid=$(cat "$MACHINES/$ns.pid" 2>/dev/null) || die "no machine for host $ns (is its cluster up?)"
-  exec nsenter --target "$pid" --net --uts --mount -- "$@"
+  mkdir -p -m 1777 "/tmp/unicc-machine-$ns"
+  TMPDIR="/tmp/unicc-machine-$ns" exec nsenter --target "$pid" --net --uts --mount -- "$@"
 }
 
 cmd_up() {

@@ -27,7 +27,7 @@ function mpirunMissing(): string | null {
 
 /** Runs mpirun; each rank's stdout comes from its --output-filename file (whole lines, unlike --tag-output's chunks). */
 function mpirun(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 100_000): Promise<JobResult> {
-  // Not /tmp: each emulated machine has its own, and the remote ranks' files are written there.
+  // Not the temporary folder: each emulated machine has its own, and remote ranks write their files there.
   const out = mkdtempSync("/var/tmp/unicc-mpirun-");
   const child = spawn("mpirun", ["--oversubscribe", "--output-filename", out, ...args], {
     env: { ...process.env, ...ROOT_OK, UNICC_TIMEOUT_S: "20", ...env },

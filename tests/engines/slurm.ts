@@ -46,7 +46,7 @@ function port(): number {
 
 export async function slurmUp(hosts: number, cpusPerNode = 4): Promise<SlurmCluster> {
   const cluster = await up({ hosts, perFlowMbit: 0 });
-  // Not /tmp: the machines have their own, and every daemon reads this folder.
+  // Not the temporary folder: each machine has its own, and every daemon reads this folder.
   const dir = mkdtempSync("/var/tmp/unicc-slurm-");
   chmodSync(dir, 0o755); // munged runs as the munge user and must reach its folder
   const daemons: ChildProcess[] = [];
