@@ -1,9 +1,10 @@
-// mapShared(path, bytes): maps a shared-memory file that another process (the bridge's Python
-// client) made, as an ArrayBuffer over the same pages, so the core reduces that process's tensor
-// bytes in place. The path is a /dev/shm file or /proc/<pid>/fd/<n> (a descriptor the client holds:
-// torch's shared storages); either way it must be shared memory (tmpfs: shm files and memfds), so
-// a client cannot make the bridge write through to files on disk. The mapping lives until the
-// ArrayBuffer is collected.
+// mapShared(path, bytes): maps a file that another process (the bridge's Python client) made, as
+// an ArrayBuffer over the same pages, so the core reduces that process's tensor bytes in place.
+// The path is a slab in the bridge's folder (/dev/shm, or the folder `unicc run --bridge-dir`
+// names, whatever its file system: the server checks the name) or /proc/<pid>/fd/<n> (a descriptor
+// the client holds: torch's shared storages), which must be shared memory (tmpfs: shm files and
+// memfds), so a client cannot make the bridge write through to any file it has open on disk. The
+// mapping lives until the ArrayBuffer is collected.
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <napi.h>
@@ -35,7 +36,7 @@ Napi::Value MapShared(const Napi::CallbackInfo& info) {
   const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (by_descriptor ? 0 : O_NOFOLLOW));
   if (fd < 0) throw Napi::Error::New(env, "mapShared: cannot open " + path + ": " + std::strerror(errno));
   struct statfs fs {};
-  if (fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+  if (by_descriptor && (fstatfs(fd, &fs) != 0 || fs.f_type != TMPFS_MAGIC)) {
     close(fd);
     throw Napi::Error::New(env, "mapShared: " + path + " is not shared memory (a tmpfs file or memfd)");
   }
