@@ -114,7 +114,7 @@ describe("init without the launcher", () => {
     const n = 3;
     const runs = Array.from({ length: n }, (_, rank) =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
-        const env = { ...process.env, RANK: String(rank), WORLD_SIZE: String(n), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(n), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port) };
+        const env: NodeJS.ProcessEnv = { ...process.env, RANK: String(rank), WORLD_SIZE: String(n), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(n), MASTER_ADDR: "127.0.0.1", MASTER_PORT: String(port) };
         for (const k of Object.keys(env)) if (k.startsWith("UNICC_")) delete env[k];
         const child = spawn(process.execPath, [`${WORKERS}collectives.mjs`, "7,1000"], { env, stdio: ["ignore", "pipe", "inherit"] });
         let out = "";
