@@ -4,4 +4,4 @@
 # Prints the venv's python. UNICC_MXNET_VENV picks another place for it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-exec bash "$here/../core-native/scripts/python-venv.sh" "${UNICC_MXNET_VENV:-$here/.venv}" "$here/python" -- "mxnet==1.9.1" "numpy==1.23.5"
+exec bash "$here/../core-native/scripts/python-venv.sh" "${UNICC_MXNET_VENV:-$here/.venv}" "$here/python" -- "mxnet==1.9.1" "numpy==1.23.5" "onnx==1.14.1"

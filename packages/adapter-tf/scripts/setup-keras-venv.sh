@@ -7,4 +7,4 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 wheels="$(dirname "$(bash "$here/scripts/tensorflow-wheel.sh")")"
 exec bash "$here/../core-native/scripts/python-venv.sh" "${UNICC_KERAS_VENV:-$here/.venv}" "$here/python" -- \
-  --find-links "$wheels" "tensorflow-cpu==2.21.0"
+  --find-links "$wheels" "tensorflow-cpu==2.21.0" "tf2onnx==1.17.0" "onnx==1.23.2"
