@@ -42,6 +42,26 @@ describe("unicc.caffe.get_solver: N iterations on 4 ranks with batch b equal one
   });
 });
 
+describe("uc.data.write_hdf5 + Caffe's HDF5Data layer", () => {
+  it("on 4 ranks each rank reads a disjoint part of the rows, together all of them once, and 3 iterations equal one process with the whole batch", async () => {
+    const [batch, iters] = [4, 3];
+    const rows = 4 * batch * iters;
+    // 20 rows per file: file ends fall inside global batches.
+    const source = inRoot(job.env, ["python3", "make_hdf5.py", String(randomInt(1, 1 << 20)), job.dir, String(rows), "20"]).trim();
+    const r = await inRootJob(4, ["python3", `${WORKERS}hdf5.py`, job.dir, source, String(batch), String(iters)]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const read = [0, 1, 2, 3].map((rank) => /ROWS (\S+)/.exec(lines(r, rank))![1].split(",").map(Number));
+    for (const part of read) expect(part.length).toBe(batch * iters);
+    expect(read.flat().sort((a, b) => a - b)).toEqual([...Array(rows).keys()]); // disjoint and covering
+    const digests = [0, 1, 2, 3].map((rank) => /WEIGHTS (\w+)/.exec(lines(r, rank))?.[1]);
+    expect(new Set(digests).size, digests.join(" ")).toBe(1);
+    const m = /OK err=(\S+) moved=(\S+)/.exec(lines(r, 0));
+    expect(m, lines(r, 0)).not.toBeNull();
+    expect(Number(m![1])).toBeLessThanOrEqual(1e-5);
+    expect(Number(m![2])).toBeGreaterThan(1e-3);
+  });
+});
+
 describe("unicc-caffe train", () => {
   it("trains on 4 ranks from an LMDB (Caffe's Data layer sharded by rank) the same weights as the Python API, and those of one process with the whole batch; caffe train's log lines from rank 0 only", async () => {
     const db = `${job.dir}/db`;
