@@ -1,11 +1,11 @@
 // Real Caffe 1.0 (Debian bullseye's CPU build, Python 3.9) in a root of its own; every job runs its
 // ranks there through `unicc run --bridge`, the bridges outside in the launcher's environment.
 import { randomInt } from "node:crypto";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
-import { bullseyeRoot, IN_ROOT, inRoot, jobFolder, leftovers, lines, runJob, UNICC_CAFFE, WORKERS } from "./helpers.js";
+import { bullseyeRoot, IN_CONTAINER, IN_ROOT, inRoot, pipInstalled, jobFolder, leftovers, lines, runJob, UNICC_CAFFE, WORKERS } from "./helpers.js";
 
 const TIMEOUT_S = 10;
 let root: string;
@@ -38,6 +38,61 @@ describe("unicc.caffe.get_solver: N iterations on 4 ranks with batch b equal one
       const digests = [0, 1, 2, 3].map((rank) => new RegExp(`WEIGHTS ${kind} (\\w+)`).exec(lines(r, rank))?.[1]);
       expect(new Set(digests).size, digests.join(" ")).toBe(1);
       expect(digests[0]).toBeDefined();
+    }
+  });
+});
+
+describe("uc.data.write_hdf5 + Caffe's HDF5Data layer", () => {
+  it("on 4 ranks each rank reads a disjoint part of the rows, together all of them once, and 3 iterations equal one process with the whole batch", async () => {
+    const [batch, iters] = [4, 3];
+    const rows = 4 * batch * iters;
+    // 20 rows per file: file ends fall inside global batches.
+    const source = inRoot(job.env, ["python3", "make_hdf5.py", String(randomInt(1, 1 << 20)), job.dir, String(rows), "20"]).trim();
+    const r = await inRootJob(4, ["python3", `${WORKERS}hdf5.py`, job.dir, source, String(batch), String(iters)]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const read = [0, 1, 2, 3].map((rank) => /ROWS (\S+)/.exec(lines(r, rank))![1].split(",").map(Number));
+    for (const part of read) expect(part.length).toBe(batch * iters);
+    expect(read.flat().sort((a, b) => a - b)).toEqual([...Array(rows).keys()]); // disjoint and covering
+    const digests = [0, 1, 2, 3].map((rank) => /WEIGHTS (\w+)/.exec(lines(r, rank))?.[1]);
+    expect(new Set(digests).size, digests.join(" ")).toBe(1);
+    const m = /OK err=(\S+) moved=(\S+)/.exec(lines(r, 0));
+    expect(m, lines(r, 0)).not.toBeNull();
+    expect(Number(m![1])).toBeLessThanOrEqual(1e-5);
+    expect(Number(m![2])).toBeGreaterThan(1e-3);
+  });
+});
+
+describe("ranks in containers that share only the bridge folder (in-container.sh)", () => {
+  it("train what the in-root ranks train, seeing neither this machine's /dev/shm nor the repository", async () => {
+    const seed = String(randomInt(1, 1 << 20));
+    const bridgeDir = `${job.dir}/bridge`;
+    mkdirSync(bridgeDir);
+    const marker = `/dev/shm/unicc-caffe-test-marker-${process.pid}`;
+    writeFileSync(marker, "host only");
+    try {
+      const site = "/usr/local/lib/python3.9/dist-packages";
+      const volumes = [...pipInstalled(site), `${WORKERS}:/opt/job:ro`].flatMap((v) => ["-v", v]);
+      const args = ["equivalence.py", seed, "/tmp", "4", "3", "sgd,adam"];
+      const boxed = await runJob(["-np", "4", "--bridge-dir", bridgeDir, "--timeout", String(TIMEOUT_S), "--", IN_CONTAINER, ...volumes,
+        "-e", "OMP_NUM_THREADS", "-e", "OPENBLAS_NUM_THREADS", "-w", "/opt/job", "--",
+        "python3", "/opt/job/container.py", WORKERS, ...args], { env: job.env });
+      expect(boxed.code, boxed.stdout + boxed.stderr).toBe(0);
+      const inRootRun = await inRootJob(4, ["python3", `${WORKERS}${args[0]}`, seed, job.dir, ...args.slice(3)]);
+      expect(inRootRun.code, inRootRun.stdout + inRootRun.stderr).toBe(0);
+      for (let rank = 0; rank < 4; rank++) {
+        const sees = JSON.parse(/^SEES (.*)$/m.exec(lines(boxed, rank))![1]) as { shm: string[]; host_path: boolean; mounts: string[]; unicc: string };
+        expect(sees.shm, "the container's /dev/shm is its own").toEqual([]);
+        expect(sees.host_path, "the repository is not visible").toBe(false);
+        expect(sees.unicc).toBe(`${site}/unicc`);
+        expect(sees.mounts).toEqual(["/", "/dev/shm", "/opt/job", "/proc", bridgeDir, ...pipInstalled(site).map((v) => v.split(":")[1])].sort());
+        const results = (r: typeof boxed) => lines(r, rank).split("\n").filter((l) => /^(OK|DIFF|WEIGHTS) /.test(l));
+        expect(results(boxed)).toEqual(results(inRootRun));
+        expect(results(boxed).length).toBe(rank === 0 ? 4 : 2);
+      }
+      expect(lines(boxed, 0)).toMatch(/^OK adam /m);
+      expect(readdirSync(bridgeDir)).toEqual([]); // sockets and slabs gone with the job
+    } finally {
+      rmSync(marker, { force: true });
     }
   });
 });

@@ -8,6 +8,7 @@ export { runJob, type JobResult } from "../../core-native/test/run-job.js";
 
 export const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 export const IN_ROOT = fileURLToPath(new URL("../scripts/in-root.sh", import.meta.url));
+export const IN_CONTAINER = fileURLToPath(new URL("../scripts/in-container.sh", import.meta.url));
 export const UNICC_CAFFE = fileURLToPath(new URL("../bin/unicc-caffe", import.meta.url));
 const MAKE_ROOT = fileURLToPath(new URL("../scripts/make-bullseye-root.sh", import.meta.url));
 
@@ -20,6 +21,18 @@ export function bullseyeRoot(): string {
 export function jobFolder(): { dir: string; env: NodeJS.ProcessEnv } {
   const dir = mkdtempSync(join(tmpdir(), "unicc-caffe-test-"));
   return { dir, env: { UNICC_ROOT_BINDS: dir, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" } };
+}
+
+const CLIENT = fileURLToPath(new URL("../../core-native/python/unicc/", import.meta.url));
+const ADAPTER = fileURLToPath(new URL("../python/unicc/caffe", import.meta.url));
+
+/**
+ * in-container.sh volumes that put the unicc client and unicc.caffe into `site` read-only, file by
+ * file as pip installs the two packages into one unicc/ folder.
+ */
+export function pipInstalled(site: string): string[] {
+  const client = readdirSync(CLIENT).filter((f) => f.endsWith(".py"));
+  return [...client.map((f) => `${CLIENT}${f}:${site}/unicc/${f}:ro`), `${ADAPTER}:${site}/unicc/caffe:ro`];
 }
 
 /** Runs a command in the root as one process (no job), e.g. to write an LMDB. */

@@ -32,11 +32,20 @@ SOLVERS = {
 DIM, CLASSES = 20, 5
 
 
-def lmdb_net(net_text, db, batch):
-    """The net with its MemoryData layer replaced by a Data layer reading db (float data, as written by make_lmdb.py)."""
+DATA_LAYERS = {
+    "db": 'layer { name: "data" type: "Data" top: "data" top: "label"\n  data_param { source: "%s" backend: LMDB batch_size: %d } }\n',
+    # "index" (each row's number in the data set) lets a test see which rows a rank read.
+    "hdf5": 'layer { name: "data" type: "HDF5Data" top: "data" top: "label" top: "index"\n'
+            '  hdf5_data_param { source: "%s" batch_size: %d } }\n',
+}
+
+
+def data_net(net_text, kind, source, batch):
+    """The net with its MemoryData layer replaced by a Data layer reading the LMDB source (kind "db",
+    float data as make_lmdb.py writes) or an HDF5Data layer reading the list file source ("hdf5")."""
     head, rest = net_text.split("\n", 1)
     body = rest.split("\n", 2)[2]  # drop the two lines of the MemoryData layer
-    return head + '\nlayer { name: "data" type: "Data" top: "data" top: "label"\n  data_param { source: "%s" backend: LMDB batch_size: %d } }\n' % (db, batch) + body
+    return head + "\n" + DATA_LAYERS[kind] % (source, batch) + body
 
 
 def write(path, text):
@@ -48,11 +57,14 @@ def write(path, text):
     return path
 
 
-def write_solver(folder, kind, batch, max_iter=1000, extra="", db=None, snapshot_after_train=False):
-    """A solver file for the MLP with `batch` rows per iteration (from MemoryData, or the LMDB db); returns its path."""
-    tag = "%s-%d%s" % (kind, batch, "-db" if db else "")
+def write_solver(folder, kind, batch, max_iter=1000, extra="", db=None, snapshot_after_train=False, hdf5=None):
+    """A solver file for the MLP with `batch` rows per iteration (from MemoryData, the LMDB db, or the
+    HDF5 list file hdf5); returns its path."""
+    tag = "%s-%d%s" % (kind, batch, "-db" if db else "-hdf5" if hdf5 else "")
     text = MLP % {"batch": batch, "dim": DIM, "classes": CLASSES}
-    net = write(os.path.join(folder, "mlp-%s.prototxt" % tag), lmdb_net(text, db, batch) if db else text)
+    if db or hdf5:
+        text = data_net(text, "db" if db else "hdf5", db or hdf5, batch)
+    net = write(os.path.join(folder, "mlp-%s.prototxt" % tag), text)
     return write(os.path.join(folder, "solver-%s.prototxt" % tag),
                  'net: "%s"\n%s\nlr_policy: "fixed"\nmax_iter: %d\ndisplay: 0\nsnapshot_after_train: %s\nrandom_seed: 7\n%s\n'
                  % (net, SOLVERS[kind], max_iter, str(snapshot_after_train).lower(), extra))
