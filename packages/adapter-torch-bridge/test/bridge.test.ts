@@ -44,6 +44,14 @@ describe("each way a tensor reaches the core", () => {
   });
 });
 
+describe("mappings in use stay mapped", () => {
+  it("8 threads reduce 48 shared storages through a descriptor cache of 4 (evictions all the time) on 2 ranks: no request names an unmapped buffer, values match references", async () => {
+    const r = await runJob(["-np", "2", python, `${WORKERS}pins.py`, String(randomInt(1, 1 << 20))]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK pins rank ${rank} of 2: 48 tensors through a cache of 4`);
+  });
+});
+
 describe("the client package alone (what the MXNet and Caffe adapters use)", () => {
   const py39 = python39();
   it.skipIf(!py39)("runs on Python 3.9 without torch or numpy: allreduce, broadcast, allgather of 4 dtypes on 3 ranks", async () => {

@@ -78,17 +78,21 @@ class _SharedStorages:
     """Slabs over shared storages the bridge has mapped, by the (device, inode) of their file: a
     storage's descriptor number may be reused after it dies, its inode not while the bridge maps it.
     At most LIMIT are kept (the least recently used is unmapped), since the bridge's mapping keeps
-    a dead storage's pages."""
+    a dead storage's pages. A slab is pinned from acquire() until its request is done (release()):
+    evicting a pinned slab only takes it out of the cache, and its unmap waits for the last release,
+    so no thread's request can name a buffer the bridge has already forgotten."""
 
     LIMIT = 64
 
     def __init__(self):
         self._lock = threading.Lock()
         self._slabs = collections.OrderedDict()
+        self._pins = {}  # slab id -> requests using it
+        self._evicted = set()  # ids of pinned slabs no longer in the cache: unmapped at their last release
         self._refused = set()  # files the bridge could not map: copy those
 
-    def slab(self, t):
-        """The mapped slab holding t's storage, or None when t must be copied."""
+    def acquire(self, t):
+        """The mapped slab holding t's storage, pinned, or None when t must be copied."""
         if t.device.type != "cpu" or not t.is_shared() or not t.is_contiguous() or _wire(t)[0] != t.dtype or not t.numel():
             return None
         storage = t.untyped_storage()
@@ -102,6 +106,7 @@ class _SharedStorages:
             slab = self._slabs.get(key)
             if slab is not None:
                 self._slabs.move_to_end(key)
+                self._pins[slab.id] += 1
                 return slab
             if key in self._refused:
                 return None
@@ -116,10 +121,26 @@ class _SharedStorages:
             return None
         with self._lock:
             self._slabs[key] = slab
+            self._pins[slab.id] = 1
             old = self._slabs.popitem(last=False)[1] if len(self._slabs) > self.LIMIT else None
+            if old is not None and self._pins[old.id]:
+                self._evicted.add(old.id)
+                old = None
+            elif old is not None:
+                del self._pins[old.id]
         if old is not None:
             b.unmap(old)
         return slab
+
+    def release(self, slab):
+        """The request on slab (from acquire) is done."""
+        with self._lock:
+            self._pins[slab.id] -= 1
+            if self._pins[slab.id] or slab.id not in self._evicted:
+                return
+            self._evicted.discard(slab.id)
+            del self._pins[slab.id]
+        _bridge().unmap(slab)
 
 
 _shared = _SharedStorages()
@@ -159,20 +180,22 @@ share_if_repeated = _Repeats().share_if_repeated
 
 
 def _in_place(t):
-    """(slab, byte offset, wire code) when t's own memory is mapped by the bridge, else None."""
-    slab = _shared.slab(t)
+    """(slab, byte offset, wire code) when t's own memory is mapped by the bridge (the slab pinned
+    until the TensorHandle's request is done), else None."""
+    slab = _shared.acquire(t)
     return None if slab is None else (slab, t.storage_offset() * t.element_size(), _wire(t)[1])
 
 
 class TensorHandle:
     """A collective in flight on tensors. wait() copies the result into `output` once and returns it."""
 
-    def __init__(self, handle, output, result, slabs):
+    def __init__(self, handle, output, result, slabs, pinned=None):
         self._bridge = _bridge()
         self._handle = handle
         self._output = output
         self._result = result  # the slab view holding the outcome
         self._slabs = slabs
+        self._pinned = pinned  # the shared storage's slab, reduced in place
         self._lock = threading.Lock()
         self._copied = False
 
@@ -190,6 +213,8 @@ class TensorHandle:
                 finally:
                     for s in self._slabs:
                         self._bridge.release(s)
+                    if self._pinned is not None:
+                        _shared.release(self._pinned)
         return self._output
 
     def wait(self):
@@ -218,6 +243,16 @@ def _check_op(op):
     return op
 
 
+def _pinned_request(slab, tensor, submit):
+    """The handle of submit() on a pinned shared slab; the pin goes once it is done (or failed to start)."""
+    try:
+        h = submit()
+    except BaseException:
+        _shared.release(slab)
+        raise
+    return TensorHandle(h, tensor, None, [], pinned=slab)
+
+
 def allreduce_async_(tensor, op=Average, name=None, compression=None):
     """Starts reducing `tensor` in place across ranks; returns a handle whose wait() gives `tensor`."""
     op = _check_op(op)
@@ -225,8 +260,8 @@ def allreduce_async_(tensor, op=Average, name=None, compression=None):
     shared = _in_place(tensor)
     if shared is not None:
         slab, offset, code = shared
-        h = _bridge().submit("allreduce", slab, code, tensor.numel(), offset, op=op, name=name, compression=compression)
-        return TensorHandle(h, tensor, None, [])
+        return _pinned_request(slab, tensor, lambda: _bridge().submit(
+            "allreduce", slab, code, tensor.numel(), offset, op=op, name=name, compression=compression))
     slab, v, code = _stage(tensor)
     try:
         h = _bridge().submit("allreduce", slab, code, tensor.numel(), op=op, name=name, compression=compression)
@@ -253,7 +288,8 @@ def broadcast_async_(tensor, root_rank=0):
     shared = _in_place(tensor)
     if shared is not None:
         slab, offset, code = shared
-        return TensorHandle(_bridge().submit("broadcast", slab, code, tensor.numel(), offset, root=root_rank), tensor, None, [])
+        return _pinned_request(slab, tensor, lambda: _bridge().submit(
+            "broadcast", slab, code, tensor.numel(), offset, root=root_rank))
     slab, v, code = _stage(tensor)
     try:
         h = _bridge().submit("broadcast", slab, code, tensor.numel(), root=root_rank)
