@@ -7,8 +7,10 @@
 
 #include "algorithms/local.h"
 #include "algorithms/partition.h"
+#include "algorithms/schedules.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "transport/executor.h"
 
 namespace unicc {
 
@@ -102,24 +104,62 @@ std::vector<int> Communicator::ring_members(int lr) const {
   return members;
 }
 
-Ring Communicator::make_ring(int lr) {
-  Ring r;
+Communicator::Group Communicator::make_group(int lr) {
+  Group g;
   const std::vector<int> members = ring_members(lr);
-  r.size = static_cast<int>(members.size());
-  r.index = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
-  const int left = members[(r.index + r.size - 1) % r.size];
-  const int right = members[(r.index + 1) % r.size];
-  if (r.size > 1) {
-    for (int s = 0; s < streams_in_use_; ++s) {
-      r.left.push_back(conns_.at(left).at(s).get());
-      r.right.push_back(conns_.at(right).at(s).get());
-    }
+  g.size = static_cast<int>(members.size());
+  g.index = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
+  g.channels.assign(members.size(), nullptr);
+  for (size_t i = 0; i < members.size(); ++i) {
+    auto it = conns_.find(members[i]);
+    if (it == conns_.end() || members[i] == opt_.rank) continue;
+    std::vector<Conn*> streams;
+    for (int s = 0; s < streams_in_use_; ++s) streams.push_back(it->second.at(s).get());
+    g.owned.push_back(std::make_unique<TcpChannel>(std::move(streams)));
+    g.channels[i] = g.owned.back().get();
   }
-  r.chunk_bytes = opt_.tcp_chunk_bytes;
-  r.timeout_ms = opt_.timeout_ms;
-  r.check_abort = [this] { check_abort(); };
-  r.self_label = label(opt_.rank);
-  return r;
+  return g;
+}
+
+std::set<int> Communicator::group_peers(const std::vector<int>& members) const {
+  const int n = static_cast<int>(members.size());
+  const int idx = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
+  std::set<int> peers{members[(idx + n - 1) % n], members[(idx + 1) % n]};
+  for (const Step& s : recursive_doubling_allreduce_schedule(n, idx, 0, 1, 1).steps) peers.insert(members[s.peer]);
+  peers.erase(opt_.rank);
+  return peers;
+}
+
+void Communicator::run(const Group& g, const Schedule& s, const Desc& d, void* buf, DType t, RedOp op, Wire wire) {
+  const ExecContext cx{d, t, op, t == DType::F32 ? wire : Wire::Exact, opt_.timeout_ms, [this] { check_abort(); },
+                       label(opt_.rank)};
+  unicc::execute(s, static_cast<char*>(buf), g.channels, cx);
+}
+
+size_t Communicator::chunk_elems(size_t block_elems, size_t es) const {
+  return pipeline_chunk_elems(opt_.tcp_chunk_bytes, static_cast<size_t>(streams_in_use_), block_elems, es);
+}
+
+void Communicator::group_allreduce(const Group& g, const Desc& d, void* buf, size_t count, DType t, RedOp op,
+                                   Wire wire) {
+  const size_t es = dtype_size(t), n = static_cast<size_t>(g.size);
+  // Small buffers: log2(n) exchanges instead of the ring's 2(n-1) steps. On a 16-bit wire only
+  // where n is a power of two, so that every rank ends with the same rounded values.
+  const bool doubling = count * es <= opt_.small_bytes && (t != DType::F32 || wire == Wire::Exact || (n & (n - 1)) == 0);
+  const Schedule s = doubling ? recursive_doubling_allreduce_schedule(g.size, g.index, count, es, chunk_elems(count, es))
+                              : ring_allreduce_schedule(g.size, g.index, count, es, chunk_elems(ceil_div(count, n), es));
+  run(g, s, d, buf, t, op, wire);
+}
+
+void Communicator::group_broadcast(const Group& g, const Desc& d, void* buf, size_t bytes, int root_index) {
+  run(g, ring_broadcast_schedule(g.size, g.index, bytes, root_index, chunk_elems(bytes, 1)), d, buf, DType::F32,
+      RedOp::Sum, Wire::Exact);
+}
+
+void Communicator::group_allgather(const Group& g, const Desc& d, void* out, size_t bytes) {
+  const size_t n = static_cast<size_t>(g.size);
+  run(g, ring_allgather_schedule(g.size, g.index, n * bytes, 1, chunk_elems(bytes, 1)), d, out, DType::F32,
+      RedOp::Sum, Wire::Exact);
 }
 
 void Communicator::connect() {
@@ -127,10 +167,7 @@ void Communicator::connect() {
     listener_.reset();  // nobody dials inside one host; a stranger's connection must not wait unanswered
     return;
   }
-  const std::vector<int> members = ring_members(topo_.local_rank);
-  const int n = static_cast<int>(members.size());
-  const int idx = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
-  const std::set<int> neighbours{members[(idx + n - 1) % n], members[(idx + 1) % n]};
+  const std::set<int> neighbours = group_peers(ring_members(topo_.local_rank));
   const int64_t deadline = now_ms() + opt_.timeout_ms;
   const int S = opt_.streams;
   int expected_accepts = 0;
@@ -147,10 +184,16 @@ void Communicator::connect() {
   while (expected_accepts > 0) {
     int from = -1, stream = -1;
     const int fd = listener_->accept_peer(job_key_, token_key_, opt_.rank, opt_.size, deadline, &from, &stream);
-    if (fd < 0)
+    if (fd < 0) {
+      std::string missing;
+      for (int q : neighbours)
+        if (q < opt_.rank) continue;
+        else if (std::any_of(conns_[q].begin(), conns_[q].end(), [](const auto& c) { return !c; }))
+          missing += (missing.empty() ? "" : ", ") + std::to_string(q);
       throw CommError(label(opt_.rank) + " waited " + std::to_string(opt_.timeout_ms / 1000) +
-                      " s for its neighbours to connect; missing one of ranks " + std::to_string(*neighbours.begin()) +
-                      ", " + std::to_string(*neighbours.rbegin()) + ". Did they start, and can they reach this host?");
+                      " s for its neighbours to connect; missing rank(s) " + missing +
+                      ". Did they start, and can they reach this host?");
+    }
     if (!neighbours.count(from) || stream >= S || conns_[from][stream]) { ::close(fd); continue; }
     conns_[from][stream] = std::make_unique<Conn>(fd, from, label(from));
     --expected_accepts;
@@ -176,8 +219,7 @@ void Communicator::fail(const std::string& msg) {
 void Communicator::allreduce(const Desc& d, Op& op) {
   const size_t es = dtype_size(op.dtype);
   if (topo_.flat_ring) {
-    Ring r = make_ring(0);
-    ring_allreduce(r, d, op.buf, op.count, op.dtype, op.op, op.wire);
+    group_allreduce(make_group(0), d, op.buf, op.count, op.dtype, op.op, op.wire);
   } else if (topo_.num_hosts == 1) {
     if (shm_) local_allreduce(*shm_, d, op.buf, op.count, op.dtype, op.op, opt_.small_bytes);
   } else {
@@ -197,8 +239,7 @@ Partition Communicator::host_blocks(size_t count) const {
 void Communicator::cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire) {
   const size_t lr = static_cast<size_t>(topo_.local_rank), bytes = blocks.len(lr) * dtype_size(t);
   const auto t0 = Clock::now();
-  Ring r = make_ring(topo_.local_rank);
-  ring_allreduce(r, d, buf + blocks.start(lr) * dtype_size(t), blocks.len(lr), t, op, wire);
+  group_allreduce(make_group(topo_.local_rank), d, buf + blocks.start(lr) * dtype_size(t), blocks.len(lr), t, op, wire);
   ring_use_.bytes += static_cast<double>(bytes);
   ring_use_.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -214,8 +255,7 @@ Communicator::RingUse Communicator::take_ring_use() {
 void Communicator::broadcast(const Desc& d, Op& op) {
   const size_t bytes = op.count * dtype_size(op.dtype);
   if (topo_.flat_ring) {
-    Ring r = make_ring(0);
-    ring_broadcast(r, d, op.buf, bytes, op.root);
+    group_broadcast(make_group(0), d, op.buf, bytes, op.root);
     return;
   }
   int root_host = 0, root_lr = 0;
@@ -223,8 +263,7 @@ void Communicator::broadcast(const Desc& d, Op& op) {
     for (size_t l = 0; l < topo_.hosts[h].size(); ++l)
       if (topo_.hosts[h][l] == op.root) { root_host = h; root_lr = static_cast<int>(l); }
   if (topo_.num_hosts > 1 && topo_.local_rank == root_lr) {
-    Ring r = make_ring(root_lr);
-    ring_broadcast(r, d, op.buf, bytes, root_host);
+    group_broadcast(make_group(root_lr), d, op.buf, bytes, root_host);
   }
   if (shm_) local_broadcast(*shm_, d, op.buf, bytes, root_lr);
 }
@@ -234,8 +273,7 @@ void Communicator::allgather(const Desc& d, Op& op) {
   char* out = static_cast<char*>(op.out);
   if (topo_.flat_ring) {
     std::memmove(out + opt_.rank * bytes, op.buf, bytes);
-    Ring r = make_ring(0);
-    ring_allgather(r, d, out, bytes);
+    group_allgather(make_group(0), d, out, bytes);
     return;
   }
   if (topo_.num_hosts == 1) {
@@ -250,8 +288,7 @@ void Communicator::allgather(const Desc& d, Op& op) {
   if (shm_) local_allgather(*shm_, d, op.buf, host_block, bytes);
   else std::memcpy(host_block, op.buf, bytes);
   if (topo_.local_rank == 0) {
-    Ring r = make_ring(0);
-    ring_allgather(r, d, all.data(), L * bytes);
+    group_allgather(make_group(0), d, all.data(), L * bytes);
   }
   if (shm_) local_broadcast(*shm_, d, all.data(), all.size(), 0);
   for (size_t h = 0; h < H; ++h)
@@ -282,8 +319,7 @@ void Communicator::execute(Op& op) {
         // A zero-byte ring allgather completes on a rank only after every rank has joined; local
         // rank 0 stands for its host, and the host's second barrier waits for it.
         if (topo_.flat_ring || topo_.local_rank == 0) {
-          Ring r = make_ring(0);
-          ring_allgather(r, d, nullptr, 0);
+          group_allgather(make_group(0), d, nullptr, 0);
         }
         if (shm_) local_barrier(*shm_, d);
       }

@@ -5,15 +5,18 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "algorithms/partition.h"
-#include "algorithms/ring.h"
+#include "algorithms/schedule.h"
 #include "common/collective.h"
 #include "transport/shm_group.h"
 #include "transport/tcp.h"
+#include "transport/tcp_channel.h"
+#include "reduce/wire16.h"
 
 namespace unicc {
 
@@ -120,7 +123,23 @@ class Communicator {
   std::string label(int rank) const;
   // The ring a rank of local rank lr joins: same-local-rank ranks of every host, or everybody.
   std::vector<int> ring_members(int lr) const;
-  Ring make_ring(int lr);
+  // Those ranks as a group that runs schedules over TCP channels (streams_in_use_ each).
+  struct Group {
+    int size = 1;
+    int index = 0;                                     // mine
+    std::vector<std::unique_ptr<TcpChannel>> owned;    // to the members this rank is connected to
+    std::vector<Channel*> channels;                    // by group index; null where none
+  };
+  Group make_group(int lr);
+  // Members this rank of the group exchanges with in some schedule (ring neighbours, and the
+  // partners of recursive doubling).
+  std::set<int> group_peers(const std::vector<int>& members) const;
+  void run(const Group& g, const Schedule& s, const Desc& d, void* buf, DType t, RedOp op, Wire wire);
+  size_t chunk_elems(size_t block_elems, size_t es) const;
+  void group_allreduce(const Group& g, const Desc& d, void* buf, size_t count, DType t, RedOp op, Wire wire);
+  void group_broadcast(const Group& g, const Desc& d, void* buf, size_t bytes, int root_index);
+  // out holds g.size blocks of `bytes` in group order; block g.index must already hold my data.
+  void group_allgather(const Group& g, const Desc& d, void* out, size_t bytes);
   Partition host_blocks(size_t count) const;
   // Runs this rank's cross-host ring over its block of a host-reduced buffer, timed into ring_use_.
   void cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire);

@@ -1,34 +1,34 @@
 #pragma once
 #include <cstddef>
-#include <functional>
+#include <cstdint>
 #include <vector>
 
-#include "common/collective.h"
-#include "reduce/wire16.h"
-#include "transport/tcp.h"
+#include "algorithms/partition.h"
+#include "algorithms/schedule.h"
 
 namespace unicc {
 
-// Ranks joined in a ring of TCP connections, one or more streams to each neighbour (two ranks:
-// left and right are the same sockets).
-struct Ring {
-  std::vector<Conn*> left;
-  std::vector<Conn*> right;
-  int index = 0;  // my position in the ring
-  int size = 1;
-  size_t chunk_bytes = 1 << 20;
-  int timeout_ms = 30000;
-  // Called while waiting, so a failure seen elsewhere (shared memory, another ring) stops us.
-  std::function<void()> check_abort;
-  std::string self_label;
+// Chunk c of block b, both in elements; every block has the same number of chunks (the longest
+// block's), so that ring neighbours agree on them whatever the split.
+struct Chunking {
+  Partition blocks;
+  size_t chunk_elems;
+  size_t chunks;
+  Chunking(const Partition& b, size_t chunk_elems);
+  size_t start(size_t b, size_t c) const;
+  size_t len(size_t b, size_t c) const;
 };
 
-// Pipelined ring allreduce: reduce-scatter then allgather, chunk by chunk, in place. A 16-bit
-// wire applies to float32 only; other types always travel exactly.
-void ring_allreduce(Ring& r, const Desc& d, void* buf, size_t count, DType t, RedOp op, Wire wire = Wire::Exact);
-// Pipelined chain from the ring position root_index.
-void ring_broadcast(Ring& r, const Desc& d, void* buf, size_t bytes, int root_index);
-// out holds size blocks of `bytes` in ring order; block `index` must already hold my data.
-void ring_allgather(Ring& r, const Desc& d, void* out, size_t bytes);
+// The two halves of a ring allreduce, appended to s (whose rank and size name the ring), for
+// builders that compose them. `first_after`: per chunk, a step the first send of that chunk
+// waits for (or empty). Each returns, per chunk, the step that completes it on this rank.
+// Reduce-scatter: in step k rank me sends block me + shift - k to the right and reduces block
+// me + shift - k - 1 from the left, so it ends owning block me + shift + 1.
+std::vector<int32_t> ring_reduce_scatter_phase(Schedule& s, const Chunking& ch, size_t es, long shift,
+                                               const std::vector<int32_t>& first_after);
+// Allgather: rank me starts owning block me + owned_shift. round_first: round the owned block
+// through a 16-bit wire as it first leaves (the owner keeps what the others receive).
+std::vector<int32_t> ring_allgather_phase(Schedule& s, const Chunking& ch, size_t es, long owned_shift,
+                                          const std::vector<int32_t>& first_after, bool round_first);
 
 }  // namespace unicc

@@ -1,0 +1,32 @@
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "algorithms/schedule.h"
+#include "common/collective.h"
+#include "reduce/wire16.h"
+#include "transport/channel.h"
+
+namespace unicc {
+
+// How one rank runs its part of a collective, whatever the algorithm.
+struct ExecContext {
+  const Desc& desc;  // checked against every frame that arrives
+  DType dtype;
+  RedOp op;
+  Wire wire;  // Wire::Exact unless dtype is float32
+  int timeout_ms;
+  std::function<void()> check_abort;  // called while waiting, so a failure seen elsewhere stops us
+  std::string self_label;
+};
+
+// Runs schedule s over buf: every step as soon as its dependencies are done, all peers and lanes
+// at once in one wait loop. A peer's sends start in schedule order, each on whichever lane is idle
+// (so a lane the network serves faster carries more); every message travels as a frame naming the
+// collective and its place among the pair's messages, so lanes may deliver in any order; one that
+// arrives before its receive may touch the buffer is held aside. peers[r]: the channel to group
+// rank r (only those the schedule names are used). Throws CommError naming the peer at fault.
+void execute(const Schedule& s, char* buf, const std::vector<Channel*>& peers, const ExecContext& cx);
+
+}  // namespace unicc
