@@ -12,12 +12,12 @@ import tempfile
 import time
 
 import unicc
-from unicc._bridge import _default_script
+from unicc._node import bridge_js
 
 token = os.environ["UNICC_JOB_TOKEN"]
 d = tempfile.mkdtemp(prefix="unicc-bridge-")
 path = os.path.join(d, "s")
-proc = subprocess.Popen([shutil.which("node"), _default_script(), "--socket", path])
+proc = subprocess.Popen([shutil.which("node"), bridge_js(), "--socket", path])
 
 
 def frame(obj):

@@ -27,6 +27,7 @@ import threading
 import time
 
 from ._attach import LauncherBridge
+from ._node import NodeNotFound, bridge_js, find_node
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE = 64 * 1024
@@ -50,11 +51,6 @@ def timeout_s(env=None):
         return float(raw) if raw else 30.0
     except ValueError:
         raise UniccError("unicc: UNICC_TIMEOUT_S=%r is not a number of seconds" % raw) from None
-
-
-def _default_script():
-    # python/unicc/_bridge.py -> <package root>/dist/bridge.js
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "dist", "bridge.js")
 
 
 class Handle:
@@ -201,10 +197,11 @@ class Bridge:
 
     def _start(self, env, node, script):
         """Starts this rank's bridge as our child; returns the socket path it will listen on."""
-        node = node or env.get("UNICC_NODE") or shutil.which("node")
-        script = script or env.get("UNICC_BRIDGE_JS") or _default_script()
-        if not node:
-            raise BridgeError("unicc: rank %d: no `node` on PATH to run the bridge (set UNICC_NODE)" % self.rank)
+        script = script or env.get("UNICC_BRIDGE_JS") or bridge_js()
+        try:
+            node = node or find_node(env)
+        except NodeNotFound as e:
+            raise BridgeError("unicc: rank %d: cannot start the bridge: %s" % (self.rank, e)) from None
         if not os.path.isfile(script):
             raise BridgeError("unicc: rank %d: bridge script %s not found; build @unicc/core (npm run build) or set UNICC_BRIDGE_JS" % (self.rank, script))
         self._dir = tempfile.mkdtemp(prefix="unicc-bridge-")  # mode 0700

@@ -1,4 +1,4 @@
-import { createRequire } from "node:module";
+import { loadCoreAddon, type AddonKind } from "./addon.js";
 
 export interface NativeTopology {
   localRank: number;
@@ -65,18 +65,20 @@ interface Addon {
 }
 
 let addon: Addon | undefined;
+let found: { kind: AddonKind; path: string } | undefined;
 
-/** The compiled core, found from dist/ (one level below the package root). */
+/** The compiled core: this package's own build, else the prebuilt platform package (see addon.ts). */
 export function loadAddon(): Addon {
   if (!addon) {
-    const require = createRequire(import.meta.url);
-    try {
-      addon = require("../build/Release/unicc_core.node") as Addon;
-    } catch (e) {
-      throw new Error(
-        `unicc: the native core is not built (${(e as Error).message}). Run \`npm run build\` in packages/core-native.`,
-      );
-    }
+    const core = loadCoreAddon();
+    addon = core.exports as Addon;
+    found = { kind: core.kind, path: core.path };
   }
   return addon;
+}
+
+/** Which core loadAddon() loaded, and from where (for `unicc doctor`). */
+export function loadedAddon(): { kind: AddonKind; path: string } {
+  loadAddon();
+  return found!;
 }
