@@ -4,8 +4,8 @@ A Bridge starts this rank's bridge process (Node, hosting the core), or connects
 `unicc run --bridge` started (_attach.py), proves the job token to it,
 and then drives collectives on shared-memory slabs that both processes map. Requests go through
 the command ring (_ring.py: shared memory and futex doorbells, read by a native thread of the
-bridge) where there is one, else over the socket; setup, mapping and failure always use the socket. Framework adapters
-(unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back; memory
+bridge) where there is one, else over the socket; setup, mapping and failure always use the
+socket. Framework adapters (unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back; memory
 that is shared already (a descriptor of a shm file or memfd) is mapped by map_fd and reduced in place.
 Pure Python 3.9+, no third-party imports.
 """
@@ -105,8 +105,7 @@ class Handle:
         with self._lock:
             if not self._event.is_set():
                 self._callbacks.append(fn)
-                first = len(self._callbacks) == 1
-                if first:
+                if len(self._callbacks) == 1:
                     self._bridge._watch(1)  # the ring's completions must be read without a waiter
                 return
         fn(self)

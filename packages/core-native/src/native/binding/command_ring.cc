@@ -91,8 +91,15 @@ std::shared_ptr<Mapping> CommandRing::buffer(uint64_t id) {
 }
 
 void CommandRing::stop(std::function<void()> drained) {
-  drained_ = std::move(drained);
-  halt();
+  halt();  // the thread takes what was submitted before it ends
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (state_->in_flight) {
+      state_->drained = std::move(drained);
+      return;
+    }
+  }
+  drained();
 }
 
 void CommandRing::halt() {
@@ -110,13 +117,6 @@ void CommandRing::run() {
     if (!take_all()) return;
   }
   take_all();  // what the client submitted before it asked to close
-  std::function<void()> done;
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    if (state_->in_flight == 0) done = std::move(drained_);
-    else state_->drained = std::move(drained_);
-  }
-  if (done) done();
 }
 
 // Takes every submission between head and tail; false once the client broke the ring.

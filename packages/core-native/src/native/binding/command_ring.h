@@ -57,7 +57,6 @@ class CommandRing {
   std::mutex buffers_mu_;
   std::map<uint64_t, std::shared_ptr<Mapping>> buffers_;
   std::atomic<bool> stop_{false};
-  std::function<void()> drained_;
   std::thread thread_;
 };
 
