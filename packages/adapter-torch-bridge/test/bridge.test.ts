@@ -32,7 +32,7 @@ describe("collectives through the bridge", () => {
     const seed = randomInt(1, 1 << 20);
     const r = await runJob(["-np", "4", python, `${WORKERS}collectives.py`, String(seed)]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    for (let rank = 0; rank < 4; rank++) expect(lines(r, rank)).toMatch(new RegExp(`OK \\d+ checks rank ${rank} of 4`));
+    for (let rank = 0; rank < 4; rank++) expect(lines(r, rank)).toMatch(new RegExp(`OK \\d+ checks rank ${rank} of 4 over the ring`));
   });
 });
 
@@ -49,6 +49,27 @@ describe("mappings in use stay mapped", () => {
     const r = await runJob(["-np", "2", python, `${WORKERS}pins.py`, String(randomInt(1, 1 << 20))]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK pins rank ${rank} of 2: 48 tensors through a cache of 4`);
+  });
+});
+
+describe("the command ring", () => {
+  it("entries naming an unmapped buffer, a span beyond it, a misaligned offset, an unknown dtype/op/collective, a root out of range or a named broadcast are answered with errors naming the rank, and the ring stays usable (sum against a reference) on 2 ranks", async () => {
+    const r = await runJob(["-np", "2", python, `${WORKERS}ring.py`]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK ring 10 checks rank ${rank} of 2`);
+  });
+
+  it("a submission counter that jumps ahead: the bridge drops its client, whose wait raises BridgeError at once; the peer's collective fails", async () => {
+    const r = await runJob(["-np", "2", python, `${WORKERS}ring.py`, "corrupt"], { env: { UNICC_TIMEOUT_S: String(TIMEOUT_S) } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(lines(r, 0)).toContain("OK corrupt rank 0");
+    expect(lines(r, 1)).toContain("OK peer saw rank 0 go");
+  });
+
+  it("UNICC_BRIDGE_RING=0 keeps requests on the socket: the collectives of 4 ranks still match references", async () => {
+    const r = await runJob(["-np", "4", python, `${WORKERS}collectives.py`, String(randomInt(1, 1 << 20))], { env: { UNICC_BRIDGE_RING: "0" } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < 4; rank++) expect(lines(r, rank)).toMatch(new RegExp(`OK \\d+ checks rank ${rank} of 4 over the socket`));
   });
 });
 

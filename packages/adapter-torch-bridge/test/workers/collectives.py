@@ -4,6 +4,7 @@ import sys
 
 import torch
 
+import unicc
 import unicc.torch as uc
 
 seed = int(sys.argv[1])
@@ -76,4 +77,4 @@ assert opt.param_groups[0]["lr"] == ref_opt.param_groups[0]["lr"]
 checked += 2
 
 uc.barrier()
-print("OK %d checks rank %d of %d" % (checked, r, n), flush=True)
+print("OK %d checks rank %d of %d over the %s" % (checked, r, n, unicc.bridge().transport), flush=True)

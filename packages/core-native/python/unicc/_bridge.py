@@ -2,8 +2,10 @@
 
 A Bridge starts this rank's bridge process (Node, hosting the core), or connects to the one
 `unicc run --bridge` started (_attach.py), proves the job token to it,
-and then drives collectives on shared-memory slabs that both processes map. Framework adapters
-(unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back; memory
+and then drives collectives on shared-memory slabs that both processes map. Requests go through
+the command ring (_ring.py: shared memory and futex doorbells, read by a native thread of the
+bridge) where there is one, else over the socket; setup, mapping and failure always use the
+socket. Framework adapters (unicc.torch, and the MXNet and Caffe ones) copy tensors into slabs, submit, and copy back; memory
 that is shared already (a descriptor of a shm file or memfd) is mapped by map_fd and reduced in place.
 Pure Python 3.9+, no third-party imports.
 """
@@ -26,6 +28,7 @@ import tempfile
 import threading
 import time
 
+from . import _ring
 from ._attach import LauncherBridge
 from ._node import NodeNotFound, bridge_js, find_node
 
@@ -68,13 +71,22 @@ class Handle:
         self._lock = threading.Lock()
 
     def done(self):
+        if not self._event.is_set() and self._bridge._ring is not None:
+            self._bridge._ring.reap()
+        return self._event.is_set()
+
+    def _wait_a_while(self, b):
+        """True once done; else after about half a second."""
+        if b._ring is None:
+            return self._event.wait(0.5)
+        b._ring.pump(self._event.is_set, 0.5)
         return self._event.is_set()
 
     def wait(self):
         """Blocks until done; bounded: gives up when, while this request is pending, the bridge says
         nothing for UNICC_TIMEOUT_S + MARGIN_S (the core fails a collective without progress sooner)."""
         b = self._bridge
-        while not self._event.wait(0.5):
+        while not self._wait_a_while(b):
             silent = time.monotonic() - max(b._last_heard, self._since)
             if silent > b.timeout_s + MARGIN_S and not self._event.is_set():
                 b._fail(BridgeError(
@@ -89,6 +101,8 @@ class Handle:
         with self._lock:
             if not self._event.is_set():
                 self._callbacks.append(fn)
+                if len(self._callbacks) == 1:
+                    self._bridge._watch(1)  # the ring's completions must be read without a waiter
                 return
         fn(self)
 
@@ -103,6 +117,7 @@ class Handle:
             self._event.set()
             callbacks, self._callbacks = self._callbacks, []
         if callbacks:
+            self._bridge._watch(-1)
             self._bridge._callbacks.run(lambda: [fn(self) for fn in callbacks])
 
 
@@ -142,13 +157,14 @@ class Slab:
     """A shared-memory file mapped here (`buffer`, a writable mmap) and in the bridge (buffer `id`).
     Adapters may keep their typed views of it in `views`."""
 
-    __slots__ = ("id", "nbytes", "buffer", "views")
+    __slots__ = ("id", "nbytes", "buffer", "views", "unmapped")
 
     def __init__(self, id_, nbytes, buffer):
         self.id = id_
         self.nbytes = nbytes
         self.buffer = buffer
         self.views = {}
+        self.unmapped = False  # unmap() sent: the socket's message may trail a ring request, so we refuse here
 
 
 class Bridge:
@@ -166,6 +182,10 @@ class Bridge:
         self._callbacks = _CallbackThreads()
         self._unmapped = {}  # slab id -> its /dev/shm path, until the bridge has mapped it
         self._fd_maps = {}  # slab id -> Handle of a map_fd the bridge has not answered yet
+        self._mapping = {}  # slab id -> Event set once the bridge mapped it (ring requests wait for it)
+        self._ring = None
+        self._watched = 0  # requests with callbacks in flight: the ring's reaper thread reads for them
+        self._watch_cv = threading.Condition()
         self._free = collections.defaultdict(list)
         self._slabs = []
         self._ids = itertools.count(1)
@@ -183,6 +203,8 @@ class Bridge:
         try:
             self._sock = self._connect(path)
             self._handshake(env.get("UNICC_JOB_TOKEN") or None)
+            if env.get("UNICC_BRIDGE_RING", "1") != "0" and _ring.available():
+                self._open_ring()
         except BaseException:
             self._proc.kill()
             self._stop_process()
@@ -264,6 +286,32 @@ class Bridge:
         self.local_size = welcome["localSize"]
         self.algorithm = welcome["algorithm"]
 
+    def _open_ring(self):
+        """Offers the bridge a command ring (before any mapping, as the protocol asks); a refusal
+        leaves requests on the socket."""
+        path = self._shm_prefix + "ring"
+        ring = _ring.Ring(path, self._complete)
+        try:
+            self._sock.settimeout(self.timeout_s + MARGIN_S)
+            self._send({"t": "ring", "path": path, "bytes": _ring.BYTES})
+            reply = self._recv()
+            self._sock.settimeout(None)
+        finally:
+            self._unlink(path)  # mapped by both sides (or refused): the name can go
+        if reply.get("t") != "ring":
+            ring.close()
+            raise BridgeError(reply.get("message") or "unicc: rank %d: unexpected answer to the ring: %r" % (self.rank, reply))
+        if reply.get("error"):
+            ring.close()
+            return
+        self._ring = ring
+        threading.Thread(target=self._reap_for_callbacks, name="unicc-ring-reaper", daemon=True).start()
+
+    @property
+    def transport(self):
+        """How requests reach the bridge: "ring" (shared memory, futex doorbells) or "socket"."""
+        return "socket" if self._ring is None else "ring"
+
     # ---- wire
 
     def _send(self, msg):
@@ -295,13 +343,13 @@ class Bridge:
                 msg = self._recv()
                 t = msg.get("t")
                 if t == "done":
-                    h = self._pending.pop(msg["req"], None)
-                    if h is not None:
-                        err = msg.get("error")
-                        h._finish(UniccError(err) if err else None)
+                    self._complete(msg["req"], msg.get("error"))
                 elif t == "mapped":
                     # Both sides hold the mapping now: the name can go, so no crash leaves it.
                     self._unlink(self._unmapped.pop(msg["id"], None))
+                    ev = self._mapping.pop(msg["id"], None)
+                    if ev is not None:
+                        ev.set()
                     h = self._fd_maps.pop(msg["id"], None)
                     if h is not None:
                         h._finish(UniccError(msg["error"]) if msg.get("error") else None)
@@ -313,6 +361,31 @@ class Bridge:
             if not self._closing:
                 self._fail(BridgeError(self._what_died()))
 
+    def _complete(self, req, error):
+        """A request's answer, from the socket or the ring."""
+        self._last_heard = time.monotonic()
+        h = self._pending.pop(req, None)
+        if h is not None:
+            h._finish(UniccError(error) if error else None)
+
+    def _watch(self, n):
+        with self._watch_cv:
+            self._watched += n
+            if self._watched > 0:
+                self._watch_cv.notify()
+
+    def _reap_for_callbacks(self):
+        """Reads the ring's completions while requests with callbacks are in flight and no one
+        else may be waiting (a DDP hook's future completes from them)."""
+        ring = self._ring
+        while True:
+            with self._watch_cv:
+                while self._watched <= 0 and not self._closing and self._fatal is None:
+                    self._watch_cv.wait()
+                if self._closing or self._fatal is not None:
+                    return
+            ring.pump(None, 0.5)
+
     def _fail(self, error):
         with self._state_lock:
             if self._fatal is None:
@@ -322,6 +395,12 @@ class Bridge:
             self._fd_maps.clear()
         for h in pending:
             h._finish(self._fatal)
+        for ev in list(self._mapping.values()):
+            ev.set()  # a request waiting for its slab's mapping sees the failure
+        if self._ring is not None:
+            self._ring.wake()  # so do the threads sleeping on the ring
+        with self._watch_cv:
+            self._watch_cv.notify_all()
 
     def _pump_stderr(self):
         # Forward the bridge's messages (the launcher prefixes them with the rank) and keep a tail for errors.
@@ -360,6 +439,7 @@ class Bridge:
                 os.unlink(path)
                 raise self._fatal
             self._unmapped[sid] = path
+            self._mapping[sid] = threading.Event()
         try:
             self._send({"t": "map", "id": sid, "path": path, "bytes": size})
         except OSError:
@@ -407,6 +487,7 @@ class Bridge:
 
     def unmap(self, slab):
         """Forgets a map_fd slab: the bridge drops its mapping once requests on it are done."""
+        slab.unmapped = True
         self._send_or_fail({"t": "unmap", "id": slab.id})
 
     def _send_or_fail(self, msg):
@@ -422,6 +503,8 @@ class Bridge:
         allgather writes size*count elements to `out` at `out_offset`."""
         req = next(self._ids)
         h = Handle(self, "%s%s" % (coll, " '%s'" % name if name else ""))
+        if self._ring is not None:
+            return self._submit_ring(req, h, coll, slab, dtype, count, offset, op, root, name, compression, out, out_offset)
         msg = {"t": "op", "req": req, "coll": coll}
         if coll != "barrier":
             if dtype not in DTYPE_BYTES:
@@ -435,6 +518,50 @@ class Bridge:
         self._register(self._pending, req, h)
         self._send_or_fail(msg)
         return h
+
+    def _submit_ring(self, req, h, coll, slab, dtype, count, offset, op, root, name, compression, out, out_offset):
+        """submit() through the command ring: the same fields as the op message, checked here
+        where the socket's bridge would check them, since they travel as numbers."""
+        def code(table, what, v):
+            if v not in table:
+                raise ValueError("unicc: unknown %s %r (%s)" % (what, v, ", ".join(table)))
+            return table[v]
+
+        c = code(_ring.COLLS, "collective", coll)
+        args = {}
+        if coll != "barrier":
+            if dtype not in DTYPE_BYTES:
+                raise TypeError("unicc: dtype %r is not one of %s" % (dtype, sorted(DTYPE_BYTES)))
+            args.update(dtype=_ring.DTYPES[dtype], buf=slab.id, offset=offset, count=count)
+        if op is not None:
+            args["op"] = code(_ring.OPS, "reduce op", op)
+        if compression is not None:
+            args["wire"] = code(_ring.WIRES, "compression", compression)
+        if root is not None:
+            args["root"] = root
+        if name is not None:
+            args["name"] = name.encode()
+            if not args["name"] or len(args["name"]) > _ring.NAME_MAX:
+                raise ValueError("unicc: an allreduce name must have 1 to %d bytes, got %d" % (_ring.NAME_MAX, len(args["name"])))
+        if out is not None:
+            args.update(out=out.id, out_offset=out_offset)
+        for s in (slab, out):
+            if s is not None and s.unmapped:
+                raise UniccError("unicc: rank %d: buffer %d is not mapped (this client unmapped it)" % (self.rank, s.id))
+            if s is not None:
+                self._wait_mapped(s.id)
+        self._register(self._pending, req, h)
+        self._ring.submit(req, c, full=lambda: self._ring.pump(None, 0.5), **args)
+        return h
+
+    def _wait_mapped(self, sid):
+        """Ring requests may overtake the socket's map message: a new slab's first waits for it."""
+        ev = self._mapping.get(sid)
+        if ev is not None and not ev.wait(self.timeout_s + MARGIN_S) and self._fatal is None:
+            self._fail(BridgeError("unicc: rank %d: the bridge (pid %d) did not map slab %d within %.0f s"
+                                   % (self.rank, self.pid, sid, self.timeout_s + MARGIN_S)))
+        if self._fatal is not None:
+            raise self._fatal
 
     # ---- shutdown
 
@@ -456,6 +583,8 @@ class Bridge:
             self._sock.close()
         except OSError:
             pass
+        if self._ring is not None:
+            self._ring.reap()  # what the bridge finished before it exited
         self._fail(UniccError("unicc: rank %d: the bridge was closed while this request was pending" % self.rank))
         for sid in list(self._unmapped):
             self._unlink(self._unmapped.pop(sid, None))
@@ -466,6 +595,8 @@ class Bridge:
             except BufferError:  # a view still exported by the caller keeps this mapping until exit
                 pass
         self._slabs.clear()
+        if self._ring is not None:
+            self._ring.close()
 
     def _stop_process(self):
         try:

@@ -30,7 +30,18 @@ export interface NativeComm {
   stopEngine(): Promise<void>;
   engineSettings(): string;
   engineTuning(): boolean;
+  /** A client's command ring (bridge/ring.ts): submits to this lane and to engine's engine. */
+  openRing(engine: NativeComm, path: string, bytes: number, defaultWire: number, who: string, onFatal: (message: string) => void): NativeRing;
   close(): void;
+}
+
+/** The bridge's end of a command ring (src/native/binding/ring_binding.cc). */
+export interface NativeRing {
+  /** Maps a client's file for both transports: the ArrayBuffer for the socket's requests, the ring's table for its own. */
+  map(id: number, path: string, bytes: number): ArrayBuffer;
+  unmap(id: number): boolean;
+  /** Settles once everything the client submitted before has completed; the ring takes no more. */
+  stop(): Promise<void>;
 }
 
 export interface NativeOptions {

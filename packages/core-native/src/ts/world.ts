@@ -118,6 +118,14 @@ export class World {
     return this.engine.engineSettings();
   }
 
+  /**
+   * @internal The native lanes and the default compression's code: the bridge's command ring
+   * (bridge/server.ts) submits to them from native code, without a promise per request.
+   */
+  nativeLanes(): { comm: NativeComm; engine: NativeComm; wire: number } {
+    return { comm: this.comm, engine: this.engine, wire: this.wireCode() };
+  }
+
   /** True while the tuner is still measuring candidates on this rank. */
   get engineTuning(): boolean {
     return this.engine.engineTuning();

@@ -5,6 +5,9 @@
 #include <future>
 #include <memory>
 
+#include "binding/command_ring.h"
+#include "binding/ring_binding.h"
+#include "binding/shared_memory.h"
 #include "common/error.h"
 #include "communicator.h"
 #include "engine/engine.h"
@@ -43,6 +46,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
                         InstanceMethod("stopEngine", &CommWrap::StopEngine),
                         InstanceMethod("engineSettings", &CommWrap::EngineSettings),
                         InstanceMethod("engineTuning", &CommWrap::EngineTuning),
+                        InstanceMethod("openRing", &CommWrap::OpenRing),
                         InstanceMethod("close", &CommWrap::Close)});
   }
 
@@ -269,6 +273,43 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     return p;
   }
 
+  // openRing(engineComm, path, bytes, defaultWire, who, onFatal): a client's command ring
+  // (command_ring.h) over the file at path, submitting to this lane and to engineComm's engine
+  // (this one in a world of one). onFatal(message) runs on the JavaScript thread if the client
+  // breaks the ring. Returns the ring's methods (ring_binding.cc).
+  Napi::Value OpenRing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_) throw Napi::Error::New(env, "this unicc world is closed");
+    CommWrap* lane = CommWrap::Unwrap(info[0].As<Napi::Object>());
+    if (!lane->engine_) throw Napi::Error::New(env, "openRing: the second communicator has no engine");
+    const std::string path = info[1].As<Napi::String>().Utf8Value();
+    const size_t bytes = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+    auto fatal = Napi::ThreadSafeFunction::New(env, info[5].As<Napi::Function>(), "unicc-ring-fatal", 0, 1);
+    fatal.Unref(env);
+    RingTargets t;
+    t.submit = [comm = comm_.get()](Op op) { comm->submit(std::move(op)); };
+    t.submit_named = [engine = lane->engine_.get()](NamedRequest r) { engine->submit(std::move(r)); };
+    t.size = comm_->options().size;
+    t.default_wire = static_cast<Wire>(info[3].As<Napi::Number>().Int32Value());
+    t.who = info[4].As<Napi::String>().Utf8Value();
+    t.fatal = [fatal](const std::string& message) mutable {
+      fatal.NonBlockingCall(new std::string(message), [](Napi::Env env, Napi::Function fn, std::string* m) {
+        fn.Call({Napi::String::New(env, *m)});
+        delete m;
+      });
+    };
+    std::shared_ptr<CommandRing> ring;
+    try {
+      ring = std::make_shared<CommandRing>(map_shared_file(path, bytes), std::move(t));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    // Both lanes stop it before they close: its thread submits to them.
+    rings_.push_back(ring);
+    if (lane != this) lane->rings_.push_back(ring);
+    return ring_object(env, ring);
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Shutdown();
     return info.Env().Undefined();
@@ -299,6 +340,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     if (closed_) return;
     closed_ = true;
     if (stopper_.joinable()) stopper_.join();
+    for (auto& r : rings_) r->halt();
     engine_.reset();  // leaves without the others if stopEngine() was not awaited
     comm_->close();
     tsfn_.Release();
@@ -307,6 +349,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<Engine> engine_;
   std::thread stopper_;
+  std::vector<std::shared_ptr<CommandRing>> rings_;
   Napi::ThreadSafeFunction tsfn_;
   int pending_ = 0;
   bool closed_ = false;

@@ -31,6 +31,12 @@
 //              buf, offset, count, op?, root?, name?, compression?, out?, outOffset?}
 //              (offsets in bytes; allgather writes size*count elements to buffer `out` at outOffset)
 //   bridge -> {t:"done", req} or {t:"done", req, error:<the core's message, which names the rank>}
+// The command ring, the second transport of op and done (see the README, "Bridge"): a shared-memory
+// file with a submission and a completion queue, futex doorbells, read and written by a native
+// thread of the bridge (src/native/binding/ring_format.h has its bytes). Once, before any map:
+//   client -> {t:"ring", path, bytes}          bridge maps the file (a slab-folder unicc-* file)
+//   bridge -> {t:"ring"} or {t:"ring", error}  (refused: the client keeps sending op messages)
+// Requests may then go either way; a client sends all of them one way, so that they keep its order.
 // Shutdown: client -> {t:"close"}; the bridge waits for requests in flight, closes the world (with
 // the other ranks) and exits. A socket closed without it, or a parent that went away, ends the
 // bridge at once: its rank leaves, and the other ranks' collectives fail naming it.
@@ -64,6 +70,7 @@ export type ClientMessage =
   | { t: "map"; id: number; path: string; bytes: number }
   | { t: "mapfd"; id: number; pid: number; fd: number; bytes: number }
   | { t: "unmap"; id: number }
+  | { t: "ring"; path: string; bytes: number }
   | OpMessage
   | { t: "close" };
 

@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 
 import { checkAnswer, newChallenge } from "../auth.js";
-import { loadAddon } from "../native.js";
+import { loadAddon, type NativeRing } from "../native.js";
 import { FrameReader, ProtocolError } from "../store/index.js";
 import { init, type CommArray, type ReduceOp, type World } from "../world.js";
 import {
@@ -96,6 +96,8 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
     const challenge = newChallenge();
     let authed = false;
     const buffers = new Map<number, ArrayBuffer>();
+    let ring: NativeRing | undefined; // the client's command ring, once it sent one
+    const map = (id: number, path: string, bytes: number) => (ring ? ring.map(id, path, bytes) : mapShared(path, bytes));
     const reader = new FrameReader();
     const send = (m: object) => {
       if (!sock.destroyed) sock.write(encodeMessage(m));
@@ -136,15 +138,32 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
           if (!Number.isSafeInteger(msg.id) || typeof msg.path !== "string" || !Number.isSafeInteger(msg.bytes))
             throw new BridgeProtocolError("map needs an integer id, a path and an integer byte count");
           if (!SHM_PATH.test(msg.path)) throw new BridgeProtocolError(`map path ${msg.path} is not a ${opts.slabDir ?? "/dev/shm"}/unicc-* file`);
-          buffers.set(msg.id, mapShared(msg.path, msg.bytes));
+          buffers.set(msg.id, map(msg.id, msg.path, msg.bytes));
           send({ t: "mapped", id: msg.id });
+          return;
+        }
+        case "ring": {
+          if (typeof msg.path !== "string" || !SHM_PATH.test(msg.path) || !Number.isSafeInteger(msg.bytes))
+            throw new BridgeProtocolError(`ring needs a ${opts.slabDir ?? "/dev/shm"}/unicc-* path and an integer byte count`);
+          if (ring || buffers.size) throw new BridgeProtocolError("ring must come once, before any map");
+          // Refused rings answer, not drop: the client keeps using the socket.
+          try {
+            const lanes = world.nativeLanes();
+            ring = lanes.comm.openRing(lanes.engine, msg.path, msg.bytes, lanes.wire, who, (message) => {
+              send({ t: "error", message: `unicc: ${who}: bad message from the client: ${message}` });
+              sock.destroy();
+            });
+            send({ t: "ring" });
+          } catch (e) {
+            send({ t: "ring", error: `unicc: ${who}: ${(e as Error).message}` });
+          }
           return;
         }
         case "mapfd": {
           const path = fdPath(msg);
           // Refused mappings answer, not drop: the client falls back to copying that tensor.
           try {
-            buffers.set(msg.id, mapShared(path, msg.bytes));
+            buffers.set(msg.id, map(msg.id as number, path, msg.bytes));
             send({ t: "mapped", id: msg.id });
           } catch (e) {
             send({ t: "mapped", id: msg.id, error: `unicc: ${who}: ${(e as Error).message}` });
@@ -154,6 +173,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
         case "unmap":
           // In-flight requests keep their views; the pages go once those are collected.
           if (!buffers.delete(msg.id)) throw new BridgeProtocolError(`unmap of buffer ${String(msg.id)}, which is not mapped`);
+          ring?.unmap(msg.id);
           return;
         case "op":
           return void runOp(msg).then(
@@ -161,7 +181,8 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
             (e: Error) => send({ t: "done", req: msg.req, error: e.message }),
           );
         case "close":
-          return void end(0, undefined, true);
+          // What the client submitted on its ring before it asked to close is done first.
+          return void (ring?.stop() ?? Promise.resolve()).then(() => end(0, undefined, true));
         default:
           throw new BridgeProtocolError(`unknown message type '${(msg as { t: string }).t}'`);
       }
