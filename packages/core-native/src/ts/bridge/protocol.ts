@@ -31,6 +31,12 @@
 //              buf, offset, count, op?, root?, name?, compression?, out?, outOffset?}
 //              (offsets in bytes; allgather writes size*count elements to buffer `out` at outOffset)
 //   bridge -> {t:"done", req} or {t:"done", req, error:<the core's message, which names the rank>}
+// Elastic jobs (unicc run --min-np/--max-np; python/unicc/elastic.py):
+//   client -> {t:"changed", req}   collective: whether any rank saw the launcher replace this generation
+//   bridge -> {t:"done", req, changed:<bool>} (or an error)
+//   client -> {t:"reform", req}    leave this world (requests in flight on it fail) and join the next
+//   bridge -> {t:"welcome", req, rank, size, localRank, localSize, algorithm, generation, pid}
+//             (a bridge that cannot re-form reports why and exits 1)
 // Shutdown: client -> {t:"close"}; the bridge waits for requests in flight, closes the world (with
 // the other ranks) and exits. A socket closed without it, or a parent that went away, ends the
 // bridge at once: its rank leaves, and the other ranks' collectives fail naming it.
@@ -65,6 +71,8 @@ export type ClientMessage =
   | { t: "mapfd"; id: number; pid: number; fd: number; bytes: number }
   | { t: "unmap"; id: number }
   | OpMessage
+  | { t: "changed"; req: number }
+  | { t: "reform"; req: number }
   | { t: "close" };
 
 export class BridgeProtocolError extends Error {}

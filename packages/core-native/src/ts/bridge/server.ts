@@ -52,8 +52,19 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
   checkPrivateDir(dirname(opts.socketPath));
   const SHM_PATH = slabPathPattern(opts.slabDir);
   const mapShared = (loadAddon() as unknown as { mapShared: MapShared }).mapShared;
-  const world = await init({ env });
+  let world = await init({ env });
   const who = `the bridge of rank ${world.rank}`;
+  const welcome = (req?: number) => ({
+    t: "welcome",
+    ...(req === undefined ? {} : { req }),
+    rank: world.rank,
+    size: world.size,
+    localRank: world.localRank,
+    localSize: world.localSize,
+    algorithm: world.algorithm,
+    generation: world.generation,
+    pid: process.pid,
+  });
 
   const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -120,15 +131,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
         // Nobody else may connect from now on: the name can go.
         server.close();
         removeSocket(opts.socketPath);
-        send({
-          t: "welcome",
-          rank: world.rank,
-          size: world.size,
-          localRank: world.localRank,
-          localSize: world.localSize,
-          algorithm: world.algorithm,
-          pid: process.pid,
-        });
+        send(welcome());
         return;
       }
       switch (msg.t) {
@@ -160,6 +163,23 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
             () => send({ t: "done", req: msg.req }),
             (e: Error) => send({ t: "done", req: msg.req, error: e.message }),
           );
+        case "changed":
+          return void world.membershipChangedAnywhere().then(
+            (changed) => send({ t: "done", req: msg.req, changed }),
+            (e: Error) => send({ t: "done", req: msg.req, error: e.message }),
+          );
+        case "reform": {
+          // Elastic jobs: leave this generation's world and form the next one; mapped slabs stay.
+          const after = world.generation;
+          world.abandon();
+          return void init({ env, after }).then(
+            (w) => {
+              world = w;
+              send(welcome(msg.req));
+            },
+            (e: Error) => void end(1, `could not re-form the world: ${e.message}`),
+          );
+        }
         case "close":
           return void end(0, undefined, true);
         default:
