@@ -59,10 +59,11 @@ def timeout_s(env=None):
 class Handle:
     """One request in flight. wait() returns once the bridge answered, or raises its error."""
 
-    __slots__ = ("what", "_bridge", "_since", "_event", "_error", "_callbacks", "_lock")
+    __slots__ = ("what", "result", "_bridge", "_since", "_event", "_error", "_callbacks", "_lock")
 
     def __init__(self, bridge, what):
         self.what = what
+        self.result = None  # the bridge's answer, for requests that have one
         self._bridge = bridge
         self._since = time.monotonic()
         self._event = threading.Event()
@@ -280,11 +281,16 @@ class Bridge:
         if welcome.get("t") != "welcome":
             raise BridgeError(welcome.get("message") or "unicc: rank %d: the bridge refused us" % self.rank)
         self._sock.settimeout(None)
+        self._placed(welcome)
+
+    def _placed(self, welcome):
         self.rank = welcome["rank"]
         self.size = welcome["size"]
         self.local_rank = welcome["localRank"]
         self.local_size = welcome["localSize"]
         self.algorithm = welcome["algorithm"]
+        #: Elastic jobs: the generation of the current world (-1 in a job that is not elastic).
+        self.generation = welcome.get("generation", -1)
 
     def _open_ring(self):
         """Offers the bridge a command ring (before any mapping, as the protocol asks); a refusal
@@ -342,8 +348,8 @@ class Bridge:
             while True:
                 msg = self._recv()
                 t = msg.get("t")
-                if t == "done":
-                    self._complete(msg["req"], msg.get("error"))
+                if t in ("done", "welcome"):
+                    self._complete(msg.get("req"), msg.get("error"), msg)
                 elif t == "mapped":
                     # Both sides hold the mapping now: the name can go, so no crash leaves it.
                     self._unlink(self._unmapped.pop(msg["id"], None))
@@ -361,11 +367,13 @@ class Bridge:
             if not self._closing:
                 self._fail(BridgeError(self._what_died()))
 
-    def _complete(self, req, error):
-        """A request's answer, from the socket or the ring."""
+    def _complete(self, req, error, answer=None):
+        """A request's answer, from the socket or the ring (the socket's whole message, for requests
+        whose answer carries more than success)."""
         self._last_heard = time.monotonic()
         h = self._pending.pop(req, None)
         if h is not None:
+            h.result = answer
             h._finish(UniccError(error) if error else None)
 
     def _watch(self, n):
@@ -562,6 +570,40 @@ class Bridge:
                                    % (self.rank, self.pid, sid, self.timeout_s + MARGIN_S)))
         if self._fatal is not None:
             raise self._fatal
+
+    # ---- elastic jobs (unicc.elastic)
+
+    def membership_changed(self):
+        """Collective: whether any rank saw the launcher replace this world (hosts joined, a rank lost)."""
+        h = self._request({"t": "changed"}, "the membership check")
+        h.wait()
+        return bool(h.result.get("changed"))
+
+    def reform(self):
+        """Leaves this world and joins the next generation the launcher forms; rank and size change.
+        Requests still pending on the old world fail. Bounded: the launcher ends a round in
+        UNICC_TIMEOUT_S and the bridge gives up on a formation after a few timeouts."""
+        with self._state_lock:
+            stale = list(self._pending.values())
+            self._pending.clear()
+        for h in stale:
+            h._finish(UniccError("unicc: rank %d: %s was pending when the world was re-formed" % (self.rank, h.what)))
+        h = self._request({"t": "reform"}, "re-forming the world")
+        deadline = time.monotonic() + 4 * self.timeout_s + MARGIN_S
+        while not h._event.wait(0.5):
+            if time.monotonic() > deadline:
+                self._fail(BridgeError("unicc: rank %d: the bridge (pid %d) did not re-form the world within %.0f s"
+                                       % (self.rank, self.pid, 4 * self.timeout_s + MARGIN_S)))
+        if h.exception() is not None:
+            raise h.exception()
+        self._placed(h.result)
+
+    def _request(self, msg, what):
+        req = next(self._ids)
+        h = Handle(self, what)
+        self._register(self._pending, req, h)
+        self._send_or_fail(dict(msg, req=req))
+        return h
 
     # ---- shutdown
 

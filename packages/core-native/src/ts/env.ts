@@ -10,6 +10,8 @@ export interface RankEnv extends Placement {
   /** UNICC_RENDEZVOUS: etcd://HOST:PORT/PREFIX instead of the embedded store. */
   rendezvous?: { url: string; ttlS: number };
   jobId?: string;
+  /** UNICC_ELASTIC_ID: this worker's id in an elastic job (`unicc run --min-np/--max-np`); rank and size come from the generation it joins. */
+  elastic?: { id: string };
   /** UNICC_JOB_TOKEN: the secret every connection of the job proves (set by `unicc run`). */
   token?: string;
   /** Ranks with the same host id share memory; others talk over TCP. */
@@ -94,6 +96,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
   const timeoutS = int(env, "UNICC_TIMEOUT_S", 1) ?? DEFAULT_TIMEOUT_S;
   const common = {
     jobId: env.UNICC_JOB_ID || undefined,
+    elastic: env.UNICC_ELASTIC_ID ? { id: env.UNICC_ELASTIC_ID } : undefined,
     rendezvous: rendezvous(env),
     token: env.UNICC_JOB_TOKEN || undefined,
     // Pinned host identity; unset, ranks find out who shares their memory (host-identity.ts).

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 
 import { hostname } from "node:os";
 
+import { ELASTIC_KEYS, GenerationWatch, joinGeneration, Superseded } from "./elastic.js";
 import { COMPRESSIONS, readEnv, type Compression, type RankEnv } from "./env.js";
 import { probeHost, type HostProbe } from "./host-identity.js";
 import { loadAddon, type NativeComm, type NativePeer, type NativeTopology } from "./native.js";
@@ -33,6 +34,8 @@ export interface InitOptions {
   env?: NodeJS.ProcessEnv;
   /** Another rendezvous backend instead of the embedded store (which it then neither hosts nor dials). */
   store?: RendezvousStore;
+  /** Elastic jobs (UNICC_ELASTIC_ID set): join a generation after this one (default: any). */
+  after?: number;
 }
 
 /** A failure of the job's communication: a peer died, timed out, or asked for something else. */
@@ -65,6 +68,8 @@ export class World {
   private readonly inFlight = new Set<InFlight>();
   private closed = false;
   private readonly compression: Compression;
+  /** Elastic jobs: the generation this world is (-1 in a job that is not elastic). */
+  readonly generation: number;
 
   /** @internal use init() */
   constructor(
@@ -75,7 +80,9 @@ export class World {
     topo: NativeTopology,
     private readonly store: RendezvousStore | undefined,
     private readonly storeServer: StoreServer | undefined,
+    private readonly watch?: GenerationWatch,
   ) {
+    this.generation = watch?.gen ?? -1;
     this.rank = env.rank;
     this.size = env.size;
     this.localRank = topo.localRank;
@@ -166,6 +173,7 @@ export class World {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.watch?.stop();
     try {
       // Collective: the engine finishes what every rank submitted, fails names that some rank
       // never submitted, then all ranks leave together. Waiting for those names first could wait
@@ -178,6 +186,37 @@ export class World {
     }
     this.store?.close();
     await this.storeServer?.close();
+  }
+
+  /** Elastic jobs: the launcher will replace this world (a rank was lost, or hosts joined). */
+  get membershipChanged(): boolean {
+    return this.watch?.replaced ?? false;
+  }
+
+  /**
+   * Elastic jobs: whether any rank has seen membershipChanged, agreed by every rank (collective,
+   * one tiny allreduce): all ranks then leave this world at the same point.
+   */
+  async membershipChangedAnywhere(): Promise<boolean> {
+    const flag = Int32Array.of(this.membershipChanged ? 1 : 0);
+    if (this.size > 1) await this.allreduce(flag, { op: "max" });
+    return flag[0] === 1;
+  }
+
+  /**
+   * Leaves a world that has failed (or that the launcher replaces) without the other ranks:
+   * releases the core's threads, sockets and shared memory at once, failing what is in flight.
+   */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watch?.stop();
+    try {
+      if (this.engine !== this.comm) this.engine.close();
+    } finally {
+      this.comm.close();
+      this.store?.close();
+    }
   }
 
   private readonly pending = new Set<Promise<void>>();
@@ -262,34 +301,96 @@ function opCode(op: ReduceOp = "sum"): number {
 /** Joins the job described by the environment (see README: "Environment"). */
 export async function init(opts: InitOptions = {}): Promise<World> {
   const env = readEnv(opts.env ?? process.env);
-  const { Comm } = loadAddon();
-  const native = (jobId: string) =>
-    new Comm({ rank: env.rank, size: env.size, jobId, token: env.token, timeoutMs: env.timeoutMs, ...env.tuning });
-  const engineOptions = { ...env.engine, autotune: env.engine.autotune && env.size > 1 };
-  if (env.size === 1) {
-    const comm = native(env.jobId ?? "solo");
-    const topo = comm.setPeers([{ host: env.hostId ?? hostname(), addr: "", port: 0, pid: process.pid }]);
-    comm.startEngine(engineOptions);
-    return new World(comm, comm, env, topo, undefined, undefined);
-  }
+  if (env.elastic) return initElastic(env, opts);
+  if (env.size === 1) return solo(env);
 
   let server: StoreServer | undefined;
   if (env.hostsStore && !opts.store && !env.rendezvous) {
     const { host, port } = splitHostPort(env.storeAddr);
     server = await StoreServer.listen(host, port, { token: env.token });
   }
-  const store =
-    opts.store ??
-    (env.rendezvous
-      ? await EtcdStore.connect(env.rendezvous.url, { timeoutMs: env.timeoutMs, ttlS: env.rendezvous.ttlS, jobId: env.jobId })
-      : await StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs, token: env.token }));
+  let store: RendezvousStore | undefined;
+  try {
+    store = opts.store ?? (await connectStore(env));
+    // Each init of the same job gets fresh keys, so a world can be closed and made again.
+    const gen = await store.add(`unicc/init-count/${env.rank}`, 1);
+    return await formWorld(env, store, server, (k) => `unicc/${gen}/${k}`, String(gen));
+  } catch (e) {
+    store?.close();
+    await server?.close();
+    throw e;
+  }
+}
+
+function connectStore(env: RankEnv): Promise<RendezvousStore> {
+  return env.rendezvous
+    ? EtcdStore.connect(env.rendezvous.url, { timeoutMs: env.timeoutMs, ttlS: env.rendezvous.ttlS, jobId: env.jobId })
+    : StoreClient.connect(env.storeAddr, { timeoutMs: env.timeoutMs, token: env.token });
+}
+
+function engineOptions(env: RankEnv) {
+  return { ...env.engine, autotune: env.engine.autotune && env.size > 1 };
+}
+
+function nativeComm(env: RankEnv, jobId: string): NativeComm {
+  const { Comm } = loadAddon();
+  return new Comm({ rank: env.rank, size: env.size, jobId, token: env.token, timeoutMs: env.timeoutMs, ...env.tuning });
+}
+
+/** A world of one rank: no store, no peers (in an elastic job, the store still says who comes next). */
+function solo(env: RankEnv, store?: RendezvousStore, watch?: GenerationWatch): World {
+  const comm = nativeComm(env, `${env.jobId ?? "solo"}${watch ? `-e${watch.gen}` : ""}`);
+  const topo = comm.setPeers([{ host: env.hostId ?? hostname(), addr: "", port: 0, pid: process.pid }]);
+  comm.startEngine(engineOptions(env));
+  return new World(comm, comm, env, topo, store, undefined, watch);
+}
+
+/** Consecutive failures to form a world, other than its generation being replaced, before init gives up. */
+const ELASTIC_FORM_TRIES = 3;
+
+/**
+ * Elastic jobs: joins the first generation after `opts.after` that lists this worker, and forms
+ * that generation's world; a generation replaced while forming (a rank was lost meanwhile) is
+ * left for the next one.
+ */
+async function initElastic(env: RankEnv, opts: InitOptions): Promise<World> {
+  const store = opts.store ?? (await connectStore(env));
+  let after = opts.after ?? -1;
+  let failures = 0;
+  try {
+    for (;;) {
+      const place = await joinGeneration(store, env.elastic!.id, after, env.timeoutMs);
+      const watch = new GenerationWatch(store, place.gen);
+      const placed: RankEnv = { ...env, rank: place.rank, size: place.size };
+      try {
+        if (place.size === 1) return solo(placed, store, watch);
+        const key = (k: string) => ELASTIC_KEYS.formation(place.gen) + k;
+        return await formWorld(placed, watch.guard(store), undefined, key, `e${place.gen}`, watch);
+      } catch (e) {
+        watch.stop();
+        if (!(e instanceof Superseded) && (e instanceof TypeError || ++failures >= ELASTIC_FORM_TRIES)) throw e;
+        after = place.gen;
+      }
+    }
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+}
+
+/** Forms the world of env.rank of env.size through the store, under keys key(...). */
+async function formWorld(
+  env: RankEnv,
+  store: RendezvousStore,
+  server: StoreServer | undefined,
+  key: (k: string) => string,
+  tag: string,
+  watch?: GenerationWatch,
+): Promise<World> {
   const t = env.timeoutMs;
   const lanes: NativeComm[] = [];
   let probe: HostProbe | undefined;
   try {
-    // Each init of the same job gets fresh keys, so a world can be closed and made again.
-    const gen = await store.add(`unicc/init-count/${env.rank}`, 1);
-    const key = (k: string) => `unicc/${gen}/${k}`;
     let jobId = env.jobId;
     if (!jobId) {
       if (env.rank === 0) await store.set(key("job-id"), Buffer.from(randomBytes(8).toString("hex")));
@@ -298,9 +399,9 @@ export async function init(opts: InitOptions = {}): Promise<World> {
     // Two lanes with their own sockets, shared memory and thread: calls in program order, and the
     // engine's named requests, which it orders by negotiation. Neither waits behind the other.
     const laneNames = ["", "e"];
-    for (const lane of laneNames) lanes.push(native(`${jobId}-${gen}${lane}`));
+    for (const lane of laneNames) lanes.push(nativeComm(env, `${jobId}-${tag}${lane}`));
     const addr = env.hostAddr ?? store.localAddress;
-    if (env.hostId === undefined) probe = await probeHost(store, key, env.rank, env.size, `unicc-${jobId}-${gen}`, t);
+    if (env.hostId === undefined) probe = await probeHost(store, key, env.rank, env.size, `unicc-${jobId}-${tag}`, t);
     const me = { host: env.hostId ?? probe!.hostId, addr, ports: lanes.map((c) => c.listen(addr)), pid: process.pid };
     await store.set(key(`peer/${env.rank}`), Buffer.from(JSON.stringify(me)));
     const all: (typeof me)[] = [];
@@ -325,15 +426,13 @@ export async function init(opts: InitOptions = {}): Promise<World> {
       }
     }
     await Promise.all(lanes.map((c) => c.connect()));
-    lanes[1].startEngine(engineOptions);
-    const world = new World(lanes[0], lanes[1], env, topo, store, server);
+    lanes[1].startEngine(engineOptions(env));
+    const world = new World(lanes[0], lanes[1], env, topo, store, server, watch);
     await world.barrier();
     return world;
   } catch (e) {
     probe?.remove();
     lanes.forEach((c) => c.close());
-    store.close();
-    await server?.close();
     throw e;
   }
 }

@@ -37,6 +37,12 @@
 //   client -> {t:"ring", path, bytes}          bridge maps the file (a slab-folder unicc-* file)
 //   bridge -> {t:"ring"} or {t:"ring", error}  (refused: the client keeps sending op messages)
 // Requests may then go either way; a client sends all of them one way, so that they keep its order.
+// Elastic jobs (unicc run --min-np/--max-np; python/unicc/elastic.py):
+//   client -> {t:"changed", req}   collective: whether any rank saw the launcher replace this generation
+//   bridge -> {t:"done", req, changed:<bool>} (or an error)
+//   client -> {t:"reform", req}    leave this world (requests in flight on it fail) and join the next
+//   bridge -> {t:"welcome", req, rank, size, localRank, localSize, algorithm, generation, pid}
+//             (a bridge that cannot re-form reports why and exits 1)
 // Shutdown: client -> {t:"close"}; the bridge waits for requests in flight, closes the world (with
 // the other ranks) and exits. A socket closed without it, or a parent that went away, ends the
 // bridge at once: its rank leaves, and the other ranks' collectives fail naming it.
@@ -72,6 +78,8 @@ export type ClientMessage =
   | { t: "unmap"; id: number }
   | { t: "ring"; path: string; bytes: number }
   | OpMessage
+  | { t: "changed"; req: number }
+  | { t: "reform"; req: number }
   | { t: "close" };
 
 export class BridgeProtocolError extends Error {}

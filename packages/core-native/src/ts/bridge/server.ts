@@ -52,8 +52,19 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
   checkPrivateDir(dirname(opts.socketPath));
   const SHM_PATH = slabPathPattern(opts.slabDir);
   const mapShared = (loadAddon() as unknown as { mapShared: MapShared }).mapShared;
-  const world = await init({ env });
+  let world = await init({ env });
   const who = `the bridge of rank ${world.rank}`;
+  const welcome = (req?: number) => ({
+    t: "welcome",
+    ...(req === undefined ? {} : { req }),
+    rank: world.rank,
+    size: world.size,
+    localRank: world.localRank,
+    localSize: world.localSize,
+    algorithm: world.algorithm,
+    generation: world.generation,
+    pid: process.pid,
+  });
 
   const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -122,15 +133,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
         // Nobody else may connect from now on: the name can go.
         server.close();
         removeSocket(opts.socketPath);
-        send({
-          t: "welcome",
-          rank: world.rank,
-          size: world.size,
-          localRank: world.localRank,
-          localSize: world.localSize,
-          algorithm: world.algorithm,
-          pid: process.pid,
-        });
+        send(welcome());
         return;
       }
       switch (msg.t) {
@@ -148,6 +151,8 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
           if (ring || buffers.size) throw new BridgeProtocolError("ring must come once, before any map");
           // Refused rings answer, not drop: the client keeps using the socket.
           try {
+            // The ring's native thread is bound to one world's lanes; an elastic job replaces the world.
+            if (world.generation >= 0) throw new Error("the command ring does not follow re-formed worlds yet (elastic job): requests use the socket");
             const lanes = world.nativeLanes();
             ring = lanes.comm.openRing(lanes.engine, msg.path, msg.bytes, lanes.wire, who, (message) => {
               send({ t: "error", message: `unicc: ${who}: bad message from the client: ${message}` });
@@ -180,6 +185,23 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
             () => send({ t: "done", req: msg.req }),
             (e: Error) => send({ t: "done", req: msg.req, error: e.message }),
           );
+        case "changed":
+          return void world.membershipChangedAnywhere().then(
+            (changed) => send({ t: "done", req: msg.req, changed }),
+            (e: Error) => send({ t: "done", req: msg.req, error: e.message }),
+          );
+        case "reform": {
+          // Elastic jobs: leave this generation's world and form the next one; mapped slabs stay.
+          const after = world.generation;
+          world.abandon();
+          return void init({ env, after }).then(
+            (w) => {
+              world = w;
+              send(welcome(msg.req));
+            },
+            (e: Error) => void end(1, `could not re-form the world: ${e.message}`),
+          );
+        }
         case "close":
           // What the client submitted on its ring before it asked to close is done first.
           return void (ring?.stop() ?? Promise.resolve()).then(() => end(0, undefined, true));

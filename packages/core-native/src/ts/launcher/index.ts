@@ -10,6 +10,7 @@ export {
   USAGE,
   UsageError,
   type HostSlots,
+  type ElasticLaunch,
   type LaunchOptions,
   type RunArgs,
   type SlurmRequest,

@@ -7,10 +7,12 @@ import type { Writable } from "node:stream";
 
 import { StoreServer } from "../store/index.js";
 import { agentArgv, commandExists, defaultRendezvousAddr, isLocalHost } from "./agent.js";
-import { DEFAULT_GRACE_MS, DEFAULT_LAUNCH_AGENT, type HostSlots, type LaunchOptions, UsageError } from "./options.js";
+import { discoverHosts, pollHosts } from "./discovery.js";
+import { ElasticMembership } from "./elastic.js";
+import { DEFAULT_GRACE_MS, DEFAULT_LAUNCH_AGENT, type ElasticLaunch, firstSlots, type HostSlots, type LaunchOptions, UsageError } from "./options.js";
 import { relayLines } from "./relay.js";
 import { DEFAULT_BRIDGE_DIR, removeBridgeFiles, startBridge, type RankBridge } from "./bridges.js";
-import { interfaceAddress } from "../env.js";
+import { DEFAULT_TIMEOUT_S, interfaceAddress } from "../env.js";
 
 export interface LaunchResult {
   /** 0 if every rank exited 0; else the failed rank's code (128+signal if killed), or 128+signal the launcher got. */
@@ -32,6 +34,8 @@ interface Rank {
   rank: number;
   /** Host name for messages. */
   host: string;
+  /** The host as the job names it (-H, the discovery script). */
+  hostSlot: string;
   child: ChildProcess;
   /** The bridge `--bridge` started for it. */
   bridge?: RankBridge;
@@ -135,6 +139,19 @@ async function removeJobShm(jobId: string, remote: HostSlots[], agent: string): 
   );
 }
 
+/** An elastic job's first hosts from its discovery script: its first -np slots, else up to --max-np. */
+async function firstHostsOfScript(e: ElasticLaunch): Promise<HostSlots[]> {
+  let found: HostSlots[];
+  try {
+    found = await discoverHosts(e.discoveryScript!);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const slots = found.reduce((n, h) => n + h.slots, 0);
+  if (slots < (e.startNp ?? e.minNp)) throw new UsageError(`--host-discovery-script ${e.discoveryScript} offers ${slots} slots, fewer than the ${e.startNp ?? e.minNp} to start with`);
+  return firstSlots(found, Math.min(e.startNp ?? e.maxNp, slots), "the discovered hosts");
+}
+
 /**
  * Runs a job: starts the rendezvous store and every rank, relays their output line by line with
  * a "[rank] " prefix, and ends the job as a whole. The first rank to fail (non-zero exit or a
@@ -160,12 +177,13 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   if (node && !token)
     stderr.write("unicc run: no UNICC_JOB_TOKEN here: the nodes' connections are not authenticated (give every node the same secret)\n");
   if (!o.command.length) throw new UsageError("no command to run");
-  if (!o.hosts.length || o.hosts.some((h) => !Number.isInteger(h.slots) || h.slots < 1))
+  const hosts = o.elastic?.hostsFromScript ? await firstHostsOfScript(o.elastic) : o.hosts;
+  if (!hosts.length || hosts.some((h) => !Number.isInteger(h.slots) || h.slots < 1))
     throw new UsageError("every host needs a positive whole number of slots");
   // Found out here, a missing command is one clear line instead of every rank failing to start.
-  if (o.bridge && !o.hosts.every(runsHere))
+  if (o.bridge && !hosts.every(runsHere))
     throw new UsageError("--bridge starts bridges on this host only; run the launcher on each host");
-  if (o.hosts.some(runsHere) && !commandExists(o.command[0], baseEnv.PATH)) {
+  if (hosts.some(runsHere) && !commandExists(o.command[0], baseEnv.PATH)) {
     stderr.write(`unicc run: command not found: ${o.command[0]}\n`);
     return { exitCode: 127, jobId };
   }
@@ -178,7 +196,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
       throw new UsageError((e as Error).message.replace(/^unicc: /, ""));
     }
   }
-  addr ??= node ? node.masterAddr : defaultRendezvousAddr(o.hosts.map((h) => h.name));
+  addr ??= node ? node.masterAddr : defaultRendezvousAddr(hosts.map((h) => h.name));
   // With --nnodes, node 0's launcher hosts the store at the master address; the others use it.
   const store = !node || node.rank === 0 ? await StoreServer.listen(addr, node?.masterPort ?? 0, { token: token || undefined }) : undefined;
   const ranks: Rank[] = [];
@@ -187,6 +205,9 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   let signalled: NodeJS.Signals | undefined;
   let killTimer: NodeJS.Timeout | undefined;
   const sent = new Set<number>(); // signal numbers this launcher sent to the ranks
+  let membership: ElasticMembership | undefined;
+  let elasticFailure: string | undefined;
+  let stopDiscovery: (() => void) | undefined;
 
   const killAll = () => {
     sent.add(signalNumber("SIGKILL"));
@@ -214,9 +235,9 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   try {
     // A port of its own for torchrun-style code that binds MASTER_PORT itself (init_process_group).
     const masterPort = node ? node.masterPort + 1 : await freePort(addr);
-    const slots = o.hosts.reduce((s, h) => s + h.slots, 0);
+    const slots = hosts.reduce((s, h) => s + h.slots, 0);
     const size = node ? node.count * slots : slots;
-    const multiHost = o.hosts.length > 1 || !runsHere(o.hosts[0]);
+    const multiHost = hosts.length > 1 || !runsHere(hosts[0]);
     const storeAddr = `${addr.includes(":") ? `[${addr}]` : addr}:${node?.masterPort ?? store!.port}`;
     // A remote shell does not inherit this environment: pass the user's UNICC_* settings along
     // (on its command line, so not the token: that one goes through stdin).
@@ -224,101 +245,148 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
       (e): e is [string, string] => e[0].startsWith("UNICC_") && e[0] !== "UNICC_JOB_TOKEN" && e[1] !== undefined,
     );
 
-    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
-    let rank = node ? node.rank * slots : 0;
-    for (const host of o.hosts) {
+    const startRank = (host: HostSlots, rank: number, localRank: number, localSize: number, elasticId?: string): Rank => {
       const local = runsHere(host);
-      for (let localRank = 0; localRank < host.slots; localRank++, rank++) {
-        const env: Record<string, string> = {
-          UNICC_RANK: String(rank),
-          UNICC_SIZE: String(size),
-          UNICC_LOCAL_RANK: String(localRank),
-          UNICC_LOCAL_SIZE: String(host.slots),
-          UNICC_STORE_ADDR: storeAddr,
-          ...(o.networkInterface ? { UNICC_NETWORK_INTERFACE: o.networkInterface } : {}),
-          ...(o.rendezvous ? { UNICC_RENDEZVOUS: o.rendezvous } : {}),
-          UNICC_JOB_ID: jobId,
-          UNICC_JOB_TOKEN: token,
-          ...(multiHost ? { UNICC_HOST_ID: host.name } : {}),
-          ...(o.timeoutS ? { UNICC_TIMEOUT_S: String(o.timeoutS) } : {}),
-          RANK: String(rank),
-          WORLD_SIZE: String(size),
-          LOCAL_RANK: String(localRank),
-          LOCAL_WORLD_SIZE: String(host.slots),
-          MASTER_ADDR: addr,
-          MASTER_PORT: String(masterPort),
-        };
-        const bridge = o.bridge && local ? startBridge(o.bridgeDir ?? DEFAULT_BRIDGE_DIR, jobId, rank, { ...baseEnv, ...env }, { stdout, stderr }) : undefined;
-        Object.assign(env, bridge?.env);
-        const { UNICC_JOB_TOKEN: _secret, ...visible } = env;
-        const argv = local
-          ? o.command
-          : agentArgv(agent, host.name, [
-              ...READ_TOKEN,
-              "env",
-              ...[...unicc, ...Object.entries(visible)].map(([k, v]) => `${k}=${v}`),
-              ...o.command,
-            ]);
-        const child = spawn(argv[0], argv.slice(1), {
-          env: { ...baseEnv, ...env },
-          stdio: [local ? "ignore" : "pipe", "pipe", "pipe"],
-          detached: true, // leads its own process group, so stopping it reaches whatever it started
-        });
-        if (child.stdin) {
-          child.stdin.on("error", () => {}); // a rank that dies at once fails through "exit" below
-          child.stdin.end(`${token}\n`);
-        }
-        const r: Rank = { rank, host: local ? hostname() : host.name, child, bridge, exited: false, done: false, closed: Promise.resolve() };
-        let abandoned = false;
-        bridge?.child.on("exit", (code, signal) => {
-          if (abandoned) return;
-          const what = `lost its bridge (pid ${bridge.child.pid}), which`;
-          if (signal) onFailure(r, 128 + signalNumber(signal), `${what} was killed by ${signal}`, true);
-          else if (code !== 0) onFailure(r, code ?? 1, `${what} exited with code ${code}`, true);
-        });
-        const prefix = `[${rank}] `;
-        const output = Promise.all([
-          child.stdout && relayLines(child.stdout, stdout, prefix),
-          child.stderr && relayLines(child.stderr, stderr, prefix),
-        ]);
-        child.on("error", (e) => {
-          if (child.pid !== undefined || r.exited) return; // only a failed start matters here
-          r.exited = true;
-          onFailure(r, 127, `could not be started (${e.message})`);
-        });
-        child.on("exit", (code, signal) => {
-          r.exited = true;
-          // A rank that never connected (it failed first, or does not use unicc) leaves its bridge
-          // waiting for nobody: it goes now, and is not a failure of its own.
-          if (bridge?.unclaimed()) {
-            abandoned = true;
-            signalGroup(bridge.child.pid, "SIGKILL");
-          }
-          if (signal) onFailure(r, 128 + signalNumber(signal), `was killed by ${signal}`);
-          else if (code !== 0) onFailure(r, code ?? 1, `exited with code ${code}`);
-        });
-        r.closed = new Promise((resolve) =>
-          child.once("close", () =>
-            Promise.all([output, bridge?.closed]).then(() => {
-              r.done = true;
-              resolve();
-            }),
-          ),
-        );
-        ranks.push(r);
+      const env: Record<string, string> = {
+        UNICC_RANK: String(rank),
+        UNICC_SIZE: String(Math.max(size, rank + 1)),
+        UNICC_LOCAL_RANK: String(localRank),
+        UNICC_LOCAL_SIZE: String(localSize),
+        UNICC_STORE_ADDR: storeAddr,
+        ...(o.networkInterface ? { UNICC_NETWORK_INTERFACE: o.networkInterface } : {}),
+        ...(o.rendezvous ? { UNICC_RENDEZVOUS: o.rendezvous } : {}),
+        UNICC_JOB_ID: jobId,
+        UNICC_JOB_TOKEN: token,
+        // Elastic: every worker names its host, so that newcomers and survivors group alike.
+        ...(multiHost || elasticId !== undefined ? { UNICC_HOST_ID: host.name } : {}),
+        ...(elasticId !== undefined ? { UNICC_ELASTIC_ID: elasticId } : {}),
+        ...(o.timeoutS ? { UNICC_TIMEOUT_S: String(o.timeoutS) } : {}),
+        RANK: String(rank),
+        WORLD_SIZE: String(Math.max(size, rank + 1)),
+        LOCAL_RANK: String(localRank),
+        LOCAL_WORLD_SIZE: String(localSize),
+        MASTER_ADDR: addr,
+        MASTER_PORT: String(masterPort),
+      };
+      const bridge = o.bridge && local ? startBridge(o.bridgeDir ?? DEFAULT_BRIDGE_DIR, jobId, rank, { ...baseEnv, ...env }, { stdout, stderr }) : undefined;
+      Object.assign(env, bridge?.env);
+      const { UNICC_JOB_TOKEN: _secret, ...visible } = env;
+      const argv = local
+        ? o.command
+        : agentArgv(agent, host.name, [
+            ...READ_TOKEN,
+            "env",
+            ...[...unicc, ...Object.entries(visible)].map(([k, v]) => `${k}=${v}`),
+            ...o.command,
+          ]);
+      const child = spawn(argv[0], argv.slice(1), {
+        env: { ...baseEnv, ...env },
+        stdio: [local ? "ignore" : "pipe", "pipe", "pipe"],
+        detached: true, // leads its own process group, so stopping it reaches whatever it started
+      });
+      if (child.stdin) {
+        child.stdin.on("error", () => {}); // a rank that dies at once fails through "exit" below
+        child.stdin.end(`${token}\n`);
       }
+      const r: Rank = { rank, host: local ? hostname() : host.name, hostSlot: host.name, child, bridge, exited: false, done: false, closed: Promise.resolve() };
+      let abandoned = false;
+      bridge?.child.on("exit", (code, signal) => {
+        if (abandoned) return;
+        const what = `lost its bridge (pid ${bridge.child.pid}), which`;
+        if (signal) onFailure(r, 128 + signalNumber(signal), `${what} was killed by ${signal}`, true);
+        else if (code !== 0) onFailure(r, code ?? 1, `${what} exited with code ${code}`, true);
+      });
+      // Elastic workers keep the number they started with as their output prefix.
+      const prefix = `[${rank}] `;
+      const output = Promise.all([
+        child.stdout && relayLines(child.stdout, stdout, prefix),
+        child.stderr && relayLines(child.stderr, stderr, prefix),
+      ]);
+      child.on("error", (e) => {
+        if (child.pid !== undefined || r.exited) return; // only a failed start matters here
+        r.exited = true;
+        if (elasticId !== undefined) membership?.exited(elasticId, false, `could not be started (${e.message})`);
+        else onFailure(r, 127, `could not be started (${e.message})`);
+      });
+      child.on("exit", (code, signal) => {
+        r.exited = true;
+        // A rank that never connected (it failed first, or does not use unicc) leaves its bridge
+        // waiting for nobody: it goes now, and is not a failure of its own.
+        if (bridge?.unclaimed()) {
+          abandoned = true;
+          signalGroup(bridge.child.pid, "SIGKILL");
+        }
+        const what = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+        if (elasticId !== undefined) membership?.exited(elasticId, code === 0, what);
+        else if (signal) onFailure(r, 128 + signalNumber(signal), what);
+        else if (code !== 0) onFailure(r, code ?? 1, what);
+      });
+      r.closed = new Promise((resolve) =>
+        child.once("close", () =>
+          Promise.all([output, bridge?.closed]).then(() => {
+            r.done = true;
+            resolve();
+          }),
+        ),
+      );
+      ranks.push(r);
+      membership?.added({ id: elasticId ?? "", host: host.name, pid: child.pid, kill: () => signalGroup(child.pid, "SIGKILL") });
+      return r;
+    };
+
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
+    if (o.elastic) {
+      membership = new ElasticMembership(o.elastic, {
+        store: store!,
+        roundMs: (o.timeoutS ?? DEFAULT_TIMEOUT_S) * 1000,
+        startMs: (2 * (o.timeoutS ?? DEFAULT_TIMEOUT_S) + 10) * 1000,
+        log: (line) => stderr.write(`${line}\n`),
+        fail: (message) => {
+          elasticFailure = message;
+          if (!signalled) stopAll("SIGTERM");
+        },
+      });
     }
-    await Promise.all(ranks.map((r) => r.closed));
+    let rank = node ? node.rank * slots : 0;
+    for (const host of hosts)
+      for (let localRank = 0; localRank < host.slots; localRank++, rank++)
+        startRank(host, rank, localRank, host.slots, o.elastic ? String(rank) : undefined);
+    if (o.elastic?.discoveryScript) {
+      const elastic = o.elastic;
+      let nextId = rank;
+      stopDiscovery = pollHosts(
+        elastic.discoveryScript!,
+        elastic.discoveryIntervalMs,
+        (found) => {
+          if (signalled || elasticFailure || !membership || membership.live === 0) return;
+          for (const h of found) {
+            const here = ranks.filter((r) => r.hostSlot === h.name && !r.exited).length;
+            const room = Math.min(h.slots - here, elastic.maxNp - membership.live);
+            for (let i = 0; i < room; i++) startRank(h, nextId, here + i, h.slots, String(nextId++));
+          }
+        },
+        (e) => stderr.write(`unicc run: ${e.message}\n`),
+      );
+    }
+    // Elastic jobs start ranks while they run: wait until none is left.
+    while (ranks.some((r) => !r.done)) await Promise.all(ranks.map((r) => r.closed));
   } finally {
+    stopDiscovery?.();
+    membership?.close();
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     clearTimeout(killTimer);
     // Whatever the ranks left running in their groups goes too.
     for (const r of ranks) [r.child, r.bridge?.child].forEach((c) => signalGroup(c?.pid, "SIGKILL"));
     if (o.bridge) removeBridgeFiles(o.bridgeDir ?? DEFAULT_BRIDGE_DIR, jobId);
-    await removeJobShm(jobId, o.hosts.filter((h) => !runsHere(h)), agent);
+    const remote = [...new Set(ranks.map((r) => r.hostSlot))].map((name) => ({ name, slots: 1 })).filter((h) => !runsHere(h));
+    await removeJobShm(jobId, remote, agent);
     await store?.close();
   }
 
+  if (elasticFailure) {
+    stderr.write(`${elasticFailure}\n`);
+    return { exitCode: 1, jobId };
+  }
   if (failures.length) {
     const cause = causeOf(failures);
     const { rank: r, exitCode, what } = cause;

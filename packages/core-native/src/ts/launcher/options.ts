@@ -34,6 +34,20 @@ export interface LaunchOptions {
   node?: { count: number; rank: number; masterAddr: string; masterPort: number };
   /** Start every rank through the launch agent, this machine's too (srun: every rank a job step). */
   agentForAll?: boolean;
+  /** --min-np/--max-np: ranks that die do not end the job while minNp remain (launcher/elastic.ts). */
+  elastic?: ElasticLaunch;
+}
+
+export interface ElasticLaunch {
+  minNp: number;
+  maxNp: number;
+  /** Prints "host:slots" lines; polled every discoveryIntervalMs, new slots get ranks. */
+  discoveryScript?: string;
+  discoveryIntervalMs: number;
+  /** No -H/--hostfile: the first hosts are the script's (the first startNp slots, else up to maxNp). */
+  hostsFromScript: boolean;
+  /** -np as given. */
+  startNp?: number;
 }
 
 /** An allocation `unicc run --slurm` asks for. */
@@ -85,6 +99,13 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           run on it, and release it when the job ends; inside an allocation
                           (salloc, sbatch) ranks start on its nodes with srun without this flag
   --nodes N, --ntasks-per-node M, --partition P   the allocation --slurm asks for
+  --min-np A, --max-np B  elastic job: a rank that dies does not end the job while A remain;
+                          the others re-form the world at the new size (unicc.elastic.run)
+                          and it grows up to B ranks onto slots the discovery script adds
+  --host-discovery-script S
+                          elastic job: S prints the hosts, one "host:slots" a line; run every
+                          --discovery-interval seconds (default 1); without -H/--hostfile the
+                          job starts on its first answer
   --nnodes N --node-rank K --master-addr A --master-port P
                           one launcher per node, as torchrun's: this node's -np ranks are
                           K*np..; node 0 hosts the store at A:P; every node needs the same
@@ -138,6 +159,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
   let slurm = false;
   const want: Partial<SlurmRequest> = {};
   const node: Partial<NonNullable<LaunchOptions["node"]>> = {};
+  const elastic: { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number } = {};
   let end = walkOptions(argv, (flag, value, arg) => {
     if (arg === "--" || !arg.startsWith("-")) return "stop"; // the command starts here
     switch (flag) {
@@ -199,6 +221,23 @@ export function parseRunArgs(argv: string[]): RunArgs {
       case "--master-port":
         node.masterPort = wholeNumber(flag, value(), 1);
         break;
+      case "--min-np":
+        elastic.minNp = wholeNumber(flag, value(), 1);
+        break;
+      case "--max-np":
+        elastic.maxNp = wholeNumber(flag, value(), 1);
+        break;
+      case "--host-discovery-script":
+        elastic.discoveryScript = value().trim();
+        if (!elastic.discoveryScript) throw new UsageError("--host-discovery-script needs a program");
+        break;
+      case "--discovery-interval": {
+        const v = value();
+        const s = Number(v);
+        if (v.trim() === "" || !Number.isFinite(s) || s <= 0) throw new UsageError(`--discovery-interval needs a positive number of seconds, got '${v}'`);
+        elastic.discoveryIntervalMs = s * 1000;
+        break;
+      }
       case "--grace": {
         const v = value();
         const s = Number(v);
@@ -237,6 +276,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     throw new UsageError("--nodes, --ntasks-per-node and --partition go with --slurm");
   }
   if (Object.keys(node).length) o.node = nodeOptions(node, o);
+  if (Object.keys(elastic).length) o.elastic = elasticOptions(elastic, o, np);
   if (np !== undefined && o.hosts.length) o.hosts = firstSlots(o.hosts, np, "the hosts given");
   if (!o.hosts.length) o.hosts = [{ name: "localhost", slots: np ?? 1 }];
   return o;
@@ -250,6 +290,30 @@ function nodeOptions(node: Partial<NonNullable<LaunchOptions["node"]>>, o: RunAr
   if (masterPort > 65534) throw new UsageError("--master-port must be below 65535 (the next port is MASTER_PORT for torch)");
   if (o.hostsGiven || o.slurm) throw new UsageError("--nnodes runs this node's ranks only: drop -H/--hostfile/--slurm");
   return { count, rank, masterAddr, masterPort };
+}
+
+function elasticOptions(
+  e: { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number },
+  o: RunArgs,
+  np: number | undefined,
+): ElasticLaunch {
+  const slots = o.hosts.reduce((s, h) => s + h.slots, 0);
+  const start = np ?? (o.hostsGiven ? slots : undefined);
+  const minNp = e.minNp ?? 1;
+  const maxNp = e.maxNp ?? (e.discoveryScript ? Number.MAX_SAFE_INTEGER : start ?? minNp);
+  if (minNp > maxNp) throw new UsageError(`--min-np ${minNp} is more than --max-np ${maxNp}`);
+  if (start !== undefined && (start < minNp || start > maxNp))
+    throw new UsageError(`the job starts with ${start} ranks, outside --min-np ${minNp} .. --max-np ${maxNp}`);
+  if (e.discoveryIntervalMs !== undefined && !e.discoveryScript) throw new UsageError("--discovery-interval goes with --host-discovery-script");
+  if (o.bridge || o.node || o.slurm) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile and --host-discovery-script only (not --bridge, --nnodes or --slurm)");
+  return {
+    minNp,
+    maxNp,
+    discoveryScript: e.discoveryScript,
+    discoveryIntervalMs: e.discoveryIntervalMs ?? 1000,
+    hostsFromScript: !!e.discoveryScript && !o.hostsGiven,
+    startNp: np,
+  };
 }
 
 /** The hosts filled in order up to np ranks, as mpirun does. */

@@ -41,6 +41,7 @@ export class StoreServer {
   private readonly data = new Map<string, Buffer>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly sockets = new Set<Socket>();
+  private readonly watchers = new Set<{ prefix: string; fn: (key: string, value: Buffer) => void }>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -84,6 +85,22 @@ export class StoreServer {
       this.server.close(() => resolve());
     });
     return this.closing;
+  }
+
+  /**
+   * For the process that hosts the store (the launcher): sets a key as a client's SET would,
+   * waking its waiters.
+   */
+  put(key: string, value: Buffer): void {
+    this.data.set(key, Buffer.from(value));
+    this.wake(key);
+  }
+
+  /** For the hosting process: calls fn after every client SET of a key under prefix; returns the unwatch. */
+  watch(prefix: string, fn: (key: string, value: Buffer) => void): () => void {
+    const w = { prefix, fn };
+    this.watchers.add(w);
+    return () => this.watchers.delete(w);
   }
 
   private serve(socket: Socket): void {
@@ -168,6 +185,7 @@ export class StoreServer {
         this.data.set(req.key, Buffer.from(req.value));
         this.reply(socket, true, req.id, EMPTY);
         this.wake(req.key);
+        for (const w of this.watchers) if (req.key.startsWith(w.prefix)) w.fn(req.key, req.value);
         return;
       case Op.Get: {
         const v = this.data.get(req.key);
