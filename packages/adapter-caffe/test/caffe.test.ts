@@ -34,7 +34,7 @@ describe("unicc.caffe.get_solver: N iterations on 4 ranks with batch b equal one
     expect(r.code, r.stdout + r.stderr).toBe(0);
     for (const kind of ["sgd", "adam", "nesterov"]) {
       // 6 blobs: ip1, ip2 (= ip3, shared) and ip4, weights and biases
-      expect(lines(r, 0)).toMatch(new RegExp(`^OK ${kind} err=\\S+ moved=\\S+ blobs=6$`, "m"));
+      expect(lines(r, 0)).toMatch(new RegExp(`^OK ${kind} err=\\S+ moved=\\S+ blobs=6 values=\\d+$`, "m"));
       const digests = [0, 1, 2, 3].map((rank) => new RegExp(`WEIGHTS ${kind} (\\w+)`).exec(lines(r, rank))?.[1]);
       expect(new Set(digests).size, digests.join(" ")).toBe(1);
       expect(digests[0]).toBeDefined();

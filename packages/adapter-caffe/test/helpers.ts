@@ -1,8 +1,12 @@
 import { execFileSync } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+import type { Cluster } from "../../../tests/cluster/cluster.js";
+import { CLI, collect, type JobResult } from "../../core-native/test/run-job.js";
 
 export { runJob, type JobResult } from "../../core-native/test/run-job.js";
 
@@ -49,4 +53,30 @@ export function leftovers(root: string): string[] {
 
 export function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
   return (r.byRank.get(rank) ?? []).join("\n");
+}
+
+/**
+ * One launcher per emulated host (`unicc run --nnodes H --node-rank K -np slots --bridge`, torchrun's
+ * shape, one shared token), each starting its ranks in the root there; with the bytes each host
+ * sent on its link meanwhile.
+ */
+export async function perNodeJob(c: Cluster, slots: number, args: string[], env: NodeJS.ProcessEnv): Promise<JobResult & { sent: number[] }> {
+  const port = String(20000 + randomInt(20000));
+  const token = randomBytes(32).toString("hex");
+  const before = await Promise.all(c.hosts.map((_, k) => sentBytes(c, k)));
+  const r = await collect(c.hosts.map((_, k) =>
+    c.exec(k, [process.execPath, CLI, "run", "--nnodes", String(c.hosts.length), "--node-rank", String(k), "-np", String(slots),
+      "--master-addr", c.hosts[0].addr, "--master-port", port, "--bridge", ...args], {
+      env: { ...process.env, ...env, UNICC_JOB_TOKEN: token }, stdio: ["ignore", "pipe", "pipe"],
+    })));
+  const after = await Promise.all(c.hosts.map((_, k) => sentBytes(c, k)));
+  return { ...r, sent: after.map((a, k) => a - before[k]) };
+}
+
+/** Bytes host k has sent on its link (eth0's counter, read in its network namespace). */
+async function sentBytes(c: Cluster, k: number): Promise<number> {
+  const r = await collect([c.exec(k, ["cat", "/proc/net/dev"], { stdio: ["ignore", "pipe", "pipe"] })], { timeoutMs: 10_000 });
+  const line = r.stdout.split("\n").find((l) => l.trim().startsWith("eth0:"));
+  if (!line) throw new Error(`no eth0 on host ${k}: ${r.stdout}`);
+  return Number(line.split(":")[1].trim().split(/\s+/)[8]);
 }

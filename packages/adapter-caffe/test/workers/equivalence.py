@@ -1,6 +1,8 @@
 """ITERS iterations on N ranks with batch B each equal ITERS iterations of one process with batch N*B.
 Rank 0 computes the reference itself with plain pycaffe (no unicc) from the same initial weights and
-data. Prints "OK <solver> err=<e> blobs=<reduced>" per solver, and every rank a digest of its weights."""
+data. Prints "OK <solver> err=<e> moved=<m> blobs=<reduced> values=<their values>" per solver (DIFF instead of OK above 1e-5), and
+every rank a digest of its weights. Optional: COMPRESSION (none, fp16, bf16) and HIDDEN (units per
+hidden layer, default 16)."""
 
 import hashlib
 import os
@@ -15,10 +17,12 @@ from nets import dataset, rel_err, weights, write_solver  # noqa: E402
 
 seed, folder, batch, iters = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 kinds = sys.argv[5].split(",")
+compression = sys.argv[6] if len(sys.argv) > 6 else None
+hidden = int(sys.argv[7]) if len(sys.argv) > 7 else 16
 b = uc.init()
 x, y = dataset(seed, iters * b.size * batch)
 for kind in kinds:
-    solver = uc.get_solver(write_solver(folder, kind, batch))
+    solver = uc.get_solver(write_solver(folder, kind, batch, hidden=hidden), compression=compression)
     mine = (uc.data.shard_batches(x, batch), uc.data.shard_batches(y, batch))
     solver.net.set_input_arrays(*mine)
     start = weights(solver.net)  # before the first step, which broadcasts rank 0's
@@ -27,7 +31,7 @@ for kind in kinds:
     digest = hashlib.sha256(b"".join(got[k].tobytes() for k in sorted(got))).hexdigest()[:16]
     print("WEIGHTS %s %s" % (kind, digest))
     if b.rank == 0:
-        ref = caffe.get_solver(write_solver(folder, kind, b.size * batch))
+        ref = caffe.get_solver(write_solver(folder, kind, b.size * batch, hidden=hidden))
         for k, v in ref.net.params.items():
             for j, blob in enumerate(v):
                 blob.data[...] = start["%s#%d" % (k, j)]
@@ -35,5 +39,5 @@ for kind in kinds:
         ref.step(iters)
         err = rel_err(got, weights(ref.net))
         moved = rel_err(start, weights(ref.net))  # how far training moved them: the check must be able to fail
-        print("%s %s err=%.2e moved=%.2e blobs=%d" % ("OK" if err <= 1e-5 and moved > 1e-3 else "DIFF", kind, err, moved,
-                                                       len(solver.unicc.blobs)))
+        print("%s %s err=%.2e moved=%.2e blobs=%d values=%d" % ("OK" if err <= 1e-5 and moved > 1e-3 else "DIFF", kind, err, moved,
+                                                                 len(solver.unicc.blobs), sum(b.count for _, b in solver.unicc.blobs)))

@@ -8,15 +8,15 @@ MLP = """name: "mlp"
 layer { name: "data" type: "MemoryData" top: "data" top: "label"
   memory_data_param { batch_size: %(batch)d channels: 1 height: 1 width: %(dim)d } }
 layer { name: "ip1" type: "InnerProduct" bottom: "data" top: "ip1"
-  inner_product_param { num_output: 16 weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
+  inner_product_param { num_output: %(hidden)d weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0.1 } } }
 layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
 layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
   param { name: "shared_w" } param { name: "shared_b" }
-  inner_product_param { num_output: 16 weight_filler { type: "xavier" } } }
+  inner_product_param { num_output: %(hidden)d weight_filler { type: "xavier" } } }
 layer { name: "relu2" type: "ReLU" bottom: "ip2" top: "ip2" }
 layer { name: "ip3" type: "InnerProduct" bottom: "ip2" top: "ip3"
   param { name: "shared_w" } param { name: "shared_b" }
-  inner_product_param { num_output: 16 weight_filler { type: "xavier" } } }
+  inner_product_param { num_output: %(hidden)d weight_filler { type: "xavier" } } }
 layer { name: "relu3" type: "ReLU" bottom: "ip3" top: "ip3" }
 layer { name: "ip4" type: "InnerProduct" bottom: "ip3" top: "ip4"
   inner_product_param { num_output: %(classes)d weight_filler { type: "xavier" } } }
@@ -57,11 +57,11 @@ def write(path, text):
     return path
 
 
-def write_solver(folder, kind, batch, max_iter=1000, extra="", db=None, snapshot_after_train=False, hdf5=None):
+def write_solver(folder, kind, batch, max_iter=1000, extra="", db=None, snapshot_after_train=False, hdf5=None, hidden=16):
     """A solver file for the MLP with `batch` rows per iteration (from MemoryData, the LMDB db, or the
-    HDF5 list file hdf5); returns its path."""
-    tag = "%s-%d%s" % (kind, batch, "-db" if db else "-hdf5" if hdf5 else "")
-    text = MLP % {"batch": batch, "dim": DIM, "classes": CLASSES}
+    HDF5 list file hdf5) and `hidden` units per hidden layer; returns its path."""
+    tag = "%s-%d-%d%s" % (kind, batch, hidden, "-db" if db else "-hdf5" if hdf5 else "")
+    text = MLP % {"batch": batch, "dim": DIM, "classes": CLASSES, "hidden": hidden}
     if db or hdf5:
         text = data_net(text, "db" if db else "hdf5", db or hdf5, batch)
     net = write(os.path.join(folder, "mlp-%s.prototxt" % tag), text)
