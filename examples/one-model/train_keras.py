@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import unicc.tensorflow.keras as hvd  # noqa: E402
-from common import BATCH, HIDDEN, LR, batches, parse, report, train_set  # noqa: E402
+from common import BATCH, HIDDEN, LR, batches, parse, report, test_set, train_set  # noqa: E402
 
 args = parse()
 hvd.init()
@@ -34,6 +34,6 @@ for epoch in range(args.epochs):
     model.fit(x[mine], y[mine], batch_size=BATCH // size, epochs=1, shuffle=False, verbose=0, callbacks=[broadcast])
     seconds += time.perf_counter() - t0
 if rank == 0:
-    report("keras", seconds, args.epochs, size)
+    report("keras", seconds, args.epochs, size, np.argmax(model.predict(test_set()[0], batch_size=500, verbose=0), 1))
     model.export(args.out, format="onnx", verbose=False)
 hvd.allreduce(tf.zeros(1))  # the others wait for the export

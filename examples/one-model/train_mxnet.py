@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 
 import unicc.mxnet as um  # noqa: E402
-from common import BATCH, HIDDEN, LR, batches, parse, report, train_set  # noqa: E402
+from common import BATCH, HIDDEN, LR, batches, parse, report, test_set, train_set  # noqa: E402
 from unicc.mxnet.onnx import export_onnx  # noqa: E402
 
 args = parse()
@@ -37,6 +37,6 @@ for epoch in range(args.epochs):
 mx.nd.waitall()
 seconds = time.perf_counter() - t0
 if rank == 0:
-    report("mxnet", seconds, args.epochs, size)
+    report("mxnet", seconds, args.epochs, size, net(mx.nd.array(test_set()[0])).argmax(axis=1).asnumpy())
     export_onnx(net, (784,), args.out)
 um.allreduce(mx.nd.zeros(1))  # the others wait for the export

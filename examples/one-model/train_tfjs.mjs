@@ -47,7 +47,10 @@ for (let epoch = 0; epoch < epochs; epoch++) {
   tf.dispose([xs, ys]);
 }
 if (rank === 0) {
-  console.log(`one-model: ${JSON.stringify({ framework: "tfjs", ranks: size, imagesPerSecond: (epochs * steps * BATCH) / seconds })}`);
+  const test = loadDigits("test");
+  const predicted = tf.tidy(() => model.predict(tf.tensor2d(test.features, [test.count, 784])).argMax(-1).dataSync());
+  const ownAccuracy = predicted.filter((p, i) => p === test.labels[i]).length / test.count;
+  console.log(`one-model: ${JSON.stringify({ framework: "tfjs", ranks: size, ownAccuracy, imagesPerSecond: (epochs * steps * BATCH) / seconds })}`);
   await saveLayersModel(model, opts.out);
 }
 await world.barrier();

@@ -7,7 +7,7 @@ import time
 import torch
 
 import unicc.torch as uc
-from common import BATCH, HIDDEN, LR, batches, parse, report, train_set
+from common import BATCH, HIDDEN, LR, batches, parse, report, test_set, train_set
 from unicc.torch.onnx import export_onnx
 
 args = parse()
@@ -28,6 +28,7 @@ for epoch in range(args.epochs):
         opt.step()
 seconds = time.perf_counter() - t0
 if rank == 0:
-    report("torch", seconds, args.epochs, size)
+    with torch.no_grad():
+        report("torch", seconds, args.epochs, size, model(torch.from_numpy(test_set()[0])).argmax(1).numpy())
     export_onnx(model, x[:BATCH], args.out)
 uc.barrier()

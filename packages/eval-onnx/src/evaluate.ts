@@ -25,6 +25,8 @@ export interface EvaluateOptions {
   batch?: number;
   /** onnxruntime intra-op threads (default: the cores divided among this host's ranks). */
   threads?: number;
+  /** Count a confusion matrix (default: for up to 32 classes; it travels as classes² integers). */
+  confusion?: boolean;
   /** Also gather every output row to rank 0 (memory: samples x classes floats). */
   keepOutputs?: boolean;
   /** Called on rank 0 with a progress line about once a second. */
@@ -37,7 +39,7 @@ export interface EvaluateResult {
   count: number;
   classes: number;
   /** Present where the data has labels: mean loss, accuracy, the integer sums and the confusion matrix (row = label). */
-  metrics?: { loss: number; accuracy: number; correct: number; lossSum: number; confusion: number[][] };
+  metrics?: { loss: number; accuracy: number; correct: number; lossSum: number; confusion?: number[][] };
   /** Rank 0 only: the predicted class of every sample, in dataset order. */
   predictions?: Int32Array;
   /** Rank 0 only, with keepOutputs: every output row, in dataset order. */
@@ -74,7 +76,7 @@ async function evaluateIn(world: World, opts: EvaluateOptions): Promise<Evaluate
     const pad = maxShard(data.count, size);
     const predictions = new Int32Array(pad);
     const outputs = opts.keepOutputs ? new Float32Array(pad * classes) : undefined;
-    const counts = new Counts(classes, opts.scores ?? "logits");
+    const counts = new Counts(classes, opts.scores ?? "logits", opts.confusion ?? classes <= 32);
 
     await world.barrier(); // a common start, so that seconds and samples/s describe the job
     const t0 = performance.now();
@@ -158,7 +160,9 @@ function inOrder<T extends Int32Array | Float32Array>(gathered: T, count: number
 function metricsOf(counts: Counts) {
   const [lossFixed, correct, n] = counts.values;
   const c = counts.classes;
-  const confusion = Array.from({ length: c }, (_, i) => Array.from(counts.values.subarray(3 + i * c, 3 + (i + 1) * c), Number));
+  const confusion = counts.confusion
+    ? Array.from({ length: c }, (_, i) => Array.from(counts.values.subarray(3 + i * c, 3 + (i + 1) * c), Number))
+    : undefined;
   const lossSum = Number(lossFixed) / LOSS_SCALE;
   return { loss: lossSum / Number(n), accuracy: Number(correct) / Number(n), correct: Number(correct), lossSum, confusion };
 }

@@ -1,20 +1,21 @@
 /**
  * Metrics as integers, so that their sums do not depend on how the set was split: a loss sum in
- * fixed point (2^-32 units) beside the correct count, the sample count and a confusion matrix
- * (row = label, column = prediction). Integer addition is exact and associative, so 1, 2 or 4
+ * fixed point (2^-32 units) beside the correct count, the sample count and, if asked for, a
+ * confusion matrix (row = label, column = prediction). Integer addition is exact and associative, so 1, 2 or 4
  * ranks give the same bits.
  */
 export const LOSS_SCALE = 2 ** 32;
 
 export class Counts {
-  /** [loss sum, correct, count, confusion (classes x classes)] */
+  /** [loss sum, correct, count, confusion (classes x classes, where kept)] */
   readonly values: BigInt64Array;
 
   constructor(
     readonly classes: number,
     private readonly scores: Scores,
+    readonly confusion: boolean,
   ) {
-    this.values = new BigInt64Array(3 + classes * classes);
+    this.values = new BigInt64Array(3 + (confusion ? classes * classes : 0));
   }
 
   /** Adds a batch: `outputs` holds `classes` scores (logits or probabilities) per sample. */
@@ -28,7 +29,7 @@ export class Counts {
       if (y >= c) throw new Error(`unicc-eval: label ${y} but the model scores only ${c} classes`);
       this.values[0] += BigInt(Math.round(crossEntropy(row, y, this.scores) * LOSS_SCALE));
       if (predictions[i] === y) this.values[1] += 1n;
-      this.values[3 + y * c + predictions[i]] += 1n;
+      if (this.confusion) this.values[3 + y * c + predictions[i]] += 1n;
     }
     this.values[2] += BigInt(predictions.length);
   }

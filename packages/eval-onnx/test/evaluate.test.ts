@@ -1,17 +1,21 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 import * as ort from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 
-import { loadDigits, openDataset, readNpy, type Dataset } from "../src/index.js";
+import { loadDigits, openDataset, readNpy, slice, type Dataset } from "../src/index.js";
 import { CLI, collect, EVAL, exportWith, runJob, TORCH_SETUP } from "./helpers.js";
 
 // One export for the whole file: torch starts slowly.
 let dir: string;
 beforeAll(() => {
   dir = exportWith(TORCH_SETUP, "export-torch.py");
+  // The first 7 labelled samples again, as JSON lines: 4 ranks get 2, 2, 2 and 1 of them.
+  const x = readNpy(join(dir, "x1001.npy")).data as Float32Array, y = readNpy(join(dir, "y1001.npy")).data as BigInt64Array;
+  const lines = Array.from({ length: 7 }, (_, i) => JSON.stringify({ x: Array.from(x.subarray(i * 784, (i + 1) * 784)), y: Number(y[i]) }));
+  writeFileSync(join(dir, "seven.jsonl"), lines.join("\n") + "\n");
 });
 
 interface Reference {
@@ -25,7 +29,7 @@ interface Reference {
 /** One onnxruntime session over the whole set in one run, metrics summed here in float64. */
 async function reference(model: string, data: Dataset): Promise<Reference> {
   const session = await ort.InferenceSession.create(model);
-  const x = new ort.Tensor("float32", data.features as Float32Array, [data.count, ...data.sampleShape]);
+  const x = new ort.Tensor("float32", (data.features as Float32Array).slice(), [data.count, ...data.sampleShape]);
   const out = (await session.run({ [session.inputNames[0]]: x }))[session.outputNames[0]];
   const outputs = out.data as Float32Array, c = out.dims[1];
   const ref: Reference = { predictions: [], outputs, correct: 0, lossSum: 0, confusion: Array.from({ length: c }, () => Array(c).fill(0)) };
@@ -57,6 +61,11 @@ describe("distributed evaluation equals one session over the whole set", () => {
       what: "1001 labelled .npy samples (no rank count divides it)",
       args: () => ["--data", join(dir, "x1001.npy"), "--labels", join(dir, "y1001.npy"), "--batch", "50"],
       data: () => openDataset(join(dir, "x1001.npy"), join(dir, "y1001.npy")),
+    },
+    {
+      what: "7 samples as JSON lines",
+      args: () => ["--data", join(dir, "seven.jsonl")],
+      data: () => slice(openDataset(join(dir, "x1001.npy"), join(dir, "y1001.npy")), 0, 7),
     },
   ];
   for (const set of SETS) {
