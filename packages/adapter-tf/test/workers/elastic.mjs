@@ -1,11 +1,13 @@
 // Elastic tfjs training (test/elastic.test.ts): DistributedOptimizer over an ElasticWorld, state in
 // an ElasticState, the loop under runElastic.
-//   elastic.mjs train --seed S --steps N --commit-every C [--kill ID@STEP]
+//   elastic.mjs train --seed S --steps N --commit-every C [--kill ID@STEP] [--cut ID@STEP]
 //     worker ID (UNICC_ELASTIC_ID) SIGKILLs itself in the middle of step STEP (forward done, no
-//     gradient handed over). Rank 0 prints "START step=S size=N" on each (re)start; all "FINAL [...]".
+//     gradient handed over), or (--cut, on an emulated host) takes its host's link down there. Rank 0 prints "START step=S size=N" on each (re)start; all "FINAL [...]".
 //   elastic.mjs reference --seed S --steps N --schedule 0:4,4:3
 //     the same steps in one process without unicc, each rank's gradient on its shard at the size
 //     in effect, averaged. Prints "FINAL [...]".
+import { execFileSync } from "node:child_process";
+
 import { ElasticWorld, runElastic } from "@unicc/core";
 import { DistributedOptimizer, ElasticState } from "@unicc/tf";
 import { arg, buildModel, randomTensor, tf, useBackend } from "./common.mjs";
@@ -50,6 +52,7 @@ if (process.argv[2] === "reference") {
 } else {
   const commitEvery = Number(arg("--commit-every", "2"));
   const [killId, killAt] = arg("--kill", "@").split("@");
+  const [cutId, cutAt] = arg("--cut", "@").split("@");
   const world = await ElasticWorld.init();
   const opt = new DistributedOptimizer(tf.train.sgd(0.1), world);
   const state = new ElasticState(world, { model, optimizer: opt }, { step: 0 });
@@ -61,6 +64,10 @@ if (process.argv[2] === "reference") {
       if (process.env.UNICC_ELASTIC_ID === killId && String(state.counters.step) === killAt) {
         tf.tidy(() => loss().dataSync()); // forward done
         process.kill(process.pid, "SIGKILL");
+      }
+      if (process.env.UNICC_ELASTIC_ID === cutId && String(state.counters.step) === cutAt) {
+        console.log("CUTTING");
+        execFileSync("ip", ["link", "set", "dev", "eth0", "down"]); // the whole emulated host goes dark
       }
       try {
         opt.minimize(loss);
