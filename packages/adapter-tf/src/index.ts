@@ -3,3 +3,4 @@ export { broadcastWeights, broadcastOptimizerState, type HasWeights } from "./br
 export { MetricAverageCallback, averageMetrics } from "./callback.js";
 export { shard, type Placement, type ShardOptions } from "./shard.js";
 export { checkLayout, type Comm, type Slot } from "./layout.js";
+export { ElasticState } from "./elastic.js";
