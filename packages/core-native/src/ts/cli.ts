@@ -7,6 +7,7 @@ const HELP = `usage: unicc <command> [options]
   unicc k8s [options] -- <command...>     Kubernetes manifests of a job (unicc k8s --help)
   unicc bench [options]                   allreduce benchmark against Gloo and Open MPI (unicc bench --help)
   unicc bench engine [options]            training-step gradient exchange on emulated hosts vs DDP/Gloo
+  unicc doctor                            what unicc finds here (Node, core, frameworks, /dev/shm, network, CUDA)
 `;
 
 async function run(argv: string[]): Promise<number> {
@@ -35,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case "k8s":
       return (await import("./k8s.js")).runK8s(rest);
+    case "doctor":
+      return (await import("./doctor.js")).runDoctor();
     case "bench":
       return (await import("./bench/index.js")).runBench(rest);
     case "-h":
