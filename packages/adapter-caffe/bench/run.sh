@@ -3,7 +3,8 @@
 # bridges through unicc run --bridge), then at 2 emulated hosts x 2 ranks (tests/cluster, one
 # `unicc run --nnodes 2 --node-rank K --bridge` per host, as on real machines), and the share of the
 # time spent exchanging gradients (inside on_gradients_ready). Prints a Markdown table; takes the cpu
-# lock itself, per job. EPOCHS (default 1); HOSTS=0 skips the emulated hosts (they need root).
+# lock itself, per job. EPOCHS (default 1); RANKS (default "1 2 4"); HOSTS=0 skips the emulated
+# hosts (they need root); OVERLAP=1 trains with --overlap (blobs exchanged from the per-layer hook).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$repo"
@@ -13,6 +14,7 @@ tag="cfbench$$"
 trap 'bash tests/cluster/cluster.sh down "$tag" >/dev/null 2>&1 || true; rm -rf "$out"' EXIT
 cli="$repo/packages/core-native/dist/cli.js"
 train=(packages/adapter-caffe/scripts/in-root.sh python3 "$repo/examples/caffe-lenet/train.py" --epochs "${EPOCHS:-1}" --out "$out")
+[ "${OVERLAP:-0}" = 0 ] || train+=(--overlap)
 export UNICC_ROOT_BINDS="$out" OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 row() { # row WHERE LOG: the table row from rank 0's last epoch line
@@ -46,7 +48,7 @@ two_hosts() {
 
 echo "| ranks | global batch | iterations/s | exchange share | test accuracy |"
 echo "| --- | --- | --- | --- | --- |"
-for np in 1 2 4; do
+for np in ${RANKS:-1 2 4}; do
   row "$np" "$(flock /tmp/unicc-cpu.lock node "$cli" run -np "$np" --bridge -- "${train[@]}")"
 done
 [ "${HOSTS:-1}" = 0 ] || row "2 hosts x 2" "$(two_hosts)"
