@@ -23,10 +23,10 @@ from ._solver import init
 
 
 def learnable_blobs(net):
-    """(name, blob, last) for each learnable blob of net, once: blobs shared between layers (the same
+    """(name, blob, final_after) for each learnable blob of net, once: blobs shared between layers (the same
     `param { name: ... }`) hold one data and one diff, so they are reduced once, under the first
-    layer's name. Names are "<layer>#<index>", the same on every rank. `last` is the index of the
-    first layer using the blob: backward runs from the last layer down, so its diff is final once
+    layer's name. Names are "<layer>#<index>", the same on every rank. `final_after` is the index of
+    the first layer using the blob: backward runs from the last layer down, so its diff is final once
     that layer's backward is done."""
     index = {name: i for i, name in enumerate(net._layer_names)}
     seen = set()
@@ -69,8 +69,8 @@ class Distributed:
         self.exchange_s = 0.0  # time this thread spent on the exchange (copies, submits, waits), for the benchmark
         solver.add_callback(self._on_start, self._on_gradients_ready)
         self._final_at = {}  # layer index -> the blobs whose diff is final after its backward
-        for k, (_, _, last) in enumerate(found):
-            self._final_at.setdefault(last, []).append(k)
+        for k, (_, _, final_after) in enumerate(found):
+            self._final_at.setdefault(final_after, []).append(k)
         # Backward runs iter_size times per iteration (the diffs accumulate), so blobs go in the last
         # pass; pycaffe does not expose iter_size: the first iteration counts the passes (and submits
         # everything in on_gradients_ready).
