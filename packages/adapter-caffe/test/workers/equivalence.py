@@ -1,8 +1,8 @@
 """ITERS iterations on N ranks with batch B each equal ITERS iterations of one process with batch N*B.
 Rank 0 computes the reference itself with plain pycaffe (no unicc) from the same initial weights and
 data. Prints "OK <solver> err=<e> moved=<m> blobs=<reduced> values=<their values>" per solver (DIFF instead of OK above 1e-5), and
-every rank a digest of its weights. Optional: COMPRESSION (none, fp16, bf16) and HIDDEN (units per
-hidden layer, default 16)."""
+every rank a digest of its weights. Optional: COMPRESSION (none, fp16, bf16), HIDDEN (units per
+hidden layer, default 16) and OVERLAP ("overlap": submit from the per-layer backward hook)."""
 
 import hashlib
 import os
@@ -19,10 +19,11 @@ seed, folder, batch, iters = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), in
 kinds = sys.argv[5].split(",")
 compression = sys.argv[6] if len(sys.argv) > 6 else None
 hidden = int(sys.argv[7]) if len(sys.argv) > 7 else 16
+overlap = len(sys.argv) > 8 and sys.argv[8] == "overlap"
 b = uc.init()
 x, y = dataset(seed, iters * b.size * batch)
 for kind in kinds:
-    solver = uc.get_solver(write_solver(folder, kind, batch, hidden=hidden), compression=compression)
+    solver = uc.get_solver(write_solver(folder, kind, batch, hidden=hidden), compression=compression, overlap=overlap)
     mine = (uc.data.shard_batches(x, batch), uc.data.shard_batches(y, batch))
     solver.net.set_input_arrays(*mine)
     start = weights(solver.net)  # before the first step, which broadcasts rank 0's
@@ -30,6 +31,8 @@ for kind in kinds:
     got = weights(solver.net)
     digest = hashlib.sha256(b"".join(got[k].tobytes() for k in sorted(got))).hexdigest()[:16]
     print("WEIGHTS %s %s" % (kind, digest))
+    if overlap:
+        print("OVERLAPPED %s %d" % (kind, solver.unicc.overlapped))
     if b.rank == 0:
         ref = caffe.get_solver(write_solver(folder, kind, b.size * batch, hidden=hidden))
         for k, v in ref.net.params.items():

@@ -52,9 +52,9 @@ def read_solver(path):
     return param
 
 
-def get_solver(path, compression=None, max_iter=None):
+def get_solver(path, compression=None, max_iter=None, overlap=False):
     """This rank's solver for the solver file at path, distributed (see distribute). Ranks other than 0
-    get it with snapshots off; max_iter overrides the file's."""
+    get it with snapshots off; max_iter overrides the file's; overlap as in distribute."""
     import caffe
     from google.protobuf import text_format
 
@@ -78,5 +78,5 @@ def get_solver(path, compression=None, max_iter=None):
         solver = caffe.get_solver(copy)
     finally:
         os.unlink(copy)
-    solver.unicc = distribute(solver, compression)
+    solver.unicc = distribute(solver, compression, overlap)
     return solver
