@@ -53,10 +53,10 @@ describe("mappings in use stay mapped", () => {
 });
 
 describe("the command ring", () => {
-  it("entries naming an unmapped buffer, a span beyond it, a misaligned offset, an unknown dtype/op/collective, a root out of range or a named broadcast are answered with errors naming the rank, and the ring stays usable (sum against a reference) on 2 ranks", async () => {
+  it("entries naming an unmapped buffer, a span beyond it, a misaligned offset, an unknown dtype/op/collective, a root out of range, a named broadcast or bytes a pending request uses are answered with errors naming the rank, and the ring stays usable (sum against a reference) on 2 ranks", async () => {
     const r = await runJob(["-np", "2", python, `${WORKERS}ring.py`]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK ring 10 checks rank ${rank} of 2`);
+    for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK ring 11 checks rank ${rank} of 2`);
   });
 
   it("a submission counter that jumps ahead: the bridge drops its client, whose wait raises BridgeError at once; the peer's collective fails", async () => {

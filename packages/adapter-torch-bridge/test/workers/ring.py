@@ -1,7 +1,7 @@
 # The command ring's own checks in the bridge (a client that skips the Python client's checks):
 # entries naming an unmapped buffer, a span beyond the buffer, a misaligned offset, an unknown
-# dtype, op or collective, a root out of range, a name on a broadcast, are each answered with an
-# error naming the bridge's rank, and the ring stays usable; results against references. With
+# dtype, op or collective, a root out of range, a name on a broadcast, and bytes a pending request
+# still works on, are each answered with an error naming the bridge's rank, and the ring stays usable; results against references. With
 # "corrupt": a submission counter that jumps ahead makes the bridge drop the client, whose waits
 # raise BridgeError at once. Plain unicc, no torch.
 import struct
@@ -68,11 +68,25 @@ for fields, words in bad:
         raise SystemExit("accepted %r" % fields)
     except unicc.UniccError as e:
         assert words in str(e) and ("rank %d" % r) in str(e), (fields, str(e))
+# Memory a pending request works on is refused to a second one (as World does for Node callers):
+# rank 0's named allreduce waits for rank 1's, which comes only after the barrier.
+if r == 0:
+    held = b.submit("allreduce", slab, "f32", 256, 0, op="sum", name="held")
+    try:
+        b.submit("allreduce", slab, "f32", 256, 512, op="sum").wait()
+        raise SystemExit("an overlapping request was accepted")
+    except unicc.UniccError as e:
+        assert "still in use" in str(e) and "rank 0" in str(e), str(e)
+    b.submit("barrier").wait()
+else:
+    b.submit("barrier").wait()
+    held = b.submit("allreduce", slab, "f32", 256, 0, op="sum", name="held")
+held.wait()
 # Still usable: an allreduce of everybody's rank-seeded values against the sum computed here.
 vals.pack_into(slab.buffer, 0, *[(r + 1) * i for i in range(1024)])
 b.submit("allreduce", slab, "f32", 1024, op="sum").wait()
 got = vals.unpack_from(slab.buffer, 0)
 want = [sum(k + 1 for k in range(n)) * i for i in range(1024)]
 assert all(abs(g - w) <= 1e-3 * abs(w) for g, w in zip(got, want)), "wrong sum"
-print("OK ring %d checks rank %d of %d" % (len(bad) + 1, r, n), flush=True)
+print("OK ring %d checks rank %d of %d" % (len(bad) + 2, r, n), flush=True)  # + the overlap and the sum
 unicc.shutdown()

@@ -5,7 +5,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
+#include <vector>
 #include <cstring>
 #include <stdexcept>
 
@@ -33,16 +35,39 @@ constexpr long kNapNs = 100'000'000;  // how often the sleeping thread looks at 
 
 // What completions need, shared with the core's threads (they may finish after the ring stopped).
 struct CommandRing::State {
+  // Bytes [start, end) of buffer id that request `ticket` (ours, not the client's req) works on.
+  struct Span {
+    uint64_t ticket, id, start, end;
+  };
   std::shared_ptr<Mapping> ring;
   std::mutex mu;  // completions come from two threads (both lanes)
   size_t in_flight = 0;
+  std::vector<Span> busy;
+  uint64_t tickets = 0;
   std::function<void()> drained;  // set by stop()
   std::function<void(const std::string&)> fatal;
 
-  void complete(uint64_t req, const std::string& error) {
+  // As World.claim: memory a request in flight works on is refused to another one until it is
+  // done. Returns "" and sets ticket, or what is in the way. Called with mu held.
+  std::string claim(const std::vector<Span>& spans, uint64_t& ticket) {
+    for (const Span& n : spans)
+      for (const Span& b : busy)
+        if (n.id == b.id && n.start < b.end && b.start < n.end)
+          return "bytes " + std::to_string(n.start) + ".." + std::to_string(n.end) + " of buffer " + std::to_string(n.id) +
+                 " are still in use by a pending request; wait for it before passing them again";
+    ticket = ++tickets;
+    for (Span n : spans) {
+      n.ticket = ticket;
+      busy.push_back(n);
+    }
+    return "";
+  }
+
+  void complete(uint64_t req, const std::string& error, uint64_t ticket = 0) {
     std::function<void()> done;
     {
       std::lock_guard<std::mutex> lock(mu);
+      if (ticket) busy.erase(std::remove_if(busy.begin(), busy.end(), [&](const Span& b) { return b.ticket == ticket; }), busy.end());
       std::atomic<uint32_t>& tail = word(*ring, ring::kCqTailAt);
       const uint32_t t = tail.load(std::memory_order_relaxed);
       if (t - word(*ring, ring::kCqHeadAt).load(std::memory_order_acquire) >= ring::kEntries) {
@@ -157,15 +182,25 @@ void CommandRing::take(const uint8_t* entry) {
   }
   if (error.empty() && s.coll == static_cast<uint8_t>(Coll::Broadcast) && (s.root < 0 || s.root >= targets_.size))
     error = "root " + std::to_string(s.root) + " is not a rank of this world (0.." + std::to_string(targets_.size - 1) + ")";
+  uint64_t ticket = 0;
   {
     std::lock_guard<std::mutex> lock(state_->mu);
+    if (error.empty()) {
+      std::vector<State::Span> spans;
+      if (in && s.count) spans.push_back({0, s.buf, s.offset, s.offset + s.count * elem});
+      if (out && s.count) spans.push_back({0, s.out, s.out_offset, s.out_offset + s.count * targets_.size * elem});
+      error = state_->claim(spans, ticket);
+    }
     ++state_->in_flight;
   }
   if (!error.empty()) return state_->complete(s.req, "unicc: " + targets_.who + ": bad request from the client: " + error);
-  const Wire wire = s.wire == ring::kDefaultWire ? targets_.default_wire : static_cast<Wire>(s.wire);
+  // Only an allreduce's values may travel in 16 bits (as World.allreduce passes them).
+  const Wire wire = s.coll != static_cast<uint8_t>(Coll::Allreduce) ? Wire::Exact
+                    : s.wire == ring::kDefaultWire ? targets_.default_wire
+                                                   : static_cast<Wire>(s.wire);
   char* base = in ? static_cast<char*>(in->data) + s.offset : nullptr;
   // The completion keeps the mappings: an unmap while the request runs frees nothing under it.
-  auto done = [state = state_, req = s.req, in, out](const std::string& e) { state->complete(req, e); };
+  auto done = [state = state_, req = s.req, ticket, in, out](const std::string& e) { state->complete(req, e, ticket); };
   if (!s.name.empty()) {
     NamedRequest r;
     r.name = std::move(s.name);
@@ -195,7 +230,7 @@ void CommandRing::hand_over(const std::function<void()>& submit, uint64_t req) {
   try {
     submit();
   } catch (const std::exception& e) {
-    state_->complete(req, e.what());
+    state_->complete(req, e.what());  // its span stays claimed: a core that refuses work is closing
   }
 }
 
