@@ -2,7 +2,9 @@
 // an ElasticState, the loop under runElastic.
 //   elastic.mjs train --seed S --steps N --commit-every C [--kill ID@STEP] [--cut ID@STEP]
 //     worker ID (UNICC_ELASTIC_ID) SIGKILLs itself in the middle of step STEP (forward done, no
-//     gradient handed over), or (--cut, on an emulated host) takes its host's link down there. Rank 0 prints "START step=S size=N" on each (re)start; all "FINAL [...]"; "AT start|fault <ms>" time them.
+//     gradient handed over), or (--cut, on an emulated host) takes its host's link down there.
+//     Rank 0 prints "START step=S size=N" on each (re)start; all "FINAL [...]"; "AT start|fault <ms>"
+//     time them.
 //   elastic.mjs reference --seed S --steps N --schedule 0:4,4:3
 //     the same steps in one process without unicc, each rank's gradient on its shard at the size
 //     in effect, averaged. Prints "FINAL [...]".

@@ -6,13 +6,7 @@
 // discovery script added ask too; they make the members leave at their next commit.
 import { ELASTIC_KEYS } from "../elastic.js";
 import type { StoreServer } from "../store/index.js";
-
-export interface ElasticOptions {
-  minNp: number;
-  maxNp: number;
-  /** Prints "host:slots" lines; polled, and the hosts' new slots get workers. */
-  discoveryScript?: string;
-}
+import type { ElasticLaunch } from "./options.js";
 
 export interface ElasticWorker {
   id: string;
@@ -63,7 +57,7 @@ export class ElasticMembership {
   private readonly startTimer: NodeJS.Timeout;
 
   constructor(
-    private readonly o: ElasticOptions,
+    private readonly o: Pick<ElasticLaunch, "minNp" | "maxNp">,
     private readonly d: ElasticDeps,
   ) {
     this.unwatch = d.store.watch("unicc/elastic/want/", (key, value) => this.onWant(key.slice("unicc/elastic/want/".length), Number(value.toString())));
