@@ -2,7 +2,9 @@
 // an ElasticState, the loop under runElastic.
 //   elastic.mjs train --seed S --steps N --commit-every C [--kill ID@STEP] [--cut ID@STEP]
 //     worker ID (UNICC_ELASTIC_ID) SIGKILLs itself in the middle of step STEP (forward done, no
-//     gradient handed over), or (--cut, on an emulated host) takes its host's link down there. Rank 0 prints "START step=S size=N" on each (re)start; all "FINAL [...]".
+//     gradient handed over), or (--cut, on an emulated host) takes its host's link down there.
+//     Rank 0 prints "START step=S size=N" on each (re)start; all "FINAL [...]"; "AT start|fault <ms>"
+//     time them.
 //   elastic.mjs reference --seed S --steps N --schedule 0:4,4:3
 //     the same steps in one process without unicc, each rank's gradient on its shard at the size
 //     in effect, averaged. Prints "FINAL [...]".
@@ -57,16 +59,17 @@ if (process.argv[2] === "reference") {
   const opt = new DistributedOptimizer(tf.train.sgd(0.1), world);
   const state = new ElasticState(world, { model, optimizer: opt }, { step: 0 });
   await runElastic(world, state, async () => {
-    if (world.rank === 0) console.log(`START step=${state.counters.step} size=${world.size}`);
+    if (world.rank === 0) console.log(`START step=${state.counters.step} size=${world.size}\nAT start ${Date.now()}`);
     while (state.counters.step < steps) {
       const [x, y] = shard(state.counters.step, world.rank, world.size);
       const loss = mse(x, y);
       if (process.env.UNICC_ELASTIC_ID === killId && String(state.counters.step) === killAt) {
         tf.tidy(() => loss().dataSync()); // forward done
+        console.log(`AT fault ${Date.now()}`);
         process.kill(process.pid, "SIGKILL");
       }
       if (process.env.UNICC_ELASTIC_ID === cutId && String(state.counters.step) === cutAt) {
-        console.log("CUTTING");
+        console.log(`AT fault ${Date.now()}`);
         execFileSync("ip", ["link", "set", "dev", "eth0", "down"]); // the whole emulated host goes dark
       }
       try {

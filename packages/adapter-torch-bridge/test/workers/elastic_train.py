@@ -6,7 +6,7 @@
         re-formed the world, before the state is synced in it. With JOIN_AT=J, JOIN_HOSTS=FILE, JOIN_LINE="localhost:3" and
         JOIN_SIZE=3, rank 0 writes JOIN_LINE into FILE (the job's discovery script prints it) at
         step J, and the ranks commit there until the newcomers have joined. Rank 0 prints
-        "START step=S size=N" each time the function (re)starts; every rank prints "FINAL <weights>".
+        "START step=S size=N" each time the function (re)starts; every rank prints "FINAL <weights>"; "AT start|fault <ms>" time them.
     elastic_train.py reference SEED STEPS SCHEDULE
         the same steps in one process without unicc: SCHEDULE "0:4,4:3" = from step 0 at 4 ranks,
         from step 4 at 3; each rank's batch is its shard at the size in effect. Prints "FINAL <weights>".
@@ -73,12 +73,13 @@ def train(seed, steps, commit_every, kills=""):
     @unicc.elastic.run
     def loop(state):
         if uc.rank() == 0:
-            print("START step=%d size=%d" % (state.step, uc.size()), flush=True)
+            print("START step=%d size=%d\nAT start %d" % (state.step, uc.size(), time.time() * 1000), flush=True)
         while state.step < steps:
             bx, by = shard(x, y, state.step, uc.rank(), uc.size())
             opt.zero_grad()
             value = loss(m, bx, by)
             if kill == str(state.step):
+                print("AT fault %d" % (time.time() * 1000), flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
             value.backward()
             opt.step()
@@ -89,6 +90,7 @@ def train(seed, steps, commit_every, kills=""):
                 if uc.rank() == 0:
                     with open(os.environ["JOIN_HOSTS"], "w") as f:
                         f.write(os.environ["JOIN_LINE"] + "\n")
+                    print("AT fault %d" % (time.time() * 1000), flush=True)
                 while uc.size() < int(os.environ["JOIN_SIZE"]):
                     time.sleep(0.1)
                     state.commit()

@@ -6,13 +6,7 @@
 // discovery script added ask too; they make the members leave at their next commit.
 import { ELASTIC_KEYS } from "../elastic.js";
 import type { StoreServer } from "../store/index.js";
-
-export interface ElasticOptions {
-  minNp: number;
-  maxNp: number;
-  /** Prints "host:slots" lines; polled, and the hosts' new slots get workers. */
-  discoveryScript?: string;
-}
+import type { ElasticLaunch } from "./options.js";
 
 export interface ElasticWorker {
   id: string;
@@ -59,15 +53,22 @@ export class ElasticMembership {
   private round: Round | undefined = { reason: "start" };
   private readonly lost: string[] = [];
   private ended = false;
+  /** A member finished (exited 0): the job is ending, newcomers have nothing to join. */
+  private finishing = false;
   private readonly unwatch: () => void;
   private readonly startTimer: NodeJS.Timeout;
 
   constructor(
-    private readonly o: ElasticOptions,
+    private readonly o: Pick<ElasticLaunch, "minNp" | "maxNp">,
     private readonly d: ElasticDeps,
   ) {
     this.unwatch = d.store.watch("unicc/elastic/want/", (key, value) => this.onWant(key.slice("unicc/elastic/want/".length), Number(value.toString())));
     this.startTimer = setTimeout(() => this.finishRound(true), d.startMs);
+  }
+
+  /** Whether new workers may still join (no member has finished yet). */
+  get accepting(): boolean {
+    return !this.ended && !this.finishing;
   }
 
   /** How many workers are alive (started, not exited). */
@@ -85,7 +86,10 @@ export class ElasticMembership {
     if (!t || !t.alive) return;
     t.alive = false;
     if (this.ended) return;
-    if (ok) return this.finishedIfDone();
+    if (ok) {
+      this.finishing ||= t.joined === this.gen;
+      return this.finishedIfDone();
+    }
     const member = t.joined === this.gen && this.gen > 0;
     this.lost.push(`${this.describe(t)} ${what}`);
     if (member || this.round) {
@@ -98,7 +102,7 @@ export class ElasticMembership {
   /** Once the last generation's members have all finished, workers still waiting to join have nothing to join. */
   private finishedIfDone(): void {
     const all = [...this.workers.values()];
-    if (this.gen === 0 || this.round || all.some((t) => t.alive && t.joined === this.gen)) return;
+    if (this.gen === 0 || all.some((t) => t.alive && t.joined === this.gen)) return;
     this.ended = true;
     for (const t of all) if (t.alive) t.w.kill();
   }
@@ -121,7 +125,7 @@ export class ElasticMembership {
     if (!t || !t.alive || this.ended || !Number.isInteger(after)) return;
     t.want = after;
     if (t.joined === this.gen && this.gen > 0) this.startRound(this.round?.reason === "joined" ? "joined" : "lost", true);
-    else if (t.joined < 0 && !this.round && this.members.length < this.o.maxNp) this.startRound("joined", false);
+    else if (t.joined < 0 && !this.round && !this.finishing && this.members.length < this.o.maxNp) this.startRound("joined", false);
     this.check();
   }
 

@@ -358,7 +358,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
         elastic.discoveryScript!,
         elastic.discoveryIntervalMs,
         (found) => {
-          if (signalled || elasticFailure || !membership || membership.live === 0) return;
+          if (signalled || elasticFailure || !membership?.accepting) return;
           for (const h of found) {
             const here = ranks.filter((r) => r.hostSlot === h.name && !r.exited).length;
             const room = Math.min(h.slots - here, elastic.maxNp - membership.live);
