@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "common/error.h"
+#include "reduce/simd.h"
 
 namespace unicc {
 
@@ -59,10 +60,8 @@ __attribute__((always_inline)) inline void kernel(T* out, const T* a, const T* b
   }
 }
 
-// One clone per instruction set; the loader picks AVX2 where the CPU has it.
-#define UNICC_KERNEL(NAME, T, OP)                                                   \
-  __attribute__((target_clones("avx2", "default"))) void NAME(void* out, const void* a, \
-                                                              const void* b, size_t n) { \
+#define UNICC_KERNEL(NAME, T, OP)                                                            \
+  UNICC_VECTOR_CLONES void NAME(void* out, const void* a, const void* b, size_t n) {                \
     kernel<T, OP>(static_cast<T*>(out), static_cast<const T*>(a), static_cast<const T*>(b), n); \
   }
 

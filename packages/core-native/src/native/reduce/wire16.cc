@@ -5,7 +5,11 @@
 #include <chrono>
 #include <cstring>
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+
+#include "reduce/simd.h"
 
 namespace unicc {
 
@@ -26,7 +30,7 @@ constexpr int kHalfTopExponent = 15;
 
 // On the bit patterns: for non-negative floats, integer order is numeric order, and the integer
 // loop vectorises where a float compare that must skip NaN does not.
-__attribute__((target_clones("avx2", "default"))) float max_finite_abs(const float* p, size_t n) {
+UNICC_VECTOR_CLONES float max_finite_abs(const float* p, size_t n) {
   uint32_t m = 0;
   for (size_t i = 0; i < n; ++i) {
     uint32_t a;
@@ -49,8 +53,10 @@ float pick_scale(Wire w, const float* src, size_t n) {
   return std::ldexp(1.f, std::clamp(kHalfTopExponent - e, -100, 100));
 }
 
-// Half-precision conversions: the F16C instructions where the CPU has them (one instruction per
-// 8 values), else the compiler's software conversion.
+// Half-precision conversions: on x86-64 the F16C instructions where the CPU has them (one
+// instruction per 8 values), else the compiler's software conversion; on aarch64 the plain loops
+// below, which the compiler turns into NEON conversions (fcvtn/fcvtl).
+#if defined(__x86_64__)
 __attribute__((target("avx2,f16c"))) void encode_f16_x86(const float* src, size_t n, float scale, uint16_t* out) {
   const __m256 s = _mm256_set1_ps(scale);
   size_t i = 0;
@@ -72,16 +78,28 @@ __attribute__((target("avx2,f16c"))) void decode_f16_x86(const uint16_t* in, siz
 }
 
 const bool kHasF16C = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+#endif
+
+// The compiler's IEEE half type: aarch64's __fp16 (GCC before 13 has no _Float16 in C++ there).
+#if defined(__aarch64__)
+using Half = __fp16;
+#else
+using Half = _Float16;
+#endif
 
 void encode_f16(const float* src, size_t n, float scale, uint16_t* out) {
+#if defined(__x86_64__)
   if (kHasF16C) return encode_f16_x86(src, n, scale, out);
-  _Float16* h = reinterpret_cast<_Float16*>(out);
-  for (size_t i = 0; i < n; ++i) h[i] = static_cast<_Float16>(src[i] * scale);
+#endif
+  Half* h = reinterpret_cast<Half*>(out);
+  for (size_t i = 0; i < n; ++i) h[i] = static_cast<Half>(src[i] * scale);
 }
 
 void decode_f16(const uint16_t* in, size_t n, float inv, float* out) {
+#if defined(__x86_64__)
   if (kHasF16C) return decode_f16_x86(in, n, inv, out);
-  const _Float16* h = reinterpret_cast<const _Float16*>(in);
+#endif
+  const Half* h = reinterpret_cast<const Half*>(in);
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(h[i]) * inv;
 }
 

@@ -31,13 +31,28 @@ std::string errno_text() { return std::strerror(errno); }
 
 void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
+// Buffer sizes stay Linux's: a fixed SO_SNDBUF/SO_RCVBUF would switch off its autotuning, which
+// grows them to the bandwidth-delay product by itself.
 void tune(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  // Large buffers keep a pipelined ring busy across the bandwidth-delay product.
-  int buf = 4 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+}
+
+// Starts a non-blocking connect and waits for it until the deadline: "" when connected, else why
+// not (*expired when the deadline came first).
+std::string connect_by(int fd, const sockaddr_storage& ss, socklen_t len, int64_t deadline_ms, bool* expired) {
+  set_nonblocking(fd);
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0) return "";
+  if (errno != EINPROGRESS && errno != EINTR) return errno_text();
+  const int64_t left = deadline_ms - now_ms();
+  if (left <= 0 || !wait_fd(fd, POLLOUT, static_cast<int>(left))) {
+    *expired = true;
+    return "timed out";
+  }
+  int err = 0;
+  socklen_t elen = sizeof(err);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+  return err ? std::strerror(err) : "";
 }
 
 sockaddr_storage resolve(const std::string& addr, int port, socklen_t* len) {
@@ -257,13 +272,21 @@ int connect_peer(const std::string& addr, int port, uint64_t job_key, const SipK
   socklen_t len = 0;
   const sockaddr_storage ss = resolve(addr, port, &len);
   const std::string where = peer_label + " at " + addr + ":" + std::to_string(port);
-  std::string last_error = "timed out";
+  const std::string no_answer = "no answer before the deadline (UNICC_TIMEOUT_S): its host may be unreachable, or "
+                                "a firewall drops the connection";
+  std::string last_error = no_answer;
   while (now_ms() < deadline_ms) {
     const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw CommError("cannot create a TCP socket: " + errno_text());
     tune(fd);
-    if (connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0) {
-      set_nonblocking(fd);
+    bool expired = false;
+    const std::string refused = connect_by(fd, ss, len, deadline_ms, &expired);
+    if (expired) {
+      close(fd);
+      last_error = no_answer;
+      break;
+    }
+    if (refused.empty()) {
       Hello h{kHelloMagic, job_key, static_cast<uint32_t>(my_rank), static_cast<uint32_t>(peer_rank),
               static_cast<uint32_t>(stream), 0, {}};
       random_nonce(h.nonce);
@@ -286,10 +309,10 @@ int connect_peer(const std::string& addr, int port, uint64_t job_key, const SipK
       }
       last_error = "hello not accepted (is another job's rank listening there?)";
     } else {
-      last_error = errno_text();
+      last_error = refused;
     }
     close(fd);
-    usleep(50'000);
+    usleep(static_cast<useconds_t>(std::clamp<int64_t>(deadline_ms - now_ms(), 0, 50) * 1000));
   }
   throw CommError("rank " + std::to_string(my_rank) + " cannot connect to " + where + ": " + last_error +
                   ". Check that the hosts can reach each other (firewall, --network-interface).");
