@@ -4,11 +4,12 @@
     solver = uc.get_solver("lenet_solver.prototxt")   # rank-aware solver; its diffs averaged across ranks
     solver.step(100)
 
-`distribute(solver)` does the averaging for a solver you built yourself; `data` shards inputs.
+`distribute(solver)` does the averaging for a solver you built yourself; `data` shards inputs; `evaluate(net, x, y, scores)` tests a net on N ranks.
 """
 
 from ._distribute import Distributed, distribute
+from ._evaluate import evaluate
 from ._solver import SolverFileError, get_solver, init, read_solver
 from . import data
 
-__all__ = ["Distributed", "distribute", "get_solver", "init", "read_solver", "SolverFileError", "data"]
+__all__ = ["Distributed", "distribute", "get_solver", "init", "read_solver", "SolverFileError", "data", "evaluate"]

@@ -1,0 +1,50 @@
+// unicc.caffe.evaluate: real Caffe in the bullseye root on 1, 2 and 4 ranks through `unicc run --bridge`;
+// the totals must equal one plain pycaffe process forwarding the whole set (computed by rank 0 of the worker).
+import { randomInt } from "node:crypto";
+import { rmSync } from "node:fs";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+
+import { bullseyeRoot, IN_ROOT, jobFolder, leftovers, lines, runJob, WORKERS } from "./helpers.js";
+
+const TIMEOUT_S = 10;
+let root: string;
+let job: { dir: string; env: NodeJS.ProcessEnv };
+let before: Set<string>;
+
+beforeAll(() => {
+  root = bullseyeRoot();
+}, 600_000);
+beforeEach(() => {
+  job = jobFolder();
+  before = new Set(leftovers(root));
+});
+afterEach(() => {
+  expect(leftovers(root).filter((f) => !before.has(f))).toEqual([]);
+  rmSync(job.dir, { recursive: true, force: true });
+});
+
+const TOTALS = /^(?:TOTALS|REF) (\d+) (\d+) (\w+) (\S+)$/m;
+
+function totals(text: string, tag: "TOTALS" | "REF"): { n: number; correct: number; confusion: string; loss: number } {
+  const m = new RegExp(`^${tag} (\\d+) (\\d+) (\\w+) (\\S+)$`, "m").exec(text);
+  expect(m, text).not.toBeNull();
+  return { n: Number(m![1]), correct: Number(m![2]), confusion: m![3], loss: Number(m![4]) };
+}
+
+describe("unicc.caffe.evaluate: each rank its contiguous part, totals summed across ranks", () => {
+  // 103 rows: not a multiple of 4 ranks nor of the batch of 4, so parts differ in size and last batches are padded.
+  for (const [np, rows] of [[1, 103], [2, 103], [4, 103], [4, 64]] as const) {
+    it(`${np} rank(s), ${rows} rows, batch 4: samples, correct count and confusion matrix exact, loss sum to 1e-6 (float32 forward)`, async () => {
+      const r = await runJob(["-np", String(np), "--bridge", "--timeout", String(TIMEOUT_S), "--", IN_ROOT,
+        "python3", `${WORKERS}evaluate.py`, String(randomInt(1, 1 << 20)), job.dir, "4", String(rows)], { env: job.env });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const ref = totals(lines(r, 0), "REF");
+      expect(ref.n).toBe(rows);
+      for (let rank = 0; rank < np; rank++) {
+        const got = totals(lines(r, rank), "TOTALS");
+        expect({ n: got.n, correct: got.correct, confusion: got.confusion }).toEqual({ n: ref.n, correct: ref.correct, confusion: ref.confusion });
+        expect(Math.abs(got.loss - ref.loss) / ref.loss).toBeLessThan(1e-6);
+      }
+    });
+  }
+});
