@@ -47,4 +47,11 @@ describe("unicc.caffe.evaluate: each rank its contiguous part, totals summed acr
       }
     });
   }
+
+  it("a rank with fewer labels than rows fails with an error naming it, and the job ends (no hang)", async () => {
+    const r = await runJob(["-np", "2", "--bridge", "--timeout", String(TIMEOUT_S), "--", IN_ROOT,
+      "python3", `${WORKERS}evaluate.py`, "5", job.dir, "4", "10", "short"], { env: job.env });
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain("unicc.caffe: evaluate on rank 1: 10 rows of x but 9 labels");
+  });
 });

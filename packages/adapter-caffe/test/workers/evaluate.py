@@ -2,7 +2,8 @@
 forward on each rank), weights drawn from the seed (the same on every rank). Rank 0 also forwards all
 rows at once through a plain pycaffe net of batch ROWS and counts correct guesses, the confusion
 matrix and the loss (SoftmaxWithLoss's mean times ROWS) itself. Prints "TOTALS <samples> <correct>
-<confusion digest> <loss>" every rank and "REF ..." the same way on rank 0."""
+<confusion digest> <loss>" every rank and "REF ..." the same way on rank 0. With "short" as the 5th
+argument, rank 1 passes one label too few."""
 
 import hashlib
 import os
@@ -16,6 +17,7 @@ import unicc.caffe as uc  # noqa: E402
 from nets import CLASSES, DIM, MLP, dataset, write  # noqa: E402
 
 seed, folder, batch, rows = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+short = len(sys.argv) > 5 and sys.argv[5] == "short"  # rank 1 passes one label too few (bad input)
 
 
 def net_of(batch_size):
@@ -35,6 +37,8 @@ def show(tag, n, correct, confusion, loss):
 
 b = uc.init()
 x, y = dataset(seed, rows)
+if short and b.rank == 1:
+    y = y[:-1]
 t = uc.evaluate(net_of(batch), x, y, scores="ip4", confusion=True)
 show("TOTALS", t["samples"], t["correct"], t["confusion"], t["loss_sum"])
 print("ACCURACY %.6f" % t["accuracy"])

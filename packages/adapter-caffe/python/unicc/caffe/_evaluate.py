@@ -31,7 +31,7 @@ def _batch_metrics(scores, labels, classes):
 
 
 def _local(net, x, y, scores, classes):
-    batch = net.blobs[net.inputs[0]].num if net.inputs else net.blobs["data"].num
+    batch = net.blobs[scores].num  # rows per forward, as the MemoryData layer gives them
     correct, loss, confusion = 0, 0.0, np.zeros((classes, classes), np.int64)
     for at in range(0, len(x), batch):
         xb, yb = x[at:at + batch], y[at:at + batch]
