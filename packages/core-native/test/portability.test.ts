@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -14,38 +14,47 @@ const CXX = "aarch64-linux-gnu-g++";
 const QEMU = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"];
 const requireHere = createRequire(join(ROOT, "package.json"));
 
-function run(cmd: string, args: string[], cwd = ROOT): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout: 480_000 });
-  if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
-  expect(r.status, `${cmd} ${args.join(" ")}\n${r.stdout}\n${r.stderr}`).toBe(0);
-  return r.stdout;
+// Asynchronous: a build step of a minute must not block vitest's worker, whose calls to the main
+// process time out after 60 s and fail the run.
+function run(cmd: string, args: string[], cwd = ROOT): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"], timeout: 480_000 });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+    child.on("error", (e) => reject(new Error(`${cmd}: ${e.message}`)));
+    child.on("close", (code, signal) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} ended with ${code ?? signal}\n${out}\n${err}`)));
+  });
 }
 
 const missing = (tool: string, pkg: string) =>
   spawnSync(tool, ["--version"]).error ? `${tool} is missing: apt-get install ${pkg} (.ci/run does)` : null;
 
 describe("the core on aarch64", () => {
-  it("cross-compiles the core, its unit tests and the addon, and the unit tests pass under qemu-aarch64", () => {
+  it("cross-compiles the core, its unit tests and the addon, and the unit tests pass under qemu-aarch64", async () => {
     const why = missing(CXX, "g++-aarch64-linux-gnu") ?? missing(QEMU[0], "qemu-user");
     if (why) throw new Error(why);
     const dir = mkdtempSync(join(tmpdir(), "unicc-aarch64-"));
     try {
-      run("cmake", ["-S", ROOT, "-B", dir, `-DCMAKE_TOOLCHAIN_FILE=${join(ROOT, "cmake/aarch64-linux-gnu.cmake")}`, "-DCMAKE_BUILD_TYPE=Release"]);
-      run("cmake", ["--build", dir, "-j2", "--target", "unicc_native_tests", "unicc_mac_kat"]);
+      await run("cmake", ["-S", ROOT, "-B", dir, `-DCMAKE_TOOLCHAIN_FILE=${join(ROOT, "cmake/aarch64-linux-gnu.cmake")}`, "-DCMAKE_BUILD_TYPE=Release"]);
+      await run("cmake", ["--build", dir, "-j2", "--target", "unicc_native_tests", "unicc_mac_kat"]);
       // The addon too: node-addon-api and Node-API's headers are the same for every CPU.
       const includes = ["-I", "src/native", "-I", requireHere("node-addon-api").include.replace(/"/g, ""),
         "-I", requireHere("node-api-headers").include_dir];
-      const objects = ["addon", "shared_memory"].map((f) => {
+      const objects: string[] = [];
+      for (const f of ["addon", "shared_memory"]) {
         const o = join(dir, `${f}.o`);
-        run(CXX, ["-std=c++17", "-O2", "-fPIC", "-DNAPI_VERSION=8", "-DNODE_ADDON_API_DISABLE_DEPRECATED", ...includes,
+        await run(CXX, ["-std=c++17", "-O2", "-fPIC", "-DNAPI_VERSION=8", "-DNODE_ADDON_API_DISABLE_DEPRECATED", ...includes,
           "-c", `src/native/binding/${f}.cc`, "-o", o]);
-        return o;
-      });
-      run(CXX, ["-shared", "-o", join(dir, "unicc_core.node"), ...objects, join(dir, "libunicc_native.a"), "-lpthread", "-lrt"]);
-      expect(run("file", [join(dir, "unicc_core.node")])).toMatch(/ARM aarch64/);
+        objects.push(o);
+      }
+      await run(CXX, ["-shared", "-o", join(dir, "unicc_core.node"), ...objects, join(dir, "libunicc_native.a"), "-lpthread", "-lrt"]);
+      expect(await run("file", [join(dir, "unicc_core.node")])).toMatch(/ARM aarch64/);
 
-      expect(run(QEMU[0], [...QEMU.slice(1), join(dir, "unicc_mac_kat")])).toMatch(/^ok 28$/m);
-      const tests = run(QEMU[0], [...QEMU.slice(1), join(dir, "unicc_native_tests"), "--gtest_brief=1",
+      expect(await run(QEMU[0], [...QEMU.slice(1), join(dir, "unicc_mac_kat")])).toMatch(/^ok 28$/m);
+      const tests = await run(QEMU[0], [...QEMU.slice(1), join(dir, "unicc_native_tests"), "--gtest_brief=1",
         "--gtest_filter=Reduce.*:Wire16.*:Executor.*:Connect.*:Schedules.RingAllreduce:Schedules.SixteenBitWireEndsEqualOnEveryRank"]);
       expect(tests).toMatch(/PASSED/);
     } finally {
