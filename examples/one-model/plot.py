@@ -41,6 +41,6 @@ left.set_ylim(min(acc) - 5, 100)
 if any(pycaffe):
     left.text(0.0, -0.16, "hatched: scored by pycaffe (no ONNX converter for Caffe); others: onnxruntime",
               transform=left.transAxes, fontsize=7.5, va="top")
-fig.suptitle("one digits classifier, every framework, one evaluation job on 4 ranks", fontsize=11)
+fig.suptitle("one digits classifier, every framework, trained and scored on 4 ranks", fontsize=11)
 fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=110)
