@@ -316,7 +316,7 @@ describe("unicc run", () => {
         c.stderr.on("data", (d) => (err += d));
         c.on("close", (code) => resolve({ code, out, err }));
       });
-    expect(await cli(["--help"])).toMatchObject({ code: 0, out: expect.stringMatching(/unicc run .*\n.*unicc bench/s) });
+    expect(await cli(["--help"])).toMatchObject({ code: 0, out: expect.stringMatching(/unicc run .*\n.*unicc doctor/s) });
     for (const args of [["run", "--help"], ["run", "-np", "2", "-h", "node"]])
       expect(await cli(args)).toMatchObject({ code: 0, out: expect.stringMatching(/^usage: unicc run .*--rendezvous-addr.*--grace/s) });
     expect(await cli([])).toMatchObject({ code: 2, err: expect.stringMatching(/^usage: unicc/) });
