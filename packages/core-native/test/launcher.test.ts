@@ -276,6 +276,8 @@ describe("unicc run", () => {
       [["--rendezvous", "redis://x:1", "node"], /--rendezvous takes etcd:\/\/HOST:PORT\/PREFIX/],
       [["--bridge-dir", "shm", "node"], /--bridge-dir needs an absolute folder, got 'shm'/],
       [["--bridge", "-H", "elsewhere:2", "node"], /--bridge starts bridges on this host only/],
+      [["--min-np", "1", "--start-timeout", "0", "node"], /--start-timeout needs a positive number of seconds, got '0'/],
+      [["--start-timeout", "9", "node"], /--start-timeout goes with --min-np\/--max-np/],
     ] as const) {
       const r = await runJob([...args]);
       expect(r.code, args.join(" ")).toBe(2);
@@ -287,6 +289,24 @@ describe("unicc run", () => {
     expect(missing.stderr).toBe("unicc run: command not found: no-such-command-unicc\n");
   });
 
+  it("elastic --start-timeout: a rank that has not connected by then is stopped and named, and below --min-np the job ends", async () => {
+    // Worker 0 asks for the first generation as unicc.init would; worker 1 never does.
+    const starter = script(
+      "starter.mjs",
+      `const { StoreClient } = await import(${JSON.stringify(DIST_INDEX)});
+       if (process.env.UNICC_ELASTIC_ID === "1") setInterval(() => {}, 60_000);
+       else {
+         const store = await StoreClient.connect(process.env.UNICC_STORE_ADDR, { timeoutMs: 30000, token: process.env.UNICC_JOB_TOKEN });
+         await store.set("unicc/elastic/want/0", Buffer.from("-1"));
+         setInterval(() => {}, 60_000);
+       }`,
+    );
+    const r = await runJob(["--min-np", "2", "-np", "2", "--start-timeout", "4", "--grace", "1", "node", starter]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/stopped worker 1 \(host \S+, pid \d+\): they did not connect within 4 s \(--start-timeout\)/);
+    expect(r.stderr).toMatch(/elastic job ended: 1 rank left, fewer than --min-np 2; lost: worker 1 \(host \S+, pid \d+\) did not connect within 4 s \(--start-timeout\)\n$/);
+  });
+
   it("prints usage on --help and for unknown subcommands", async () => {
     const cli = (args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
@@ -296,7 +316,7 @@ describe("unicc run", () => {
         c.stderr.on("data", (d) => (err += d));
         c.on("close", (code) => resolve({ code, out, err }));
       });
-    expect(await cli(["--help"])).toMatchObject({ code: 0, out: expect.stringMatching(/unicc run .*\n.*unicc bench/s) });
+    expect(await cli(["--help"])).toMatchObject({ code: 0, out: expect.stringMatching(/unicc run .*\n.*unicc doctor/s) });
     for (const args of [["run", "--help"], ["run", "-np", "2", "-h", "node"]])
       expect(await cli(args)).toMatchObject({ code: 0, out: expect.stringMatching(/^usage: unicc run .*--rendezvous-addr.*--grace/s) });
     expect(await cli([])).toMatchObject({ code: 2, err: expect.stringMatching(/^usage: unicc/) });
