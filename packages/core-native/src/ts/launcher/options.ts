@@ -44,6 +44,8 @@ export interface ElasticLaunch {
   /** Prints "host:slots" lines; polled every discoveryIntervalMs, new slots get ranks. */
   discoveryScript?: string;
   discoveryIntervalMs: number;
+  /** --start-timeout: how long the first generation waits for every worker it started to connect. */
+  startTimeoutMs?: number;
   /** No -H/--hostfile: the first hosts are the script's (the first startNp slots, else up to maxNp). */
   hostsFromScript: boolean;
   /** -np as given. */
@@ -106,6 +108,9 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           elastic job: S prints the hosts, one "host:slots" a line; run every
                           --discovery-interval seconds (default 1); without -H/--hostfile the
                           job starts on its first answer
+  --start-timeout S       elastic job: how long the first generation waits for every started
+                          rank to connect (default 120 or 2 x --timeout + 10, whichever is
+                          longer); the ranks still missing then are stopped and named
   --nnodes N --node-rank K --master-addr A --master-port P
                           one launcher per node, as torchrun's: this node's -np ranks are
                           K*np..; node 0 hosts the store at A:P; every node needs the same
@@ -158,16 +163,10 @@ export function parseRunArgs(argv: string[]): RunArgs {
   let np: number | undefined;
   const want: Partial<SlurmRequest> = {};
   const node: Partial<NonNullable<LaunchOptions["node"]>> = {};
-  const elastic: { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number } = {};
+  const elastic: ElasticArgs = {};
   const named = (flag: string, what: string) => (v: string) => {
     if (!v.trim()) throw new UsageError(`${flag} needs ${what}`);
     return v.trim();
-  };
-  const seconds = (flag: string, v: string, positive: boolean) => {
-    const s = Number(v);
-    if (v.trim() === "" || !Number.isFinite(s) || s < 0 || (positive && s === 0))
-      throw new UsageError(positive ? `${flag} needs a positive number of seconds, got '${v}'` : `${flag} needs a number of seconds, got '${v}'`);
-    return s * 1000;
   };
   // Each option's function runs as the option is met, in order (-H and --hostfile add up in turn).
   const cmd = newLauncherCommand("unicc run")
@@ -193,8 +192,13 @@ export function parseRunArgs(argv: string[]): RunArgs {
     .option("--min-np <A>", "", (v) => void (elastic.minNp = wholeNumber("--min-np", v, 1)))
     .option("--max-np <B>", "", (v) => void (elastic.maxNp = wholeNumber("--max-np", v, 1)))
     .option("--host-discovery-script <S>", "", (v) => void (elastic.discoveryScript = named("--host-discovery-script", "a program")(v)))
-    .option("--discovery-interval <S>", "", (v) => void (elastic.discoveryIntervalMs = seconds("--discovery-interval", v, true)))
-    .option("--grace <S>", "", (v) => void (o.graceMs = seconds("--grace", v, false)))
+    .option("--discovery-interval <S>", "", (v) => void (elastic.discoveryIntervalMs = positiveSeconds("--discovery-interval", v) * 1000))
+    .option("--start-timeout <S>", "", (v) => void (elastic.startTimeoutMs = positiveSeconds("--start-timeout", v) * 1000))
+    .option("--grace <S>", "", (v) => {
+      const s = Number(v);
+      if (v.trim() === "" || !Number.isFinite(s) || s < 0) throw new UsageError(`--grace needs a number of seconds, got '${v}'`);
+      o.graceMs = s * 1000;
+    })
     .option("--bridge")
     .option("--bridge-dir <DIR>", "", (v) => {
       o.bridge = true;
@@ -239,8 +243,16 @@ function nodeOptions(node: Partial<NonNullable<LaunchOptions["node"]>>, o: RunAr
   return { count, rank, masterAddr, masterPort };
 }
 
+function positiveSeconds(flag: string, v: string): number {
+  const s = Number(v);
+  if (v.trim() === "" || !Number.isFinite(s) || s <= 0) throw new UsageError(`${flag} needs a positive number of seconds, got '${v}'`);
+  return s;
+}
+
+type ElasticArgs = { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number; startTimeoutMs?: number };
+
 function elasticOptions(
-  e: { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number },
+  e: ElasticArgs,
   o: RunArgs,
   np: number | undefined,
 ): ElasticLaunch {
@@ -251,6 +263,7 @@ function elasticOptions(
   if (minNp > maxNp) throw new UsageError(`--min-np ${minNp} is more than --max-np ${maxNp}`);
   if (start !== undefined && (start < minNp || start > maxNp))
     throw new UsageError(`the job starts with ${start} ranks, outside --min-np ${minNp} .. --max-np ${maxNp}`);
+  if (e.startTimeoutMs !== undefined && Object.keys(e).length === 1) throw new UsageError("--start-timeout goes with --min-np/--max-np");
   if (e.discoveryIntervalMs !== undefined && !e.discoveryScript) throw new UsageError("--discovery-interval goes with --host-discovery-script");
   if (o.bridge || o.node || o.slurm) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile and --host-discovery-script only (not --bridge, --nnodes or --slurm)");
   return {
@@ -258,6 +271,7 @@ function elasticOptions(
     maxNp,
     discoveryScript: e.discoveryScript,
     discoveryIntervalMs: e.discoveryIntervalMs ?? 1000,
+    startTimeoutMs: e.startTimeoutMs,
     hostsFromScript: !!e.discoveryScript && !o.hostsGiven,
     startNp: np,
   };
