@@ -5,8 +5,9 @@ import { randomInt } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 
+import { expectDeathNamed } from "../../core-native/test/death-check.js";
 import { expectReference } from "../../core-native/test/elastic-check.js";
-import { runJob, type JobResult } from "../../core-native/test/run-job.js";
+import { lines, runJob, type JobResult } from "../../core-native/test/run-job.js";
 
 const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 const SETUP = fileURLToPath(new URL("../scripts/setup-keras-venv.sh", import.meta.url));
@@ -18,10 +19,6 @@ let python: string;
 beforeAll(() => {
   python = execFileSync("bash", [SETUP], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").pop()!;
 }, 900_000);
-
-function lines(r: JobResult, rank: number): string {
-  return (r.byRank.get(rank) ?? []).join("\n");
-}
 
 async function run(np: number, args: string[], extra: string[] = []): Promise<JobResult> {
   return runJob(["-np", String(np), ...extra, python, ...args], { timeoutMs: JOB_MS });
@@ -111,15 +108,7 @@ describe("failures", () => {
   it("a rank killed during model.fit: every other rank's fit raises naming it, within the bound", async () => {
     const victim = randomInt(0, 3);
     const r = await run(3, [`${WORKERS}keras_faults.py`, String(victim)], ["--timeout", String(TIMEOUT_S)]);
-    expect(r.code).not.toBe(0);
-    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
-    for (let rank = 0; rank < 3; rank++) {
-      if (rank === victim) continue;
-      const m = /ERROR (\d+) (\w+): (.*)/.exec(lines(r, rank));
-      expect(m, `rank ${rank}:\n${lines(r, rank)}\n${r.stderr}`).not.toBeNull();
-      expect(m![3]).toMatch(new RegExp(`UniccError: .*rank ${victim} \\(host [^,]+, pid \\d+\\) died`));
-      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    }
+    expectDeathNamed(r, victim, 3, TIMEOUT_S * 1000);
   }, JOB_MS);
 });
 
