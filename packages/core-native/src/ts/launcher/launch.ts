@@ -140,6 +140,11 @@ async function removeJobShm(jobId: string, remote: HostSlots[], agent: string): 
   );
 }
 
+/** An elastic job's membership in etcd, its failed writes reported (a rank would wait for them until its bound). */
+function etcdMembership(etcd: EtcdStore, onError: (e: Error) => void): Pick<StoreServer, "put" | "watch"> {
+  return { put: (key, value) => etcd.put(key, value, onError), watch: (prefix, fn) => etcd.watch(prefix, fn) };
+}
+
 /** Workers (by start number) beyond the slots the discovery script lists for their host, newest first. */
 function unlisted(ranks: Rank[], found: HostSlots[]): number[] {
   const extra: number[] = [];
@@ -354,7 +359,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
         ? await EtcdStore.connect(o.rendezvous, { timeoutMs: (o.timeoutS ?? DEFAULT_TIMEOUT_S) * 1000, ttlS: o.timeoutS ?? DEFAULT_TIMEOUT_S, jobId })
         : undefined;
       membership = new ElasticMembership(o.elastic, {
-        store: membershipStore ?? store!,
+        store: membershipStore ? etcdMembership(membershipStore, (e) => stderr.write(`unicc run: ${e.message}\n`)) : store!,
         roundMs: (o.timeoutS ?? DEFAULT_TIMEOUT_S) * 1000,
         // A busy machine can take minutes to start Python and a framework: the first round waits long.
         startMs: o.elastic.startTimeoutMs ?? Math.max(120, 2 * (o.timeoutS ?? DEFAULT_TIMEOUT_S) + 10) * 1000,

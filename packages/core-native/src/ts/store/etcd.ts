@@ -100,7 +100,7 @@ export class EtcdStore implements RendezvousStore {
    * For the launcher of an elastic job (what StoreServer.put is for the launcher's own store): sets
    * a key, in order with earlier put()s; a failure goes to onError.
    */
-  put(key: string, value: Buffer, onError: (e: Error) => void = () => undefined): void {
+  put(key: string, value: Buffer, onError: (e: Error) => void): void {
     this.puts = this.puts.then(() => this.set(key, value)).catch(onError);
   }
 
