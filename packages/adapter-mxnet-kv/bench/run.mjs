@@ -46,7 +46,7 @@ for (let i = 0; i < argv.length; i++) {
 for (const k of ["np", "hosts", "steps"]) if (!Number.isInteger(o[k]) || o[k] < 0) fail(`--${k} needs a whole number`);
 
 const python = process.env.BENCH_PYTHON ?? execFileSync("bash", [here("../scripts/setup-venv.sh")], { encoding: "utf8" }).trim().split("\n").pop();
-const workload = here("../../core-native/bench/workloads/resnet50.json");
+const workload = here("../../bench/workloads/resnet50.json");
 const env = { ...process.env, OMP_NUM_THREADS: "1", OMP_WAIT_POLICY: "PASSIVE" };
 
 /** Runs argv to completion (stopped after JOB_LIMIT_S); resolves with its stdout. */
@@ -114,7 +114,7 @@ if (!o.hosts) {
     nodeEnv: {},
   }));
 } else {
-  const cluster = await import(new URL("../../core-native/dist/bench-cluster.js", import.meta.url).href);
+  const cluster = await import(new URL("../../bench/dist/cluster.js", import.meta.url).href);
   const why = cluster.netnsUnavailable();
   if (why) fail(`--emulated-hosts needs network namespaces (tests/cluster/): ${why}`);
   const net = await cluster.up({ hosts: o.hosts, tag: `mxb${process.pid % 100000}` });

@@ -72,12 +72,12 @@ function parseArgs(argv) {
 
 const o = parseArgs(process.argv.slice(2));
 if (!existsSync(cli)) fail(`${cli} is missing: build first (npx turbo run build)`);
-const cluster = o.hosts ? await import(new URL("../../core-native/dist/bench-cluster.js", import.meta.url).href) : undefined;
+const cluster = o.hosts ? await import(new URL("../../bench/dist/cluster.js", import.meta.url).href) : undefined;
 const why = cluster?.netnsUnavailable();
 if (why) fail(`--emulated-hosts needs network namespaces with tc-shaped links (tests/cluster/), which this machine cannot make: ${why}`);
 // BENCH_PYTHON: another interpreter that has torch and the unicc packages on its path.
 const python = process.env.BENCH_PYTHON ?? execFileSync("bash", [here("../scripts/setup-venv.sh")], { encoding: "utf8" }).trim().split("\n").pop();
-const resnet = process.env.BENCH_RESNET50 ?? here("../../core-native/bench/workloads/resnet50.json");
+const resnet = process.env.BENCH_RESNET50 ?? here("../../bench/workloads/resnet50.json");
 
 // Ctrl-C / SIGTERM: stop the job running now (the launcher stops its ranks), skip the rest, and
 // take the emulated network down before exiting.
@@ -130,7 +130,7 @@ async function measure(launchArgs, env, extraPy) {
   const node = resultOf((await job(launchArgs, [process.execPath, here("node_bench.mjs")], env)).stdout, "RESULT ", "node_bench.mjs");
   if (stopped) return undefined;
   const engineCfg = { workload: resnet, mode: "exchange", compression: "none", warmup, steps: RESNET_STEPS };
-  const eng = await job(launchArgs, [process.execPath, join(coreDist, "bench-engine-worker.js"), JSON.stringify(engineCfg)], env);
+  const eng = await job(launchArgs, [process.execPath, here("../../bench/dist/engine-worker.js"), JSON.stringify(engineCfg)], env);
   const engine = resultOf(eng.stdout, '{"result":', "the engine worker", 0).result;
   if (stopped) return undefined;
   const pyJob = await job(launchArgs, [python, here("python_bench.py"), "--workload", resnet, "--warmup", String(warmup), ...extraPy], env);

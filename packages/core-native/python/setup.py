@@ -39,7 +39,7 @@ class BuildWithJs(build_py):
         js = os.path.join(self.build_lib, "unicc", "_js")
         shutil.rmtree(js, ignore_errors=True)
         shutil.copytree(os.path.join(CORE, "dist"), os.path.join(js, "dist"),
-                        ignore=shutil.ignore_patterns("*.map", "*.d.ts", "*.d.cts", "cluster.sh"))
+                        ignore=shutil.ignore_patterns("*.map", "*.d.ts", "*.d.cts"))
         shutil.copytree(os.path.join(CORE, "bin"), os.path.join(js, "bin"))
         shutil.copy(os.path.join(CORE, "package.json"), js)
         pkg_dir = platform_package_dir()

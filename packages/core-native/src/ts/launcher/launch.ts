@@ -139,6 +139,17 @@ async function removeJobShm(jobId: string, remote: HostSlots[], agent: string): 
   );
 }
 
+/** Workers (by start number) beyond the slots the discovery script lists for their host, newest first. */
+function unlisted(ranks: Rank[], found: HostSlots[]): number[] {
+  const extra: number[] = [];
+  for (const name of new Set(ranks.map((r) => r.hostSlot))) {
+    const slots = found.find((h) => h.name === name)?.slots ?? 0;
+    const live = ranks.filter((r) => r.hostSlot === name && !r.exited).map((r) => r.rank).sort((x, y) => y - x);
+    extra.push(...live.slice(0, Math.max(0, live.length - slots)));
+  }
+  return extra;
+}
+
 /** An elastic job's first hosts from its discovery script: its first -np slots, else up to --max-np. */
 async function firstHostsOfScript(e: ElasticLaunch): Promise<HostSlots[]> {
   let found: HostSlots[];
@@ -339,7 +350,8 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
       membership = new ElasticMembership(o.elastic, {
         store: store!,
         roundMs: (o.timeoutS ?? DEFAULT_TIMEOUT_S) * 1000,
-        startMs: (2 * (o.timeoutS ?? DEFAULT_TIMEOUT_S) + 10) * 1000,
+        // A busy machine can take minutes to start Python and a framework: the first round waits long.
+        startMs: o.elastic.startTimeoutMs ?? Math.max(120, 2 * (o.timeoutS ?? DEFAULT_TIMEOUT_S) + 10) * 1000,
         log: (line) => stderr.write(`${line}\n`),
         fail: (message) => {
           elasticFailure = message;
@@ -359,6 +371,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
         elastic.discoveryIntervalMs,
         (found) => {
           if (signalled || elasticFailure || !membership?.accepting) return;
+          membership.remove(unlisted(ranks, found).map(String));
           for (const h of found) {
             const here = ranks.filter((r) => r.hostSlot === h.name && !r.exited).length;
             const room = Math.min(h.slots - here, elastic.maxNp - membership.live);

@@ -44,6 +44,8 @@ export interface ElasticLaunch {
   /** Prints "host:slots" lines; polled every discoveryIntervalMs, new slots get ranks. */
   discoveryScript?: string;
   discoveryIntervalMs: number;
+  /** --start-timeout: how long the first generation waits for every worker it started to connect. */
+  startTimeoutMs?: number;
   /** No -H/--hostfile: the first hosts are the script's (the first startNp slots, else up to maxNp). */
   hostsFromScript: boolean;
   /** -np as given. */
@@ -106,6 +108,9 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           elastic job: S prints the hosts, one "host:slots" a line; run every
                           --discovery-interval seconds (default 1); without -H/--hostfile the
                           job starts on its first answer
+  --start-timeout S       elastic job: how long the first generation waits for every started
+                          rank to connect (default 120 or 2 x --timeout + 10, whichever is
+                          longer); the ranks still missing then are stopped and named
   --nnodes N --node-rank K --master-addr A --master-port P
                           one launcher per node, as torchrun's: this node's -np ranks are
                           K*np..; node 0 hosts the store at A:P; every node needs the same
@@ -159,7 +164,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
   let slurm = false;
   const want: Partial<SlurmRequest> = {};
   const node: Partial<NonNullable<LaunchOptions["node"]>> = {};
-  const elastic: { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number } = {};
+  const elastic: ElasticArgs = {};
   let end = walkOptions(argv, (flag, value, arg) => {
     if (arg === "--" || !arg.startsWith("-")) return "stop"; // the command starts here
     switch (flag) {
@@ -231,13 +236,12 @@ export function parseRunArgs(argv: string[]): RunArgs {
         elastic.discoveryScript = value().trim();
         if (!elastic.discoveryScript) throw new UsageError("--host-discovery-script needs a program");
         break;
-      case "--discovery-interval": {
-        const v = value();
-        const s = Number(v);
-        if (v.trim() === "" || !Number.isFinite(s) || s <= 0) throw new UsageError(`--discovery-interval needs a positive number of seconds, got '${v}'`);
-        elastic.discoveryIntervalMs = s * 1000;
+      case "--discovery-interval":
+        elastic.discoveryIntervalMs = positiveSeconds(flag, value()) * 1000;
         break;
-      }
+      case "--start-timeout":
+        elastic.startTimeoutMs = positiveSeconds(flag, value()) * 1000;
+        break;
       case "--grace": {
         const v = value();
         const s = Number(v);
@@ -292,8 +296,16 @@ function nodeOptions(node: Partial<NonNullable<LaunchOptions["node"]>>, o: RunAr
   return { count, rank, masterAddr, masterPort };
 }
 
+function positiveSeconds(flag: string, v: string): number {
+  const s = Number(v);
+  if (v.trim() === "" || !Number.isFinite(s) || s <= 0) throw new UsageError(`${flag} needs a positive number of seconds, got '${v}'`);
+  return s;
+}
+
+type ElasticArgs = { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number; startTimeoutMs?: number };
+
 function elasticOptions(
-  e: { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number },
+  e: ElasticArgs,
   o: RunArgs,
   np: number | undefined,
 ): ElasticLaunch {
@@ -304,6 +316,7 @@ function elasticOptions(
   if (minNp > maxNp) throw new UsageError(`--min-np ${minNp} is more than --max-np ${maxNp}`);
   if (start !== undefined && (start < minNp || start > maxNp))
     throw new UsageError(`the job starts with ${start} ranks, outside --min-np ${minNp} .. --max-np ${maxNp}`);
+  if (e.startTimeoutMs !== undefined && Object.keys(e).length === 1) throw new UsageError("--start-timeout goes with --min-np/--max-np");
   if (e.discoveryIntervalMs !== undefined && !e.discoveryScript) throw new UsageError("--discovery-interval goes with --host-discovery-script");
   if (o.bridge || o.node || o.slurm) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile and --host-discovery-script only (not --bridge, --nnodes or --slurm)");
   return {
@@ -311,6 +324,7 @@ function elasticOptions(
     maxNp,
     discoveryScript: e.discoveryScript,
     discoveryIntervalMs: e.discoveryIntervalMs ?? 1000,
+    startTimeoutMs: e.startTimeoutMs,
     hostsFromScript: !!e.discoveryScript && !o.hostsGiven,
     startNp: np,
   };

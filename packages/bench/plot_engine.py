@@ -1,4 +1,4 @@
-"""Plots `unicc bench engine`'s step times: unicc beside DDP/Gloo with the link-bound limits, and
+"""Plots `unicc-bench engine`'s step times: unicc beside DDP/Gloo with the link-bound limits, and
 the ablation (each optimisation off in turn). argv: engine.json, output .png"""
 import json
 import sys

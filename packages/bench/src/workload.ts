@@ -1,8 +1,8 @@
-// What `unicc bench engine` exchanges: a workload (tensor names and sizes, bench/workloads/*.json),
+// What `unicc-bench engine` exchanges: a workload (tensor names and sizes, packages/bench/workloads/*.json),
 // a backward trace of when each becomes ready, and what the runner tells each unicc rank to do.
 import { readFileSync } from "node:fs";
 
-import type { Compression } from "../env.js";
+import type { Compression } from "@unicc/core";
 
 export interface EngineWorkerConfig {
   workload: string;
@@ -10,7 +10,7 @@ export interface EngineWorkerConfig {
   compression: Compression;
   warmup: number;
   steps: number;
-  /** replay: the backward trace (bench/workloads/resnet50-backward.json) and its scaled length. */
+  /** replay: the backward trace (workloads/resnet50-backward.json) and its scaled length. */
   trace?: string;
   computeS?: number;
 }

@@ -1,8 +1,8 @@
-// One rank of unicc's side of `unicc bench`, started by the launcher. It times allreduce exactly as
-// bench/peers/ time Gloo and Open MPI: per size, `warmup` then `iters` x (restore input, barrier,
+// One rank of unicc's side of `unicc-bench`, started by the launcher. It times allreduce exactly as
+// peers/ time Gloo and Open MPI: per size, `warmup` then `iters` x (restore input, barrier,
 // t0, allreduce, t1); rank 0 prints the median as one JSON line on stdout, and "progress IMPL
 // BYTES DONE/ITERS" on stderr at most once a second. argv: the plan (plan.ts).
-import { init } from "../index.js";
+import { init } from "@unicc/core";
 import { busbwGBps, decodePlan, median } from "./plan.js";
 
 const SUM = { op: "sum" } as const;

@@ -1,4 +1,4 @@
-"""Plots `unicc bench`'s bus bandwidth by message size: one line per implementation and rank count
+"""Plots `unicc-bench`'s bus bandwidth by message size: one line per implementation and rank count
 (colour: implementation, dash: rank count), log2 x axis. argv: bench.json, output .png"""
 import json
 import sys

@@ -1,4 +1,4 @@
-// One rank of unicc's side of `unicc bench engine`, started by the launcher on the emulated hosts.
+// One rank of unicc's side of `unicc-bench engine`, started by the launcher on the emulated hosts.
 // argv: one JSON EngineWorkerConfig. Per step: restore the random gradients, barrier, t0, hand
 // every tensor to the engine by name, await them all, t1.
 //   exchange: all tensors at once, in reverse workload order (the order backward makes them).
@@ -10,7 +10,7 @@
 // JSON line {"result": ...} on stdout and a progress line per step on stderr.
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { init, type AllreduceOptions, type Compression, type World } from "../index.js";
+import { init, type AllreduceOptions, type Compression, type World } from "@unicc/core";
 import { median } from "./plan.js";
 import { loadTrace, loadWorkload, type EngineWorkerConfig, type WorkloadTensor } from "./workload.js";
 

@@ -1,23 +1,20 @@
-// `unicc bench`: allreduce latency and bus bandwidth of unicc beside PyTorch's Gloo backend and
+// `unicc-bench`: allreduce latency and bus bandwidth of unicc beside PyTorch's Gloo backend and
 // Open MPI, all measured in one invocation on this host with one plan (plan.ts), with the
 // unicc/peer busbw ratio for every size.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { constants, cpus } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 
-import { parseOrExit, UsageError, walkOptions, wholeNumber } from "../cli-options.js";
-import { launch } from "../launcher/index.js";
+import { parseOrExit, UsageError, walkOptions, wholeNumber } from "@unicc/core/cli-options";
+
+import { runJob } from "./job.js";
+import { BENCH_DIR, MPI_BIN, mpiMissing, pythonHas, pythonHint, PYTHON, torchMissing } from "./peers.js";
 import { encodePlan, formatSize, makePlan, parseSizes, type Step } from "./plan.js";
 
-// This code runs bundled in dist/; bench/ is its sibling in the package.
-export const BENCH_DIR = fileURLToPath(new URL("../bench/", import.meta.url));
-const WORKER = fileURLToPath(new URL("./bench-worker.js", import.meta.url));
-export const PYTHON = join(BENCH_DIR, ".venv/bin/python");
-const MPI_SRC = join(BENCH_DIR, "peers/mpi_allreduce.c");
-const MPI_BIN = join(BENCH_DIR, "build/mpi_allreduce");
+const WORKER = fileURLToPath(new URL("./worker.js", import.meta.url));
 /**
  * unicc and Gloo fail a collective that makes no progress for a while; Open MPI would wait
  * forever, so mpirun is stopped after this long without a line from rank 0 (a progress line
@@ -51,7 +48,7 @@ interface Options {
   iters?: number;
 }
 
-const USAGE = `usage: unicc bench [options]
+const USAGE = `usage: unicc-bench [allreduce] [options]
 
 Allreduce (float32 sum) on this host: median latency and bus bandwidth of unicc, PyTorch's Gloo
 backend and Open MPI, measured in one run by the same method, with unicc/peer busbw ratios.
@@ -64,11 +61,11 @@ backend and Open MPI, measured in one run by the same method, with unicc/peer bu
   --out DIR           directory for bench.json and bench.png (default bench-results)
   -h, --help          this text
 
-First use installs the peers with bench/setup.sh: a venv with torch 2.13 (Gloo) and matplotlib,
-Debian's Open MPI if mpirun is missing, and the MPI program.
+Gloo needs a Python with torch (packages/bench/.venv, or UNICC_BENCH_PYTHON), the plot matplotlib
+there, and mpi Open MPI's mpirun and mpicc; a missing peer is named with how to install it.
 
-unicc bench engine [options]: a training step's gradient exchange on emulated hosts against
-PyTorch DDP over Gloo, with an ablation and an overlap replay (unicc bench engine --help).
+unicc-bench engine [options]: a training step's gradient exchange on emulated hosts against
+PyTorch DDP over Gloo, with an ablation and an overlap replay (unicc-bench engine --help).
 `;
 
 
@@ -221,33 +218,21 @@ async function runProgram(program: Program, ranks: number, plan: Step[]): Promis
   } else {
     const command =
       program === "unicc" ? [process.execPath, WORKER, encodePlan(plan)] : [PYTHON, join(BENCH_DIR, "peers/gloo_allreduce.py"), encodePlan(plan)];
-    ({ exitCode } = await launch({ command, hosts: [{ name: "localhost", slots: ranks }] }, { stdout, stderr }));
+    exitCode = await runJob(["-np", String(ranks)], command, { stdout, stderr });
   }
   await Promise.all([stdout, stderr].map((s) => new Promise((resolve) => s.end(resolve))));
   return { rows, exitCode };
 }
 
-/** Runs bench/setup.sh for whatever the chosen programs lack; false if that failed. */
-function ensureInstalled(o: Options): boolean {
-  const parts: string[] = [];
-  // The venv is needed for the plot even without Gloo.
-  if (!existsSync(PYTHON)) parts.push("venv");
-  if (o.peers.includes("mpi") && (!existsSync(MPI_BIN) || statSync(MPI_SRC).mtimeMs > statSync(MPI_BIN).mtimeMs)) parts.push("mpi");
-  return runSetup(parts);
-}
-
-/** Runs bench/setup.sh for these parts (venv, mpi), if any; false if that failed. */
-export function runSetup(parts: string[]): boolean {
-  if (!parts.length) return true;
-  process.stdout.write(`[bench] setting up the peers first: bench/setup.sh ${parts.join(" ")}\n`);
-  const t0 = Date.now();
-  const r = spawnSync("bash", [join(BENCH_DIR, "setup.sh"), ...parts], { stdio: "inherit" });
-  if (r.status !== 0) {
-    process.stderr.write(`unicc bench: bench/setup.sh failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}); see above\n`);
-    return false;
-  }
-  process.stdout.write(`[bench] setup done in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
-  return true;
+/** Whether every chosen peer is here; if not, says what is missing and how to install it. */
+function peersPresent(o: Options): boolean {
+  const missing = o.peers.flatMap((p) => {
+    const why = p === "gloo" ? torchMissing() : mpiMissing();
+    return why ? [`${p}: ${why}`] : [];
+  });
+  for (const m of missing) process.stderr.write(`unicc-bench: ${m}\n`);
+  if (missing.length) process.stderr.write(`unicc-bench: or leave ${missing.length > 1 ? "those peers" : "that peer"} out with --peers\n`);
+  return !missing.length;
 }
 
 interface Ratio {
@@ -293,12 +278,11 @@ export function alignColumns(lines: string[][]): string {
   return lines.map((l) => l.map((cell, c) => cell.padStart(widths[c])).join("  ").trimEnd()).join("\n");
 }
 
-export async function runBench(argv: string[]): Promise<number> {
-  if (argv[0] === "engine") return (await import("./engine.js")).runEngineBench(argv.slice(1));
-  const o = parseOrExit("unicc bench", USAGE, () => parseArgs(argv));
+export async function runAllreduceBench(argv: string[]): Promise<number> {
+  const o = parseOrExit("unicc-bench", USAGE, () => parseArgs(argv));
   if (typeof o === "number") return o;
   const started = Date.now();
-  if (!ensureInstalled(o)) return 1;
+  if (!peersPresent(o)) return 1;
 
   // Ctrl-C or SIGTERM stops the program running now (the launcher and runMpi see it too), then the bench.
   let stopped: NodeJS.Signals | undefined;
@@ -329,7 +313,7 @@ export async function runBench(argv: string[]): Promise<number> {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
   }
   if (stopped) {
-    process.stderr.write(`unicc bench: stopped by ${stopped}\n`);
+    process.stderr.write(`unicc-bench: stopped by ${stopped}\n`);
     return 128 + constants.signals[stopped];
   }
 
@@ -356,9 +340,15 @@ export async function runBench(argv: string[]): Promise<number> {
     failures,
   };
   writeFileSync(jsonPath, `${JSON.stringify(report, null, 1)}\n`);
-  const plot = spawnSync(PYTHON, [join(BENCH_DIR, "plot.py"), jsonPath, pngPath], { stdio: "inherit" });
-  process.stdout.write(`\n[bench] wrote ${jsonPath}${plot.status === 0 ? ` and ${pngPath}` : " (no plot: bench/plot.py failed)"}\n`);
+  process.stdout.write(`\n[bench] wrote ${jsonPath}${plot("plot.py", jsonPath, pngPath)}\n`);
   process.stdout.write(`[bench] done in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
-  for (const f of failures) process.stderr.write(`unicc bench: ${f}\n`);
+  for (const f of failures) process.stderr.write(`unicc-bench: ${f}\n`);
   return failures.length ? 1 : 0;
+}
+
+/** Draws a report with plot.py or plot_engine.py: " and PNG", or why there is no plot. */
+export function plot(script: string, jsonPath: string, pngPath: string): string {
+  if (!pythonHas(["matplotlib"])) return ` (no plot: ${PYTHON} lacks matplotlib; to plot:\n${pythonHint()})`;
+  const r = spawnSync(PYTHON, [join(BENCH_DIR, script), jsonPath, pngPath], { stdio: "inherit" });
+  return r.status === 0 ? ` and ${pngPath}` : ` (no plot: ${script} failed, see above)`;
 }

@@ -1,7 +1,7 @@
 """Measures when each ResNet-50 gradient becomes ready during one backward pass on this machine,
-for the overlap part of `unicc bench engine` (which replays these times, scaled).
+for the overlap part of `unicc-bench engine` (which replays these times, scaled).
 
-  bench/.venv/bin/python bench/measure_backward.py [--batch 8] [--image 224] [--repeats 3] \
+  .venv/bin/python measure_backward.py [--batch 8] [--image 224] [--repeats 3] \
       [--out bench/workloads/resnet50-backward.json]
 
 The model is defined here (torchvision is not needed) with torchvision's parameter names, and is
@@ -119,7 +119,7 @@ def main() -> None:
     order = sorted(times, key=lambda n: times[n])
     result = {
         "model": "resnet50",
-        "command": "bench/.venv/bin/python " + " ".join(shlex.quote(a) for a in ["bench/measure_backward.py", *sys.argv[1:]]),
+        "command": ".venv/bin/python " + " ".join(shlex.quote(a) for a in ["measure_backward.py", *sys.argv[1:]]),
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -1,6 +1,7 @@
-// `unicc bench engine`'s unicc worker on one host: it hands a random workload to allreduce by
-// name, checks the sums against its own reference and reports step times; and the runner's
-// argument errors. Timings are not judged here (that is what the benchmark is for).
+// `unicc-bench engine`'s unicc worker on one host: it hands a random workload to allreduce by
+// name, checks the sums against its own reference and reports step times; the runner's argument
+// errors; and a missing peer named with how to install it. Timings are not judged here (that is
+// what the benchmark is for).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,11 +9,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
-import { CLI, runJob } from "./run-job.js";
+import { runJob } from "../../core-native/test/run-job.js";
 
-const WORKER = fileURLToPath(new URL("../dist/bench-engine-worker.js", import.meta.url));
+const WORKER = fileURLToPath(new URL("../dist/engine-worker.js", import.meta.url));
+const BENCH = fileURLToPath(new URL("../bin/unicc-bench.js", import.meta.url));
 
-describe("unicc bench engine", () => {
+describe("unicc-bench engine", () => {
   const dir = mkdtempSync(join(tmpdir(), "unicc-bench-engine-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -51,11 +53,23 @@ describe("unicc bench engine", () => {
   });
 
   it("rejects bad options and a file that is not a workload before touching the network", () => {
-    const cli = (args: string[]) => spawnSync(process.execPath, [CLI, "bench", "engine", ...args], { encoding: "utf8" });
+    const cli = (args: string[]) => spawnSync(process.execPath, [BENCH, "engine", ...args], { encoding: "utf8" });
     expect(cli(["--steps", "0"])).toMatchObject({ status: 2, stderr: expect.stringMatching(/--steps needs a whole number of at least 1, got '0'/) });
     expect(cli(["--frobnicate"])).toMatchObject({ status: 2, stderr: expect.stringMatching(/unknown option '--frobnicate'/) });
-    expect(cli(["--help"])).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: unicc bench engine/) });
+    expect(cli(["--help"])).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: unicc-bench engine/) });
     writeFileSync(join(dir, "bad.json"), JSON.stringify({ layers: [] }));
     expect(cli(["--workload", join(dir, "bad.json")])).toMatchObject({ status: 2, stderr: expect.stringMatching(/bad\.json is not a workload/) });
+  });
+
+  it("names a missing peer with how to install it, and installs nothing", () => {
+    const empty = mkdtempSync(join(dir, "path-"));
+    const bench = (args: string[], env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [BENCH, ...args], { encoding: "utf8", env: { ...process.env, ...env } });
+    const gloo = bench(["--peers", "gloo"], { UNICC_BENCH_PYTHON: join(empty, "python") });
+    expect(gloo.status, gloo.stderr).toBe(1);
+    expect(gloo.stderr).toMatch(/gloo: PyTorch .* is not importable by .*path-\w+\/python.*\n.*pip install torch==2\.13\.0/);
+    const mpi = bench(["--peers", "mpi"], { PATH: empty });
+    expect(mpi.status, mpi.stderr).toBe(1);
+    expect(mpi.stderr).toMatch(/mpi: Open MPI is missing \(mpirun, mpicc not on PATH\).*\n.*apt-get install openmpi-bin/);
+    expect(mpi.stdout).toBe("");
   });
 });

@@ -1,8 +1,8 @@
-/* Open MPI peer of `unicc bench`: MPI_Allreduce (float, sum, in place), timed exactly as
- * src/ts/bench/worker.ts times unicc: per size, WARMUP then ITERS x (restore input, barrier, t0,
+/* Open MPI peer of `unicc-bench`: MPI_Allreduce (float, sum, in place), timed exactly as
+ * src/worker.ts times unicc: per size, WARMUP then ITERS x (restore input, barrier, t0,
  * allreduce, t1); rank 0 prints the median as one JSON line on stdout, and "progress mpi
  * BYTES DONE/ITERS" on stderr at most once a second.
- * argv: the plan, "bytes:iters:warmup,..." (src/ts/bench/plan.ts). */
+ * argv: the plan, "bytes:iters:warmup,..." (src/plan.ts). */
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-"""PyTorch DDP (Gloo) peer of `unicc bench engine`: one training step's gradient exchange of a
+"""PyTorch DDP (Gloo) peer of `unicc-bench engine`: one training step's gradient exchange of a
 workload (bench/workloads/*.json), done the way DDP does it in training.
 
 Each rank holds a module whose parameters have the workload's shapes. A step is a forward that

@@ -1,4 +1,4 @@
-// What every implementation in `unicc bench` runs, decided once here and handed to each program as
+// What every implementation in `unicc-bench` runs, decided once here and handed to each program as
 // one argument, so that unicc, Gloo and Open MPI are timed over exactly the same repetitions.
 
 export interface Step {

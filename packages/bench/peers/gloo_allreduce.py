@@ -1,10 +1,10 @@
-"""Gloo peer of `unicc bench`: torch.distributed all_reduce (float32 sum) on CPU tensors, timed
-exactly as src/ts/bench/worker.ts times unicc: per size, WARMUP then ITERS x (restore input,
+"""Gloo peer of `unicc-bench`: torch.distributed all_reduce (float32 sum) on CPU tensors, timed
+exactly as src/worker.ts times unicc: per size, WARMUP then ITERS x (restore input,
 barrier, t0, all_reduce, t1); rank 0 prints the median as one JSON line on stdout, and
 "progress gloo BYTES DONE/ITERS" on stderr at most once a second.
 
 Started like torchrun's ranks (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) by the unicc launcher.
-argv: the plan, "bytes:iters:warmup,..." (src/ts/bench/plan.ts)."""
+argv: the plan, "bytes:iters:warmup,..." (src/plan.ts)."""
 import datetime
 import json
 import sys
