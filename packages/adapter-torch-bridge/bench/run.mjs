@@ -8,6 +8,8 @@ import { constants, cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { newCommand, parseCommand, parseOrExit, wholeNumber } from "@unicc/core/cli-options";
+
 const USAGE = `usage: npm run bench -w @unicc/torch -- [options]    (= node bench/run.mjs [options])
 
   -np N                 N ranks on this host (default 2)
@@ -39,38 +41,16 @@ function fail(msg, code = 1) {
 
 function parseArgs(argv) {
   const o = { np: 2, hosts: 0, ranksPerHost: 2, out: "bench-results" };
-  const whole = (flag, v, min) => {
-    if (!/^\d+$/.test(v ?? "") || Number(v) < min) fail(`${flag} needs a whole number of at least ${min}, got '${v ?? ""}' (see --help)`, 2);
-    return Number(v);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case "-h":
-      case "--help":
-        process.stdout.write(USAGE);
-        return process.exit(0);
-      case "-np":
-        o.np = whole(flag, argv[++i], 2);
-        break;
-      case "--emulated-hosts":
-        o.hosts = whole(flag, argv[++i], 2);
-        break;
-      case "--ranks-per-host":
-        o.ranksPerHost = whole(flag, argv[++i], 1);
-        break;
-      case "--out":
-        if (!argv[i + 1]) fail("--out needs a directory", 2);
-        o.out = argv[++i];
-        break;
-      default:
-        fail(`unknown option '${flag}' (see --help)`, 2);
-    }
-  }
-  return o;
+  const cmd = newCommand("torch bench")
+    .option("-n, --np <N>", "", (v) => void (o.np = wholeNumber("-np", v, 2)))
+    .option("--emulated-hosts <H>", "", (v) => void (o.hosts = wholeNumber("--emulated-hosts", v, 2)))
+    .option("--ranks-per-host <R>", "", (v) => void (o.ranksPerHost = wholeNumber("--ranks-per-host", v, 1)))
+    .option("--out <DIR>", "", (v) => void (o.out = v));
+  return parseCommand(cmd, argv, { "-np": "-n" }).opts.help ? "help" : o;
 }
 
-const o = parseArgs(process.argv.slice(2));
+const o = parseOrExit("torch bench", USAGE, () => parseArgs(process.argv.slice(2)));
+if (typeof o === "number") process.exit(o);
 if (!existsSync(cli)) fail(`${cli} is missing: build first (npx turbo run build)`);
 const cluster = o.hosts ? await import(new URL("../../bench/dist/cluster.js", import.meta.url).href) : undefined;
 const why = cluster?.netnsUnavailable();

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 
-import { parseOrExit, UsageError, walkOptions, wholeNumber } from "@unicc/core/cli-options";
+import { newCommand, parseCommand, parseOrExit, UsageError, wholeNumber } from "@unicc/core/cli-options";
 
 import { runJob } from "./job.js";
 import { BENCH_DIR, MPI_BIN, mpiMissing, pythonHas, pythonHint, PYTHON, torchMissing } from "./peers.js";
@@ -71,47 +71,31 @@ PyTorch DDP over Gloo, with an ablation and an overlap replay (unicc-bench engin
 
 function parseArgs(argv: string[]): Options | "help" {
   const o: Options = { ranks: [2, 4], sizes: parseSizes("1K-256M"), peers: [...PEERS], unicc: true, out: "bench-results" };
-  let help = false;
-  walkOptions(argv, (flag, value, arg) => {
-    switch (flag) {
-      case "-h":
-      case "--help":
-        help = true;
-        return "stop";
-      case "--ranks":
-        o.ranks = value().split(",").map((s) => {
-          if (!/^\d+$/.test(s.trim()) || Number(s) < 2) throw new UsageError(`--ranks needs whole numbers of at least 2, got '${s}'`);
-          return Number(s);
-        });
-        break;
-      case "--sizes":
-        try {
-          o.sizes = parseSizes(value());
-        } catch (e) {
-          throw new UsageError(`--sizes: ${(e as Error).message}`);
-        }
-        break;
-      case "--peers": {
-        const v = value().trim();
-        o.peers = v === "none" ? [] : (v.split(",").map((p) => p.trim()) as Peer[]);
-        const bad = o.peers.find((p) => !PEERS.includes(p));
-        if (bad !== undefined) throw new UsageError(`unknown peer '${bad}' (gloo, mpi or none)`);
-        break;
+  const cmd = newCommand("unicc-bench")
+    .option("--ranks <N,...>", "", (v) => {
+      o.ranks = v.split(",").map((s) => {
+        if (!/^\d+$/.test(s.trim()) || Number(s) < 2) throw new UsageError(`--ranks needs whole numbers of at least 2, got '${s}'`);
+        return Number(s);
+      });
+    })
+    .option("--sizes <SPEC>", "", (v) => {
+      try {
+        o.sizes = parseSizes(v);
+      } catch (e) {
+        throw new UsageError(`--sizes: ${(e as Error).message}`);
       }
-      case "--no-unicc":
-        o.unicc = false;
-        break;
-      case "--iters":
-        o.iters = wholeNumber(flag, value(), 1);
-        break;
-      case "--out":
-        o.out = value();
-        break;
-      default:
-        throw new UsageError(`unknown option '${arg}'`);
-    }
-  });
-  if (help) return "help";
+    })
+    .option("--peers <P,...>", "", (v) => {
+      o.peers = v.trim() === "none" ? [] : (v.trim().split(",").map((p) => p.trim()) as Peer[]);
+      const bad = o.peers.find((p) => !PEERS.includes(p));
+      if (bad !== undefined) throw new UsageError(`unknown peer '${bad}' (gloo, mpi or none)`);
+    })
+    .option("--no-unicc")
+    .option("--iters <K>", "", (v) => void (o.iters = wholeNumber("--iters", v, 1)))
+    .option("--out <DIR>", "", (v) => void (o.out = v));
+  const { opts } = parseCommand(cmd, argv);
+  if (opts.help) return "help";
+  o.unicc = opts.unicc !== false;
   if (!o.unicc && !o.peers.length) throw new UsageError("nothing to measure (--no-unicc with --peers none)");
   return o;
 }

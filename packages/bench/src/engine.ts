@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import type { Compression } from "@unicc/core";
-import { parseOrExit, UsageError, walkOptions, wholeNumber } from "@unicc/core/cli-options";
+import { newCommand, parseCommand, parseOrExit, UsageError, wholeNumber } from "@unicc/core/cli-options";
 
 import { alignColumns, formatTime, lineSink, plot } from "./allreduce.js";
 import { netnsUnavailable, up, type Cluster } from "./cluster.js";
@@ -76,54 +76,24 @@ function parseArgs(argv: string[]): Options | "help" {
     overlap: true,
     out: "bench-results",
   };
-  let help = false;
-  walkOptions(argv, (flag, value, arg) => {
-    switch (flag) {
-      case "-h":
-      case "--help":
-        help = true;
-        return "stop";
-      case "--hosts":
-        o.hosts = wholeNumber(flag, value(), 1);
-        break;
-      case "--ranks-per-host":
-        o.ranksPerHost = wholeNumber(flag, value(), 1);
-        break;
-      case "--rate":
-        o.rateMbit = wholeNumber(flag, value(), 1);
-        break;
-      case "--per-flow":
-        o.perFlowMbit = wholeNumber(flag, value(), 0);
-        break;
-      case "--warmup":
-        o.warmup = wholeNumber(flag, value(), 1);
-        break;
-      case "--steps":
-        o.steps = wholeNumber(flag, value(), 1);
-        break;
-      case "--workload":
-        o.workload = value();
-        break;
-      case "--trace":
-        o.trace = value();
-        break;
-      case "--no-gloo":
-        o.gloo = false;
-        break;
-      case "--no-ablation":
-        o.ablation = false;
-        break;
-      case "--no-overlap":
-        o.overlap = false;
-        break;
-      case "--out":
-        o.out = value();
-        break;
-      default:
-        throw new UsageError(`unknown option '${arg}'`);
-    }
-  });
-  if (help) return "help";
+  const cmd = newCommand("unicc-bench engine")
+    .option("--hosts <H>", "", (v) => void (o.hosts = wholeNumber("--hosts", v, 1)))
+    .option("--ranks-per-host <R>", "", (v) => void (o.ranksPerHost = wholeNumber("--ranks-per-host", v, 1)))
+    .option("--rate <MBIT>", "", (v) => void (o.rateMbit = wholeNumber("--rate", v, 1)))
+    .option("--per-flow <MBIT>", "", (v) => void (o.perFlowMbit = wholeNumber("--per-flow", v, 0)))
+    .option("--warmup <N>", "", (v) => void (o.warmup = wholeNumber("--warmup", v, 1)))
+    .option("--steps <N>", "", (v) => void (o.steps = wholeNumber("--steps", v, 1)))
+    .option("--workload <FILE>", "", (v) => void (o.workload = v))
+    .option("--trace <FILE>", "", (v) => void (o.trace = v))
+    .option("--no-gloo")
+    .option("--no-ablation")
+    .option("--no-overlap")
+    .option("--out <DIR>", "", (v) => void (o.out = v));
+  const { opts } = parseCommand(cmd, argv);
+  if (opts.help) return "help";
+  o.gloo = opts.gloo !== false;
+  o.ablation = opts.ablation !== false;
+  o.overlap = opts.overlap !== false;
   if (o.hosts * o.ranksPerHost < 2) throw new UsageError("needs at least 2 ranks in all");
   return o;
 }

@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
     case "k8s":
       return (await import("./k8s.js")).runK8s(rest);
     case "doctor":
-      return (await import("./doctor.js")).runDoctor();
+      return (await import("./doctor.js")).doctorCommand(rest);
     case "-h":
     case "--help":
       process.stdout.write(HELP);

@@ -38,7 +38,8 @@ interface Round {
 }
 
 export interface ElasticDeps {
-  store: StoreServer;
+  /** Where the ranks meet: the launcher's own store, or etcd with --rendezvous. */
+  store: Pick<StoreServer, "put" | "watch">;
   /** How long a round waits for live members to ask for the next generation. */
   roundMs: number;
   /** How long the first round waits for every worker to connect (--start-timeout). */

@@ -15,13 +15,16 @@ void check(cudaError_t e, const char* what) {
 // Makes `device` current for the calling thread for the scope of one call, restoring the caller's.
 class OnDevice {
  public:
-  explicit OnDevice(int device) {
+  explicit OnDevice(int device) : device_(device) {
     check(cudaGetDevice(&prev_), "cudaGetDevice");
-    if (prev_ != device) check(cudaSetDevice(device), "cudaSetDevice");
+    if (prev_ != device_) check(cudaSetDevice(device_), "cudaSetDevice");
   }
-  ~OnDevice() { cudaSetDevice(prev_); }
+  ~OnDevice() {
+    if (prev_ != device_) cudaSetDevice(prev_);
+  }
 
  private:
+  int device_;
   int prev_ = 0;
 };
 

@@ -1,7 +1,9 @@
 // The CUDA memory backend's kernels. Each computes bit for bit what the host backend computes
 // (reduce/reduce.cc, reduce/wire16.cc): the same operand order for min and max, integer sums and
-// products wrapping through the unsigned type, IEEE rounding (no fast-math, no flush to zero), so
-// that ranks holding their data on different kinds of memory stay bit-identical.
+// products wrapping through the unsigned type, IEEE rounding (no fast-math, no flush to zero, no
+// fused multiply-add), so that ranks holding their data on different kinds of memory stay
+// bit-identical. One exception: arithmetic on a NaN gives the GPU's canonical NaN where the CPU
+// keeps the operand's payload; it is a NaN on both.
 //
 // All of them are memory-bound: each thread moves 16 bytes per access (8 for the codec, whose
 // codes sit 4 bytes past a message's start) with several independent accesses in flight, in a
@@ -147,15 +149,24 @@ __device__ __forceinline__ uint16_t to_bf16(float f) {
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+// The products go through __fmul_rn so that nvcc never fuses them with the sum that follows
+// into one FMA (one rounding instead of the host's two).
 template <Wire W>
 __device__ __forceinline__ uint16_t encode_one(float f, float scale) {
-  if constexpr (W == Wire::F16) return __half_as_ushort(__float2half_rn(f * scale));
-  else return to_bf16(f);
+  if constexpr (W == Wire::F16) {
+    // A NaN keeps its sign and top payload bits, quieted, as x86's F16C and GCC's conversion do
+    // (the GPU's conversion would give its one canonical NaN).
+    const uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>(((u >> 16) & 0x8000u) | 0x7e00u | ((u >> 13) & 0x3ffu));
+    return __half_as_ushort(__float2half_rn(__fmul_rn(f, scale)));
+  } else {
+    return to_bf16(f);
+  }
 }
 
 template <Wire W>
 __device__ __forceinline__ float decode_one(uint16_t c, float inv) {
-  if constexpr (W == Wire::F16) return __half2float(__ushort_as_half(c)) * inv;
+  if constexpr (W == Wire::F16) return __fmul_rn(__half2float(__ushort_as_half(c)), inv);
   else return __uint_as_float(static_cast<uint32_t>(c) << 16);
 }
 
