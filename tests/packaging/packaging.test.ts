@@ -105,6 +105,8 @@ afterAll(() => {
 describe("npm packages", () => {
   it("every tarball passes publint --strict", async () => {
     for (const p of NPM_PACKAGES) expect(await sh(join(REPO, "node_modules", ".bin", "publint"), ["run", "--strict", tarball(p)]), p).toContain("All good");
+    // The benchmarks and the emulated cluster are @unicc/bench's, which is never packed.
+    expect(await sh("tar", ["-tzf", tarball("@unicc/core")])).not.toMatch(/bench|cluster/);
   });
 
   it("@unicc/tf installs alone from tarballs, loads the prebuilt core, and trains a 2-rank tfjs job (ESM) and a CommonJS require job", async () => {
@@ -157,8 +159,9 @@ describe("pip packages", () => {
       "unicc_torch-0.1.0-py3-none-any.whl",
     ]);
     const listing = await sh("python3", ["-m", "zipfile", "-l", join(wheels(), names[0])]);
-    for (const f of ["unicc/_js/dist/bridge.js", "unicc/_js/bin/unicc.js", "unicc/_js/node_modules/@unicc/core-linux-x64-gnu/unicc_core.node"])
+    for (const f of ["unicc/_js/dist/bridge.js", "unicc/_js/bin/unicc.js", "unicc/_js/node_modules/@unicc/core-linux-x64-gnu/unicc_core.node", "unicc/_js/node_modules/commander/package.json"])
       expect(listing).toContain(f);
+    expect(listing).not.toMatch(/bench|cluster/);
   });
 
   it("unicc-torch in a fresh venv: `unicc run -np 2 python train.py` matches a single-process run; doctor names torch and reports the missing frameworks", async () => {

@@ -4,6 +4,7 @@ platform package under node_modules/, where the addon loader looks), so it is a 
 tagged with this machine's glibc (the addon needs that glibc or newer; no Python extension inside)."""
 
 import glob
+import json
 import os
 import platform
 import shutil
@@ -27,6 +28,21 @@ def platform_package_dir():
     return d
 
 
+def copy_dependencies(js):
+    """@unicc/core's runtime dependencies (commander), as Node resolves them from the core, into the
+    wheel's node_modules: the wheel has no npm to install them."""
+    with open(os.path.join(CORE, "package.json")) as f:
+        deps = json.load(f).get("dependencies", {})
+    for name in deps:
+        main = subprocess.run(["node", "-p", "require.resolve(%s)" % json.dumps(name)], cwd=CORE, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        src = main[:main.rindex(os.sep + "node_modules" + os.sep)] + os.sep + os.path.join("node_modules", name)
+        with open(os.path.join(src, "package.json")) as f:
+            if json.load(f).get("dependencies"):
+                raise SystemExit("unicc wheel: %s has dependencies of its own; copy them too" % name)
+        shutil.copytree(src, os.path.join(js, "node_modules", name))
+
+
 class BuildWithJs(build_py):
     def run(self):
         super().run()
@@ -35,9 +51,10 @@ class BuildWithJs(build_py):
         js = os.path.join(self.build_lib, "unicc", "_js")
         shutil.rmtree(js, ignore_errors=True)
         shutil.copytree(os.path.join(CORE, "dist"), os.path.join(js, "dist"),
-                        ignore=shutil.ignore_patterns("*.map", "*.d.ts", "*.d.cts", "cluster.sh"))
+                        ignore=shutil.ignore_patterns("*.map", "*.d.ts", "*.d.cts"))
         shutil.copytree(os.path.join(CORE, "bin"), os.path.join(js, "bin"))
         shutil.copy(os.path.join(CORE, "package.json"), js)
+        copy_dependencies(js)
         pkg_dir = platform_package_dir()
         # The same copy-and-check as `npm pack` of the platform package.
         subprocess.run(["node", os.path.join(CORE, "scripts", "stage-prebuilt.mjs"), pkg_dir], check=True)
