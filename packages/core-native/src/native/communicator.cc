@@ -1,5 +1,6 @@
 #include "communicator.h"
 
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -32,10 +33,15 @@ Communicator::Communicator(Options o)
   if (opt_.streams < 1 || opt_.streams > static_cast<int>(kMaxStreams))
     throw CommError("UNICC_STREAMS=" + std::to_string(opt_.streams) + " must be between 1 and " + std::to_string(kMaxStreams));
   streams_in_use_ = opt_.streams;
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw CommError("eventfd failed: " + std::string(std::strerror(errno)));
   thread_ = std::thread([this] { worker(); });
 }
 
-Communicator::~Communicator() { close(); }
+Communicator::~Communicator() {
+  close();
+  ::close(wake_fd_);
+}
 
 std::string Communicator::label(int rank) const {
   std::string s = "rank " + std::to_string(rank);
@@ -131,24 +137,28 @@ std::set<int> Communicator::group_peers(const std::vector<int>& members) const {
 }
 
 void Communicator::run(const Group& g, const Schedule& s, const Desc& d, void* buf, DType t, RedOp op, Wire wire) {
-  const ExecContext cx{d, t, op, t == DType::F32 ? wire : Wire::Exact, opt_.timeout_ms, [this] { check_abort(); },
-                       label(opt_.rank)};
+  const ExecContext cx{d, t, op, wire_for(t, wire), opt_.timeout_ms, [this] { check_abort(); }, label(opt_.rank)};
   unicc::execute(s, static_cast<char*>(buf), g.channels, cx);
 }
+
+Wire Communicator::wire_for(DType t, Wire wire) { return t == DType::F32 ? wire : Wire::Exact; }
 
 size_t Communicator::chunk_elems(size_t block_elems, size_t es) const {
   return pipeline_chunk_elems(opt_.tcp_chunk_bytes, static_cast<size_t>(streams_in_use_), block_elems, es);
 }
 
-void Communicator::group_allreduce(const Group& g, const Desc& d, void* buf, size_t count, DType t, RedOp op,
-                                   Wire wire) {
+Schedule Communicator::allreduce_schedule(const Group& g, size_t count, DType t, Wire wire) const {
   const size_t es = dtype_size(t), n = static_cast<size_t>(g.size);
   // Small buffers: log2(n) exchanges instead of the ring's 2(n-1) steps. On a 16-bit wire only
   // where n is a power of two, so that every rank ends with the same rounded values.
   const bool doubling = count * es <= opt_.small_bytes && (t != DType::F32 || wire == Wire::Exact || (n & (n - 1)) == 0);
-  const Schedule s = doubling ? recursive_doubling_allreduce_schedule(g.size, g.index, count, es, chunk_elems(count, es))
-                              : ring_allreduce_schedule(g.size, g.index, count, es, chunk_elems(ceil_div(count, n), es));
-  run(g, s, d, buf, t, op, wire);
+  return doubling ? recursive_doubling_allreduce_schedule(g.size, g.index, count, es, chunk_elems(count, es))
+                  : ring_allreduce_schedule(g.size, g.index, count, es, chunk_elems(ceil_div(count, n), es));
+}
+
+void Communicator::group_allreduce(const Group& g, const Desc& d, void* buf, size_t count, DType t, RedOp op,
+                                   Wire wire) {
+  run(g, allreduce_schedule(g, count, t, wire), d, buf, t, op, wire);
 }
 
 void Communicator::group_broadcast(const Group& g, const Desc& d, void* buf, size_t bytes, int root_index) {
@@ -339,7 +349,7 @@ void Communicator::run_inline(Op& op) {
 
 void Communicator::run_inline_many(const std::vector<Op*>& ops) {
   if (!failed_.empty()) throw CommError(failed_);
-  const bool pipeline = topo_.hierarchical && shm_ && ops.size() > 0;
+  const bool pipeline = pipelines() && shm_ && !ops.empty();
   if (!pipeline) {
     for (Op* op : ops) run_inline(*op);
     return;
@@ -349,89 +359,6 @@ void Communicator::run_inline_many(const std::vector<Op*>& ops) {
   } catch (const CommError& e) {
     fail(e.what());
   }
-}
-
-void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
-  // Pieces small enough that the pipeline fills quickly, large enough that a ring run pays off.
-  constexpr size_t kPieceBytes = 8 << 20;
-  struct Piece {
-    Op* op;
-    char* buf;
-    size_t count;
-    Desc d;
-  };
-  std::vector<Piece> pieces;
-  for (Op* op : ops) {
-    const size_t es = dtype_size(op->dtype);
-    const size_t per = std::max<size_t>(1, kPieceBytes / es);
-    for (size_t start = 0; start == 0 || start < op->count; start += per) {
-      Piece p{op, static_cast<char*>(op->buf) + start * es, std::min(per, op->count - start), {}};
-      p.d.seq = seq_++;
-      p.d.coll = static_cast<uint8_t>(Coll::Allreduce);
-      p.d.dtype = static_cast<uint8_t>(op->dtype);
-      p.d.op = static_cast<uint8_t>(op->op);
-      p.d.count = p.count;
-      pieces.push_back(p);
-      if (op->count == 0) break;
-    }
-  }
-  const size_t n = pieces.size();
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<char> reduced(n, 0), crossed(n, 0);
-  std::string error;
-  auto stop = [&](const std::string& why) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      if (error.empty()) error = why;
-    }
-    cv.notify_all();
-    shm_->abort(why);  // wakes whichever side is still waiting on the other ranks of the host
-  };
-  auto wait_for = [&](std::vector<char>& flags, size_t k) {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return flags[k] || !error.empty(); });
-    return error.empty();
-  };
-  auto mark = [&](std::vector<char>& flags, size_t k) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      flags[k] = 1;
-    }
-    cv.notify_all();
-  };
-  // The host's side, in one fixed order on every local rank: reduce every piece (that needs only
-  // the inputs), then share each piece once it has crossed hosts. So a local rank whose ring runs
-  // faster never waits for the others' rings before it has crossed its whole share.
-  std::thread host([&] {
-    try {
-      for (size_t k = 0; k < n; ++k) {
-        local_reduce_scatter(*shm_, pieces[k].d, pieces[k].buf, host_blocks(pieces[k].count), pieces[k].op->dtype,
-                             pieces[k].op->op);
-        mark(reduced, k);
-      }
-      for (size_t k = 0; k < n; ++k) {
-        if (!wait_for(crossed, k)) return;
-        local_allgather_blocks(*shm_, pieces[k].d, pieces[k].buf, host_blocks(pieces[k].count),
-                               dtype_size(pieces[k].op->dtype));
-      }
-    } catch (const std::exception& e) {
-      stop(e.what());
-    }
-  });
-  try {
-    for (size_t k = 0; k < n && wait_for(reduced, k); ++k) {
-      const Piece& p = pieces[k];
-      cross_hosts(p.d, p.buf, host_blocks(p.count), p.op->dtype, p.op->op, p.op->wire);
-      mark(crossed, k);
-    }
-  } catch (const std::exception& e) {
-    stop(e.what());
-  }
-  host.join();
-  if (!error.empty()) throw CommError(error);
-  for (Op* op : ops)
-    if (op->op == RedOp::Avg) divide(op->buf, op->count, op->dtype, opt_.size);
 }
 
 void Communicator::submit(Op op) {

@@ -13,6 +13,7 @@
 #include "algorithms/partition.h"
 #include "algorithms/schedule.h"
 #include "common/collective.h"
+#include "common/side_worker.h"
 #include "transport/shm_group.h"
 #include "transport/tcp.h"
 #include "transport/tcp_channel.h"
@@ -89,6 +90,11 @@ class Communicator {
   // rank l's block crosses hosts on its own ring. `bounds`: local_size + 1 cumulative shares of
   // kShareUnits (empty: equal blocks). Call between collectives, with the same bounds on every rank.
   void set_host_split(std::vector<uint32_t> bounds);
+  // Whether run_inline_many pipelines batches (across hosts, shared memory inside), and the size
+  // of the pieces it cuts them into (call between collectives, the same on every rank).
+  bool pipelines() const { return topo_.hierarchical && topo_.local_size > 1; }
+  size_t piece_bytes() const { return piece_bytes_; }
+  void set_piece_bytes(size_t bytes) { piece_bytes_ = std::max<size_t>(bytes, 64 << 10); }
   // Bytes this rank's cross-host rings carried and the seconds they took since the last call.
   struct RingUse {
     double bytes = 0, seconds = 0;
@@ -100,8 +106,9 @@ class Communicator {
   // run_async); a failure is passed on to the peers and thrown.
   void run_inline(Op& op);
   // Allreduces, run like run_inline one after the other, except that across hosts with shared
-  // memory inside (hierarchical) they form a pipeline: a second thread reduces every piece inside
-  // the host, then shares each one inside the host once it has crossed hosts over TCP.
+  // memory inside (hierarchical) they form a pipeline (pipelined.cc): a kept second thread reduces
+  // every piece inside the host, then shares each one inside the host once it has crossed hosts;
+  // this thread carries all the pieces across hosts in one schedule, each as soon as it is reduced.
   void run_inline_many(const std::vector<Op*>& ops);
   void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
   // Finishes queued work, then stops the thread and releases sockets and memory.
@@ -136,6 +143,8 @@ class Communicator {
   std::set<int> group_peers(const std::vector<int>& members) const;
   void run(const Group& g, const Schedule& s, const Desc& d, void* buf, DType t, RedOp op, Wire wire);
   size_t chunk_elems(size_t block_elems, size_t es) const;
+  static Wire wire_for(DType t, Wire wire);  // 16-bit wires code float32 only
+  Schedule allreduce_schedule(const Group& g, size_t count, DType t, Wire wire) const;
   void group_allreduce(const Group& g, const Desc& d, void* buf, size_t count, DType t, RedOp op, Wire wire);
   void group_broadcast(const Group& g, const Desc& d, void* buf, size_t bytes, int root_index);
   // out holds g.size blocks of `bytes` in group order; block g.index must already hold my data.
@@ -157,6 +166,11 @@ class Communicator {
   RingUse ring_use_;
   uint32_t seq_ = 0;
   std::string failed_;
+  // Pieces small enough that the pipeline fills quickly (the first cannot cross before the host
+  // has reduced it), large enough that each shared-memory step pays off; the tuner may move it.
+  size_t piece_bytes_ = 8 << 20;
+  SideWorker host_side_;  // the host's side of pipelined batches
+  int wake_fd_ = -1;      // eventfd: a piece is reduced inside the host and may cross hosts
 
   std::mutex mu_;
   std::condition_variable cv_;

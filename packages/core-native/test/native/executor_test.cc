@@ -1,9 +1,11 @@
 // The executor over real channels: simulated ranks as threads joined by Unix socket pairs (one
 // per lane), running the schedules back to back, against a reference reduction on random data.
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -153,6 +155,62 @@ TEST(Executor, DifferentSizesAreAnErrorOnEveryRankNotAHang) {
     mismatch = mismatch || errors[r].find("ranks called different collectives") != std::string::npos;
   }
   EXPECT_TRUE(mismatch);
+}
+
+// Rank 0 sends two parts over one lane; part 0 may leave only once part 1 has (its gate opens from
+// another thread when part 1's send is done, as a host's reduce would). An executor that hands out
+// sends strictly in order, or sleeps through the gate, does not finish. The parts live in two buffers.
+TEST(Executor, IdleLaneTakesALaterReadySendAndAGateWakesIt) {
+  Mesh mesh(2, 1);
+  const size_t count = 5000;
+  std::vector<std::vector<float>> send(2, std::vector<float>(count)), got(2, std::vector<float>(count, 0.f));
+  for (size_t i = 0; i < count; ++i) send[0][i] = static_cast<float>(i), send[1][i] = -static_cast<float>(i);
+  std::vector<std::string> errors(2);
+  std::atomic<bool> gate0{false};
+  std::thread opener;
+  const int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  auto rank = [&](int r) {
+    auto owned = mesh.channels(r);
+    std::vector<Channel*> ch{owned[0].get(), owned[1].get()};
+    Desc d;
+    d.count = count;
+    ExecContext cx{d, DType::F32, RedOp::Sum, Wire::Exact, 5000, nullptr, "rank " + std::to_string(r)};
+    std::vector<Schedule> parts(2);
+    for (Schedule& p : parts) {
+      p.size = 2;
+      p.rank = r;
+      p.add({r == 0 ? Step::kSend : Step::kRecv, false, false, 1 - r, 0, count * 4, {}});
+    }
+    const Schedule s = batch(parts, {{0, 0}, {1, 0}});
+    std::vector<char*> bufs;
+    for (auto& b : r == 0 ? send : got) bufs.push_back(reinterpret_cast<char*>(b.data()));
+    if (r == 0) {
+      cx.gate_open = [&](int32_t g) { return g == 1 || gate0.load(); };
+      cx.wake_fd = wake;
+      cx.on_done = [&](int32_t step) {
+        if (s.steps[static_cast<size_t>(step)].gate != 1) return;
+        opener = std::thread([&] {
+          gate0 = true;
+          const uint64_t one = 1;
+          (void)!write(wake, &one, sizeof one);
+        });
+      };
+    }
+    try {
+      execute(s, bufs, ch, cx);
+    } catch (const CommError& e) {
+      errors[r] = e.what();
+      for (auto& c : mesh.conns[r][1 - r]) shutdown(c->fd(), SHUT_RDWR);
+    }
+  };
+  std::thread t0(rank, 0), t1(rank, 1);
+  t0.join();
+  t1.join();
+  if (opener.joinable()) opener.join();
+  close(wake);
+  ASSERT_EQ(errors[0], "");
+  ASSERT_EQ(errors[1], "");
+  EXPECT_EQ(got, send);
 }
 
 }  // namespace

@@ -190,6 +190,39 @@ TEST(Schedules, HierarchicalAllreduceEqualAndWeightedBlocks) {
         }
 }
 
+TEST(Schedules, BatchRunsEachPartOnItsBytesOnceItsGateOpens) {
+  // Parts of uneven sizes (some small enough for recursive doubling), back to back in one buffer;
+  // the simulator opens the gates at random moments, and a gated step waits for its gate.
+  int k = 0;
+  const std::vector<size_t> counts = {5, 0, 1001, 9, 300};
+  for (int n : {2, 3, 5})
+    for (const Case& c : kCases) {
+      size_t total = 0;
+      std::vector<Place> places;
+      for (size_t count : counts) {
+        places.push_back({0, total * dtype_size(c.t)});
+        total += count;
+      }
+      Buffers b = inputs(n, total, c, 700 + ++k);
+      const std::vector<char> want = reference(b, c.t, c.op);
+      auto s = all_ranks(n, [&](int r) {
+        std::vector<Schedule> parts;
+        for (size_t i = 0; i < counts.size(); ++i)
+          parts.push_back(i % 2 ? recursive_doubling_allreduce_schedule(n, r, counts[i], dtype_size(c.t), 4)
+                                : ring_allreduce_schedule(n, r, counts[i], dtype_size(c.t), 16));
+        return batch(parts, places);
+      });
+      for (const Step& st : s[0].steps) {
+        const size_t part = static_cast<size_t>(st.gate);
+        ASSERT_LT(part, counts.size());
+        const size_t lo = places[part].offset, hi = lo + counts[part] * dtype_size(c.t);
+        ASSERT_TRUE(st.offset >= lo && st.offset + st.bytes <= hi) << "a step of part " << part << " outside its bytes";
+      }
+      ASSERT_EQ(test::simulate(s, b, c.t, c.op, Wire::Exact, k), "") << label(n, total, 16, c);
+      for (int r = 0; r < n; ++r) ASSERT_EQ(b[r], want) << "rank " << r << ", " << label(n, total, 16, c);
+    }
+}
+
 TEST(Schedules, SixteenBitWireEndsEqualOnEveryRank) {
   int k = 0;
   for (Wire w : {Wire::F16, Wire::BF16})

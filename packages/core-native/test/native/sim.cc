@@ -1,5 +1,7 @@
 #include "sim.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 #include <random>
 #include <tuple>
@@ -18,7 +20,8 @@ struct Rank {
   std::vector<size_t> ordinal;      // per step: its place among the sends to (receives from) its peer
   std::vector<std::vector<char>> snapshot;  // per send in flight: its bytes when it started
   std::vector<std::vector<char>> message;   // and the message made of them
-  std::map<int, size_t> next_send;  // per peer: sends started
+  int32_t gates_open = 0;           // gates open in order, at random moments
+  int32_t gates = 0;
 };
 
 std::string where(int rank, size_t step, const Step& s) {
@@ -45,7 +48,9 @@ std::string simulate(const std::vector<Schedule>& schedules, std::vector<std::ve
     for (size_t i = 0; i < m; ++i) {
       const Step& st = k.s->steps[i];
       if (st.peer < 0 || st.peer >= n || st.peer == r) return where(r, i, st) + ": bad peer";
+      if (st.buffer != 0) return where(r, i, st) + ": the simulator holds one buffer per rank";
       if (st.offset + st.bytes > buffers[r].size()) return where(r, i, st) + ": outside the buffer";
+      k.gates = std::max(k.gates, st.gate + 1);
       for (int32_t d : st.after)
         if (d < 0 || static_cast<size_t>(d) >= i) return where(r, i, st) + ": waits for a later step";
       k.ordinal[i] = seen[{st.peer, st.kind == Step::kSend}]++;
@@ -59,22 +64,26 @@ std::string simulate(const std::vector<Schedule>& schedules, std::vector<std::ve
   while (left > 0) {
     struct Action { int rank; size_t step; };
     std::vector<Action> can;
+    constexpr size_t kOpenGate = SIZE_MAX;
     for (int r = 0; r < n; ++r) {
       Rank& k = ranks[r];
+      if (k.gates_open < k.gates) can.push_back({r, kOpenGate});
       for (size_t i = 0; i < k.state.size(); ++i) {
         const Step& st = k.s->steps[i];
-        bool ready = true;
+        bool ready = st.gate < k.gates_open;
         for (int32_t d : st.after) ready = ready && k.state[d] == State::kDone;
         if (k.state[i] == State::kInFlight) can.push_back({r, i});
         if (k.state[i] != State::kWaiting || !ready) continue;
-        if (st.kind == Step::kSend ? k.next_send[st.peer] == k.ordinal[i]
-                                   : wires.count({st.peer, r, k.ordinal[i]}) > 0)
-          can.push_back({r, i});
+        if (st.kind == Step::kSend || wires.count({st.peer, r, k.ordinal[i]}) > 0) can.push_back({r, i});
       }
     }
     if (can.empty()) return "deadlock: " + std::to_string(left) + " steps can never run";
     const Action a = can[rng() % can.size()];
     Rank& k = ranks[a.rank];
+    if (a.step == kOpenGate) {
+      ++k.gates_open;
+      continue;
+    }
     const Step& st = k.s->steps[a.step];
     char* at = buffers[a.rank].data() + st.offset;
     if (st.kind == Step::kSend && k.state[a.step] == State::kWaiting) {
@@ -82,7 +91,6 @@ std::string simulate(const std::vector<Schedule>& schedules, std::vector<std::ve
       k.snapshot[a.step].assign(at, at + st.bytes);  // after rounding: what the bytes must stay
       k.message[a.step].assign(msg, msg + payload_bytes(wire, st.bytes));
       k.state[a.step] = State::kInFlight;
-      ++k.next_send[st.peer];
       continue;
     }
     if (st.kind == Step::kSend) {

@@ -10,8 +10,8 @@
 namespace unicc::test {
 
 // Runs one schedule per simulated rank in memory, in a random order that respects what a real
-// executor promises and nothing more: a send starts once its dependencies are done and every
-// earlier send to the same peer has started; it reads its bytes at any moment until it completes
+// executor promises and nothing more: a step waits for its dependencies and its gate (gates open
+// in order, at random moments); a ready send may start before earlier ones to the same peer; it reads its bytes at any moment until it completes
 // (so a receive that writes them meanwhile is a hazard, reported), and its message arrives only
 // after that; a message is applied once it arrived and the receive's dependencies are done.
 // Returns "" or what went wrong.

@@ -7,7 +7,7 @@ namespace {
 bool writes(const Step& s) { return s.kind != Step::kSend; }
 
 bool overlap(const Step& a, const Step& b) {
-  return a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+  return a.buffer == b.buffer && a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
 }
 
 }  // namespace
@@ -27,6 +27,25 @@ void append_after(Schedule& first, const Schedule& next) {
     added.push_back(std::move(t));
   }
   for (Step& s : added) first.steps.push_back(std::move(s));
+}
+
+Schedule batch(const std::vector<Schedule>& parts, const std::vector<Place>& places) {
+  Schedule out;
+  if (!parts.empty()) {
+    out.rank = parts[0].rank;
+    out.size = parts[0].size;
+  }
+  for (size_t k = 0; k < parts.size(); ++k) {
+    const int32_t base = static_cast<int32_t>(out.steps.size());
+    for (Step s : parts[k].steps) {
+      for (int32_t& d : s.after) d += base;
+      s.offset += places.at(k).offset;
+      s.buffer = places[k].buffer;
+      s.gate = static_cast<int32_t>(k);
+      out.steps.push_back(std::move(s));
+    }
+  }
+  return out;
 }
 
 Schedule lift(const Schedule& part, const std::vector<int>& members, int rank_in_group, int group_size,

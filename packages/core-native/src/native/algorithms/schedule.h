@@ -29,6 +29,12 @@ struct Step {
   // reads its bytes only after them, a receive writes (or reduces into) its bytes only after
   // them. A send completes when its bytes have left the buffer; a receive when they are applied.
   std::vector<int32_t> after;
+  // Also waits for event `gate` outside the schedule (-1: none), such as another thread's reduce
+  // of these bytes inside the host; the executor asks ExecContext::gate_open.
+  int32_t gate = -1;
+  // Which of the executor's buffers the offset is in, so that one schedule can carry a batch of
+  // collectives over separate tensors.
+  uint32_t buffer = 0;
 };
 
 struct Schedule {
@@ -46,6 +52,18 @@ struct Schedule {
 // steps of `first` that touch overlapping bytes, where either writes: a composed schedule
 // pipelines across the seam instead of waiting for all of `first`.
 void append_after(Schedule& first, const Schedule& next);
+
+// Where one part of a batch lives: which buffer, and its first byte there.
+struct Place {
+  uint32_t buffer = 0;
+  size_t offset = 0;
+};
+
+// Independent schedules of the same group over separate bytes, as one: part k's steps move to
+// places[k] and wait for gate k (when its bytes are ready, e.g. reduced inside the host by another
+// thread). One run then carries the whole batch, and a lane that finishes part k's last message
+// takes part k+1's first instead of idling while part k drains (as separate runs would).
+Schedule batch(const std::vector<Schedule>& parts, const std::vector<Place>& places);
 
 // `part` was built for a subgroup (its peers numbered 0..k-1) over a sub-buffer; returns it with
 // peers renamed to members[peer] of the enclosing group and offsets moved by base_offset.

@@ -55,14 +55,9 @@ Engine::Engine(Communicator& comm, EngineOptions o)
     : comm_(comm), opt_(std::move(o)), timeline_(opt_.timeline_path, comm.options().rank),
       rank_(comm.options().rank), size_(comm.options().size) {
   if (opt_.autotune) {
+    register_tunables();
     // The configured settings first: the others must beat them clearly to be chosen.
-    const int most = comm.options().streams;
-    candidates_.push_back({most, opt_.fusion_bytes});
-    if (comm.topology().num_hosts > 1)
-      for (int streams : {1, 2, 4, 8})
-        if (streams < most) candidates_.push_back({streams, opt_.fusion_bytes});
-    candidate_rate_.assign(candidates_.size(), 0.0);
-    apply(candidates_[0]);
+    tuner_.start(kTunerMargin);
   }
   const Topology& topo = comm.topology();
   // The host's ranks split allreduces only where they cross hosts hierarchically.
@@ -81,25 +76,34 @@ Engine::~Engine() { abandon(); }
 
 std::string Engine::label() const { return "rank " + std::to_string(rank_); }
 
-std::string Engine::Candidate::str() const {
-  return std::to_string(streams) + (streams == 1 ? " stream" : " streams") + ", fusion " +
-         std::to_string(fusion_bytes >> 10) + " KiB";
-}
-
-void Engine::apply(const Candidate& c) {
-  opt_.fusion_bytes = c.fusion_bytes;
-  comm_.use_streams(c.streams);
+void Engine::register_tunables() {
+  auto kib = [](const char* what) { return [what](size_t v) { return std::string(what) + std::to_string(v >> 10) + " KiB"; }; };
+  Tunable streams{[](size_t v) { return std::to_string(v) + (v == 1 ? " stream" : " streams"); },
+                  [this] { return static_cast<size_t>(comm_.streams_in_use()); },
+                  [this](size_t v) { comm_.use_streams(static_cast<int>(v)); }, {}};
+  const size_t most = static_cast<size_t>(comm_.options().streams);
+  if (comm_.topology().num_hosts > 1)
+    for (size_t n : {1, 2, 4, 8})
+      if (n < most) streams.tries.push_back(n);
+  tuner_.add(std::move(streams));
+  tuner_.add({kib("fusion "), [this] { return opt_.fusion_bytes; }, [this](size_t v) { opt_.fusion_bytes = v; },
+              {size_t{4} << 20, size_t{16} << 20, size_t{64} << 20}});
+  if (comm_.pipelines())
+    tuner_.add({kib("pieces "), [this] { return comm_.piece_bytes(); }, [this](size_t v) { comm_.set_piece_bytes(v); },
+                {size_t{2} << 20, size_t{8} << 20, size_t{32} << 20}});
 }
 
 bool Engine::tuning() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return opt_.autotune && candidate_ < candidates_.size();
+  return opt_.autotune && tuner_.active();
 }
 
 std::string Engine::settings() const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::string s = Candidate{comm_.streams_in_use(), opt_.fusion_bytes}.str();
-  if (opt_.autotune) s += candidate_ < candidates_.size() ? " (tuning)" : " (tuned)";
+  std::string s = opt_.autotune ? tuner_.current()
+                                : std::to_string(comm_.streams_in_use()) + (comm_.streams_in_use() == 1 ? " stream" : " streams") +
+                                      ", fusion " + std::to_string(opt_.fusion_bytes >> 10) + " KiB";
+  if (opt_.autotune) s += tuner_.active() ? " (tuning)" : " (tuned)";
   if (!shares_.empty()) {
     s += ", local ranks' shares";
     for (size_t l = 0; l < shares_.size(); ++l) s += (l ? "/" : " ") + std::to_string(static_cast<int>(shares_[l] * 100 + 0.5));
@@ -111,34 +115,8 @@ std::string Engine::settings() const {
 // Called with the ranks' mean rate for the current candidate; moves on, the same way everywhere.
 void Engine::next_candidate(double rate) {
   std::lock_guard<std::mutex> lock(mu_);
-  candidate_rate_[candidate_] = rate;
-  auto best = [this] {
-    size_t b = 0;
-    for (size_t i = 1; i < candidates_.size(); ++i)
-      if (candidate_rate_[i] > candidate_rate_[b] * (b == 0 ? kTunerMargin : 1.0)) b = i;
-    return candidates_[b];
-  };
-  if (++candidate_ == candidates_.size() && !fusion_phase_) {
-    fusion_phase_ = true;
-    const Candidate b = best();
-    for (size_t fusion : {size_t{4} << 20, size_t{16} << 20, size_t{64} << 20}) {
-      if (fusion == b.fusion_bytes) continue;
-      candidates_.push_back({b.streams, fusion});
-      candidate_rate_.push_back(0);
-    }
-  }
-  if (candidate_ < candidates_.size()) {
-    apply(candidates_[candidate_]);
-    return;
-  }
-  const Candidate b = best();
-  apply(b);
-  if (rank_ == 0) {
-    std::string rates;
-    for (size_t i = 0; i < candidates_.size(); ++i)
-      rates += (i ? "; " : "") + candidates_[i].str() + ": " + std::to_string(static_cast<int>(candidate_rate_[i] / 1e6)) + " MB/s";
-    std::fprintf(stderr, "unicc: tuner chose %s (measured %s)\n", b.str().c_str(), rates.c_str());
-  }
+  tuner_.measured(rate);
+  if (!tuner_.active() && rank_ == 0) std::fprintf(stderr, "unicc: tuner chose %s\n", tuner_.report().c_str());
 }
 
 void Engine::submit(NamedRequest r) {
@@ -296,7 +274,7 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
   // The tuner: every rank reported its rate for the candidate that just finished; all average.
   double rate;
   std::memcpy(&rate, &round.words[0][kTunerRate], 8);
-  if (rate >= 0 && candidate_ < candidates_.size()) {
+  if (rate >= 0 && opt_.autotune && tuner_.active()) {
     double sum = 0;
     for (int r = 0; r < size_; ++r) { double x; std::memcpy(&x, &round.words[r][kTunerRate], 8); sum += x; }
     next_candidate(sum / size_);
@@ -550,7 +528,7 @@ void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
 }
 
 void Engine::tune(size_t bytes, int64_t took_us, int reductions) {
-  if (candidate_ >= candidates_.size() || my_rate_report_ >= 0) return;
+  if (!opt_.autotune || !tuner_.active() || my_rate_report_ >= 0) return;
   candidate_bytes_ += static_cast<double>(bytes);
   candidate_seconds_ += static_cast<double>(took_us) / 1e6;
   tuner_reductions_ += reductions;

@@ -9,6 +9,7 @@
 
 #include "communicator.h"
 #include "engine/timeline.h"
+#include "engine/tuner.h"
 #include "reduce/wire16.h"
 
 namespace unicc {
@@ -110,20 +111,13 @@ class Engine {
   bool everyone_holding_ = false;  // in the last round, every rank had tensors waiting
 
   // Tuner: every rank times the same fused reductions and the ranks agree through the rounds.
-  // First the stream count (where ranks talk TCP), then the fusion size with the best count.
-  struct Candidate {
-    int streams;
-    size_t fusion_bytes;
-    std::string str() const;
-  };
-  void apply(const Candidate& c);
+  // Tunables in order: the stream count (where ranks talk TCP), the fusion size, and where a batch
+  // pipelines across hosts (Communicator::pipelines) the size of its pieces.
+  void register_tunables();
   void next_candidate(double rate);
-  std::vector<Candidate> candidates_;
-  bool fusion_phase_ = false;
-  size_t candidate_ = 0;
+  Tuner tuner_;
   double candidate_seconds_ = 0, candidate_bytes_ = 0;
   int tuner_reductions_ = 0;
-  std::vector<double> candidate_rate_;
   double my_rate_report_ = -1;  // this rank's measured rate for the finished candidate, sent next round
 
   // Ring balance: each local rank's block of an allreduce crosses hosts on its own ring, and

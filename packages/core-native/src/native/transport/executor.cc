@@ -1,5 +1,7 @@
 #include "transport/executor.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "common/clock.h"
@@ -33,21 +35,23 @@ struct In {
 
 struct Peer {
   Channel* ch = nullptr;
-  std::vector<int32_t> sends;  // steps, in schedule order
-  std::vector<int32_t> recvs;  // steps, by their place among this peer's messages
+  std::vector<int32_t> sends;  // steps, by their place among this peer's messages
+  std::vector<int32_t> recvs;  // the same
   std::vector<char> arrived;   // per receive
-  size_t next_send = 0, sends_done = 0, recvs_in = 0;
+  std::vector<char> started;   // per send
+  size_t first_unstarted = 0, sends_done = 0, recvs_in = 0;
   std::vector<Out> outs;
   std::vector<In> ins;
 };
 
 class Run {
  public:
-  Run(const Schedule& s, char* buf, const std::vector<Channel*>& channels, const ExecContext& cx)
-      : s_(s), buf_(buf), cx_(cx), hash_(cx.desc.hash()), done_(s.steps.size(), 0) {
+  Run(const Schedule& s, const std::vector<char*>& bufs, const std::vector<Channel*>& channels, const ExecContext& cx)
+      : s_(s), bufs_(bufs), cx_(cx), hash_(cx.desc.hash()), done_(s.steps.size(), 0) {
     std::vector<int> index(static_cast<size_t>(s.size), -1);
     for (size_t i = 0; i < s.steps.size(); ++i) {
       const Step& st = s.steps[i];
+      if (st.buffer >= bufs_.size()) throw CommError(cx_.self_label + ": a schedule step names buffer " + std::to_string(st.buffer) + " of " + std::to_string(bufs_.size()) + " during " + cx_.desc.str());
       int& k = index.at(static_cast<size_t>(st.peer));
       if (k < 0) {
         k = static_cast<int>(peers_.size());
@@ -59,6 +63,7 @@ class Run {
     }
     for (Peer& p : peers_) {
       p.arrived.assign(p.recvs.size(), 0);
+      p.started.assign(p.sends.size(), 0);
       p.outs.resize(p.ch->lanes());
       p.ins.resize(p.ch->lanes());
     }
@@ -71,8 +76,9 @@ class Run {
       waiter_.clear();
       for (Peer& p : peers_)
         for (size_t j = 0; j < p.outs.size(); ++j) p.ch->arm(j, wants_in(p, j), p.outs[j].step >= 0, waiter_);
+      if (cx_.wake_fd >= 0) waiter_.add(cx_.wake_fd, true, false);
       waiter_.wait(100);
-      bool progressed = false;
+      bool progressed = drain_wake();
       for (Peer& p : peers_)
         for (size_t j = 0; j < p.outs.size(); ++j) {
           if (p.outs[j].step >= 0 && push(p, j)) progressed = true;
@@ -87,32 +93,57 @@ class Run {
   }
 
  private:
+  char* at(const Step& st) const { return bufs_[st.buffer] + st.offset; }
+
+  // A gate opened: its steps may be ready now.
+  bool drain_wake() {
+    if (cx_.wake_fd < 0) return false;
+    uint64_t n = 0;
+    return ::read(cx_.wake_fd, &n, sizeof n) == static_cast<ssize_t>(sizeof n);
+  }
+
   bool ready(int32_t step) const {
-    for (int32_t d : s_.steps[static_cast<size_t>(step)].after)
+    const Step& st = s_.steps[static_cast<size_t>(step)];
+    if (st.gate >= 0 && cx_.gate_open && !cx_.gate_open(st.gate)) return false;
+    for (int32_t d : st.after)
       if (!done_[static_cast<size_t>(d)]) return false;
     return true;
   }
   void complete(int32_t step) {
     done_[static_cast<size_t>(step)] = 1;
     ++completed_;
+    if (cx_.on_done) cx_.on_done(step);
   }
   bool packed() const { return cx_.wire != Wire::Exact; }
   bool wants_in(const Peer& p, size_t j) const { return p.recvs_in < p.recvs.size() && !p.ins[j].parked; }
 
-  // Each idle lane takes the peer's next send once what it waits for is done.
+  // The peer's earliest send that may start now, or -1. Looks a bounded way past the first one
+  // not started, so that a long batch does not make every idle moment a scan of all of it.
+  long next_ready_send(Peer& p) const {
+    constexpr size_t kLookAhead = 64;
+    while (p.first_unstarted < p.sends.size() && p.started[p.first_unstarted]) ++p.first_unstarted;
+    const size_t end = std::min(p.sends.size(), p.first_unstarted + kLookAhead);
+    for (size_t i = p.first_unstarted; i < end; ++i)
+      if (!p.started[i] && ready(p.sends[i])) return static_cast<long>(i);
+    return -1;
+  }
+
+  // Each idle lane takes the peer's earliest ready send.
   void hand_out_sends() {
     for (Peer& p : peers_)
-      for (size_t j = 0; j < p.outs.size() && p.next_send < p.sends.size(); ++j) {
-        const int32_t step = p.sends[p.next_send];
-        if (p.outs[j].step >= 0 || !ready(step)) continue;
+      for (size_t j = 0; j < p.outs.size(); ++j) {
+        if (p.outs[j].step >= 0) continue;
+        const long i = next_ready_send(p);
+        if (i < 0) break;
+        const int32_t step = p.sends[static_cast<size_t>(i)];
+        p.started[static_cast<size_t>(i)] = 1;
         Out& o = p.outs[j];
         const Step& st = s_.steps[static_cast<size_t>(step)];
         o.step = step;
         o.off = 0;
         o.len = payload_bytes(cx_.wire, st.bytes);
-        o.payload = make_payload(cx_.wire, buf_ + st.offset, st.bytes, st.round_source, cx_.op, o.stage);
-        o.hdr = {kFrameData, cx_.desc.seq, hash_, static_cast<uint32_t>(o.len), static_cast<uint32_t>(p.next_send)};
-        ++p.next_send;
+        o.payload = make_payload(cx_.wire, at(st), st.bytes, st.round_source, cx_.op, o.stage);
+        o.hdr = {kFrameData, cx_.desc.seq, hash_, static_cast<uint32_t>(o.len), static_cast<uint32_t>(i)};
       }
   }
 
@@ -178,7 +209,7 @@ class Run {
       const size_t pay_off = in.off - sizeof(FrameHeader), want = in.hdr.len - pay_off;
       if (want > 0) {
         const Step& st = s_.steps[static_cast<size_t>(in.step)];
-        char* dst = (in.direct ? buf_ + st.offset : in.tmp.data()) + pay_off;
+        char* dst = (in.direct ? at(st) : in.tmp.data()) + pay_off;
         const size_t k = ch.read(j, dst, want);
         if (k == 0) break;
         in.off += k;
@@ -206,7 +237,7 @@ class Run {
 
   void apply(int32_t step, const char* msg) {
     const Step& st = s_.steps[static_cast<size_t>(step)];
-    apply_payload(cx_.wire, msg, buf_ + st.offset, st.bytes, st.kind == Step::kRecvReduce, st.received_first,
+    apply_payload(cx_.wire, msg, at(st), st.bytes, st.kind == Step::kRecvReduce, st.received_first,
                   cx_.dtype, cx_.op, scratch_);
     complete(step);
   }
@@ -283,7 +314,7 @@ class Run {
   }
 
   const Schedule& s_;
-  char* buf_;
+  const std::vector<char*>& bufs_;
   const ExecContext& cx_;
   uint32_t hash_;
   std::vector<Peer> peers_;
@@ -296,9 +327,14 @@ class Run {
 
 }  // namespace
 
-void execute(const Schedule& s, char* buf, const std::vector<Channel*>& peers, const ExecContext& cx) {
+void execute(const Schedule& s, const std::vector<char*>& bufs, const std::vector<Channel*>& peers,
+             const ExecContext& cx) {
   if (s.steps.empty()) return;
-  Run(s, buf, peers, cx).go();
+  Run(s, bufs, peers, cx).go();
+}
+
+void execute(const Schedule& s, char* buf, const std::vector<Channel*>& peers, const ExecContext& cx) {
+  execute(s, std::vector<char*>{buf}, peers, cx);
 }
 
 }  // namespace unicc
