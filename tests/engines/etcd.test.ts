@@ -1,13 +1,19 @@
 // etcd as the rendezvous store, for real (Debian's etcd-server 3.4 on loopback): `unicc run
 // --rendezvous etcd://...`, ranks started by hand with only UNICC_RENDEZVOUS and their rank, keys
-// that expire with a dead rank's lease, and a clear error when nobody listens there.
+// that expire with a dead rank's lease, an elastic job whose membership lives there, and a clear
+// error when nobody listens there.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { expectCorrect, worker } from "../../packages/core-native/test/collectives-check.js";
+import { schedule } from "../../packages/core-native/test/elastic-check.js";
 import { collect, handStarted, oneRankEach, runJob, type JobResult } from "../../packages/core-native/test/run-job.js";
+
+const TF_ELASTIC = fileURLToPath(new URL("../../packages/adapter-tf/test/workers/elastic.mjs", import.meta.url));
+const TF_ENV = { TF_NUM_INTRAOP_THREADS: "1", TF_NUM_INTEROP_THREADS: "1", OMP_NUM_THREADS: "1" };
 
 const missing = spawnSync("sh", ["-c", "command -v etcd && command -v etcdctl"]).status === 0
   ? null : "etcd not found (Debian: apt-get install etcd-server etcd-client)";
@@ -88,6 +94,22 @@ describe.skipIf(missing !== null)(`etcd rendezvous${missing ? `: skipped, ${miss
     while (etcdKeys(endpoint, "/t4/").length && Date.now() < gone) await new Promise((r) => setTimeout(r, 250));
     expect(etcdKeys(endpoint, "/t4/")).toEqual([]);
   });
+
+  it("an elastic job with --rendezvous etcd keeps its membership there: a rank SIGKILLed mid-step, the other 2 go on from the last commit with the reference's weights", async () => {
+    const seed = randomInt(1, 1 << 20);
+    const train = (mode: string, ...args: string[]) => ["node", TF_ELASTIC, mode, "--seed", String(seed), "--steps", "10", ...args];
+    const r = await runJob(["--min-np", "2", "-np", "3", "--timeout", "10", "--rendezvous", `etcd://127.0.0.1:${port}/t5`, "--",
+      ...train("train", "--commit-every", "2", "--kill", "2@5")], { env: TF_ENV, timeoutMs: 100_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(etcdKeys(endpoint, "/t5/").filter((k) => /unicc\/elastic\/world\/2$/.test(k))).toHaveLength(1);
+    expect(schedule(r), r.stdout + r.stderr).toBe("0:3,4:2");
+    const finals = [...r.stdout.matchAll(/^\[\d+\] FINAL (.*)$/gm)].map((m) => JSON.parse(m[1]) as number[]);
+    const [node, ...refArgs] = train("reference", "--schedule", "0:3,4:2");
+    const ref = spawnSync(node, refArgs, { encoding: "utf8", env: { ...process.env, ...TF_ENV } });
+    const want = JSON.parse(/^FINAL (.*)$/m.exec(ref.stdout)![1]) as number[];
+    expect(finals).toHaveLength(2);
+    for (const got of finals) got.forEach((v, i) => expect(Math.abs(v - want[i]), `weight ${i}`).toBeLessThan(1e-5));
+  }, 120_000);
 
   it("an etcd URL nobody listens on: every rank fails at once saying so", async () => {
     const r = await runJob(["-np", "2", "--rendezvous", `etcd://127.0.0.1:${port + 7}/none`, ...worker], { timeoutMs: 30_000 });

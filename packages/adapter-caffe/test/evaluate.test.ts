@@ -4,7 +4,7 @@ import { randomInt } from "node:crypto";
 import { rmSync } from "node:fs";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
-import { bullseyeRoot, IN_ROOT, jobFolder, leftovers, lines, runJob, WORKERS } from "./helpers.js";
+import { bullseyeRoot, IN_ROOT, inRoot, jobFolder, leftovers, lines, runJob, UNICC_CAFFE, WORKERS } from "./helpers.js";
 
 const TIMEOUT_S = 10;
 let root: string;
@@ -53,5 +53,19 @@ describe("unicc.caffe.evaluate: each rank its contiguous part, totals summed acr
       "python3", `${WORKERS}evaluate.py`, "5", job.dir, "4", "10", "short"], { env: job.env });
     expect(r.code).not.toBe(0);
     expect(r.stdout + r.stderr).toContain("unicc.caffe: evaluate on rank 1: 10 rows of x but 9 labels");
+  });
+
+  it("`unicc-caffe test` on 3 ranks (scores: the SoftmaxWithLoss bottom) logs one plain pycaffe forward's totals, from rank 0 only", async () => {
+    const d = job.dir;
+    const ref = /^REF (\d+) (\d+) (\S+)$/m.exec(inRoot(job.env, ["python3", "eval_files.py", String(randomInt(1, 1 << 20)), d, "103"]));
+    expect(ref).not.toBeNull();
+    const r = await runJob(["-np", "3", "--bridge", "--timeout", String(TIMEOUT_S), "--", IN_ROOT, UNICC_CAFFE, "test", "--model", `${d}/eval-net.prototxt`,
+      "--weights", `${d}/eval.caffemodel`, "--data", `${d}/eval-x.npy`, "--labels", `${d}/eval-y.npy`], { env: job.env });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const log = (rank: number) => r.stderr.split("\n").filter((l) => l.startsWith(`[${rank}] `)).join("\n");
+    expect(log(0)).toContain(`caffe.cpp] 103 samples on 3 rank(s), correct = ${ref![2]}`);
+    const loss = Number(/caffe\.cpp\] Loss: (\S+)/.exec(log(0))?.[1]);
+    expect(Math.abs(loss - Number(ref![3])) / Number(ref![3])).toBeLessThan(1e-6);
+    for (const rank of [1, 2]) expect(log(rank)).not.toMatch(/samples on|accuracy =|Loss:/);
   });
 });

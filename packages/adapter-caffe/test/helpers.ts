@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import type { Cluster } from "../../../tests/cluster/cluster.js";
 import { CLI, collect, type JobResult } from "../../core-native/test/run-job.js";
 
-export { runJob, type JobResult } from "../../core-native/test/run-job.js";
+export { lines, runJob, type JobResult } from "../../core-native/test/run-job.js";
 
 export const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 export const IN_ROOT = fileURLToPath(new URL("../scripts/in-root.sh", import.meta.url));
@@ -49,10 +49,6 @@ export function leftovers(root: string): string[] {
   const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4]).filter((m) => m?.startsWith(root));
   const shm = readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-") && f.includes("-bridge-")).map((f) => `/dev/shm/${f}`);
   return [...mounts, ...shm];
-}
-
-export function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
-  return (r.byRank.get(rank) ?? []).join("\n");
 }
 
 /**

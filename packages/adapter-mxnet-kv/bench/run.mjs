@@ -10,6 +10,8 @@ import { cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { newCommand, parseCommand, parseOrExit, wholeNumber } from "@unicc/core/cli-options";
+
 const USAGE = `usage: npm run bench -w @unicc/mxnet -- [options]    (= node bench/run.mjs [options])
 
   -np N                 N ranks on this host (default 4)
@@ -19,6 +21,7 @@ const USAGE = `usage: npm run bench -w @unicc/mxnet -- [options]    (= node benc
   --sharded             instead: the sharded classifier (1,000,000 classes x 128) against plain
                         data parallelism (sharded_bench.py), step time and peak RSS per rank
   --out DIR             where mxnet-bench*.json goes (default bench-results)
+  -h, --help            this text
 `;
 const JOB_LIMIT_S = 600;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
@@ -30,23 +33,21 @@ const fail = (msg) => {
 };
 
 const o = { np: 4, hosts: 0, steps: 8, out: "bench-results", sharded: false };
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i++) {
-  const flag = argv[i];
-  if (flag === "-h" || flag === "--help") {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  } else if (flag === "-np") o.np = Number(argv[++i]);
-  else if (flag === "--emulated-hosts") o.hosts = Number(argv[++i]);
-  else if (flag === "--steps") o.steps = Number(argv[++i]);
-  else if (flag === "--out") o.out = argv[++i];
-  else if (flag === "--sharded") o.sharded = true;
-  else fail(`unknown option '${flag}' (see --help)`);
-}
-for (const k of ["np", "hosts", "steps"]) if (!Number.isInteger(o[k]) || o[k] < 0) fail(`--${k} needs a whole number`);
+const parsed = parseOrExit("mxnet bench", USAGE, () => {
+  const cmd = newCommand("mxnet bench")
+    .option("-n, --np <N>", "", (v) => void (o.np = wholeNumber("-np", v, 1)))
+    .option("--emulated-hosts <H>", "", (v) => void (o.hosts = wholeNumber("--emulated-hosts", v, 1)))
+    .option("--steps <N>", "", (v) => void (o.steps = wholeNumber("--steps", v, 1)))
+    .option("--sharded")
+    .option("--out <DIR>", "", (v) => void (o.out = v));
+  const { opts } = parseCommand(cmd, process.argv.slice(2), { "-np": "-n" });
+  o.sharded = opts.sharded === true;
+  return opts.help ? "help" : o;
+});
+if (typeof parsed === "number") process.exit(parsed);
 
 const python = process.env.BENCH_PYTHON ?? execFileSync("bash", [here("../scripts/setup-venv.sh")], { encoding: "utf8" }).trim().split("\n").pop();
-const workload = here("../../core-native/bench/workloads/resnet50.json");
+const workload = here("../../bench/workloads/resnet50.json");
 const env = { ...process.env, OMP_NUM_THREADS: "1", OMP_WAIT_POLICY: "PASSIVE" };
 
 /** Runs argv to completion (stopped after JOB_LIMIT_S); resolves with its stdout. */
@@ -114,7 +115,7 @@ if (!o.hosts) {
     nodeEnv: {},
   }));
 } else {
-  const cluster = await import(new URL("../../core-native/dist/bench-cluster.js", import.meta.url).href);
+  const cluster = await import(new URL("../../bench/dist/cluster.js", import.meta.url).href);
   const why = cluster.netnsUnavailable();
   if (why) fail(`--emulated-hosts needs network namespaces (tests/cluster/): ${why}`);
   const net = await cluster.up({ hosts: o.hosts, tag: `mxb${process.pid % 100000}` });

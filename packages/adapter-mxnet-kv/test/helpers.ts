@@ -1,7 +1,9 @@
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export { runJob, type JobResult } from "../../core-native/test/run-job.js";
+import { lines } from "../../core-native/test/run-job.js";
+
+export { lines, runJob, type JobResult } from "../../core-native/test/run-job.js";
 
 export const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 const SETUP = fileURLToPath(new URL("../scripts/setup-venv.sh", import.meta.url));
@@ -9,10 +11,6 @@ const SETUP = fileURLToPath(new URL("../scripts/setup-venv.sh", import.meta.url)
 /** The venv's python (made by scripts/setup-venv.sh: mxnet 1.9.1 + numpy 1.23.5 + the unicc packages). */
 export function venvPython(): string {
   return execFileSync("bash", [SETUP], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").pop()!;
-}
-
-export function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
-  return (r.byRank.get(rank) ?? []).join("\n");
 }
 
 /** Every DIFF line of every rank is below its limit; returns how many there were per rank. */

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { netnsUnavailable, up, type Cluster } from "../../../tests/cluster/cluster.js";
 import { diffs, lines, runJob, venvPython, WORKERS } from "./helpers.js";
+import { expectDeathNamed } from "../../core-native/test/death-check.js";
 
 const TIMEOUT_S = 10;
 let python: string;
@@ -38,15 +39,7 @@ describe("bad input and failures", () => {
   it("a killed rank: every other rank's Trainer step raises UniccError naming it, within the core's bound", async () => {
     const victim = randomInt(0, 3);
     const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, String(victim)]);
-    expect(r.code).not.toBe(0);
-    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
-    for (let rank = 0; rank < 3; rank++) {
-      if (rank === victim) continue;
-      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
-      expect(m, `rank ${rank}:\n${lines(r, rank)}\n${r.stderr}`).not.toBeNull();
-      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid \\d+\\) died`));
-      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    }
+    expectDeathNamed(r, victim, 3, TIMEOUT_S * 1000);
   });
 });
 

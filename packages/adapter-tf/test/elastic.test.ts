@@ -62,7 +62,7 @@ describe.skipIf(skip !== null)(`elastic tfjs jobs on 2 emulated hosts${skip ? `:
       { env: TEST_ENV, timeoutMs: JOB_TIMEOUT_MS },
     );
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`stopped worker [23] \\(rank [23] of generation 1, host ${cluster.hosts[1].name}, pid \\d+\\), worker [23] .*: no answer within the round's time`));
+    expect(r.stderr).toMatch(new RegExp(`stopped worker [23] \\(rank [23] of generation 1, host ${cluster.hosts[1].name}, pid \\d+\\), worker [23] .*: they did not rejoin within 3 s \\(--timeout\\)`));
     expect(r.stderr).toMatch(/generation 2: 2 ranks/);
     expectReference(r, seed, "0:4,4:2", 2);
   }, JOB_TIMEOUT_MS + 30_000);

@@ -5,7 +5,9 @@ import { randomInt } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 
-import { runJob, type JobResult } from "../../core-native/test/run-job.js";
+import { expectDeathNamed } from "../../core-native/test/death-check.js";
+import { expectReference } from "../../core-native/test/elastic-check.js";
+import { lines, runJob, type JobResult } from "../../core-native/test/run-job.js";
 
 const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 const SETUP = fileURLToPath(new URL("../scripts/setup-keras-venv.sh", import.meta.url));
@@ -17,10 +19,6 @@ let python: string;
 beforeAll(() => {
   python = execFileSync("bash", [SETUP], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").pop()!;
 }, 900_000);
-
-function lines(r: JobResult, rank: number): string {
-  return (r.byRank.get(rank) ?? []).join("\n");
-}
 
 async function run(np: number, args: string[], extra: string[] = []): Promise<JobResult> {
   return runJob(["-np", String(np), ...extra, python, ...args], { timeoutMs: JOB_MS });
@@ -110,15 +108,22 @@ describe("failures", () => {
   it("a rank killed during model.fit: every other rank's fit raises naming it, within the bound", async () => {
     const victim = randomInt(0, 3);
     const r = await run(3, [`${WORKERS}keras_faults.py`, String(victim)], ["--timeout", String(TIMEOUT_S)]);
-    expect(r.code).not.toBe(0);
-    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
-    for (let rank = 0; rank < 3; rank++) {
-      if (rank === victim) continue;
-      const m = /ERROR (\d+) (\w+): (.*)/.exec(lines(r, rank));
-      expect(m, `rank ${rank}:\n${lines(r, rank)}\n${r.stderr}`).not.toBeNull();
-      expect(m![3]).toMatch(new RegExp(`UniccError: .*rank ${victim} \\(host [^,]+, pid \\d+\\) died`));
-      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    }
+    expectDeathNamed(r, victim, 3, TIMEOUT_S * 1000);
+  }, JOB_MS);
+});
+
+describe("elastic (unicc.elastic.State with KerasState)", () => {
+  it("a rank SIGKILLed mid-step: the other 2 go on from the last commit, momenta included, ending with the reference's weights", async () => {
+    const seed = randomInt(1, 1 << 20);
+    const train = `${WORKERS}keras_elastic.py`;
+    const r = await run(3, [train, "train", String(seed), "10", "2", "2@5"], ["--min-np", "2", "--timeout", String(TIMEOUT_S)]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/worker 2 \(rank 2 of generation 1, .*\) was killed by SIGKILL; re-forming the world without it/);
+    const reference = (sched: string) => {
+      const out = execFileSync(python, [train, "reference", String(seed), "10", sched], { encoding: "utf8" });
+      return /^FINAL (.*)$/m.exec(out)![1].split(" ").map(Number);
+    };
+    expectReference(r, "0:3,4:2", 2, reference, 1e-10);
   }, JOB_MS);
 });
 

@@ -8,6 +8,8 @@ import { constants, cpus } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { newCommand, parseCommand, parseOrExit, wholeNumber } from "@unicc/core/cli-options";
+
 const USAGE = `usage: npm run bench -w @unicc/torch -- [options]    (= node bench/run.mjs [options])
 
   -np N                 N ranks on this host (default 2)
@@ -39,45 +41,23 @@ function fail(msg, code = 1) {
 
 function parseArgs(argv) {
   const o = { np: 2, hosts: 0, ranksPerHost: 2, out: "bench-results" };
-  const whole = (flag, v, min) => {
-    if (!/^\d+$/.test(v ?? "") || Number(v) < min) fail(`${flag} needs a whole number of at least ${min}, got '${v ?? ""}' (see --help)`, 2);
-    return Number(v);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    switch (flag) {
-      case "-h":
-      case "--help":
-        process.stdout.write(USAGE);
-        return process.exit(0);
-      case "-np":
-        o.np = whole(flag, argv[++i], 2);
-        break;
-      case "--emulated-hosts":
-        o.hosts = whole(flag, argv[++i], 2);
-        break;
-      case "--ranks-per-host":
-        o.ranksPerHost = whole(flag, argv[++i], 1);
-        break;
-      case "--out":
-        if (!argv[i + 1]) fail("--out needs a directory", 2);
-        o.out = argv[++i];
-        break;
-      default:
-        fail(`unknown option '${flag}' (see --help)`, 2);
-    }
-  }
-  return o;
+  const cmd = newCommand("torch bench")
+    .option("-n, --np <N>", "", (v) => void (o.np = wholeNumber("-np", v, 2)))
+    .option("--emulated-hosts <H>", "", (v) => void (o.hosts = wholeNumber("--emulated-hosts", v, 2)))
+    .option("--ranks-per-host <R>", "", (v) => void (o.ranksPerHost = wholeNumber("--ranks-per-host", v, 1)))
+    .option("--out <DIR>", "", (v) => void (o.out = v));
+  return parseCommand(cmd, argv, { "-np": "-n" }).opts.help ? "help" : o;
 }
 
-const o = parseArgs(process.argv.slice(2));
+const o = parseOrExit("torch bench", USAGE, () => parseArgs(process.argv.slice(2)));
+if (typeof o === "number") process.exit(o);
 if (!existsSync(cli)) fail(`${cli} is missing: build first (npx turbo run build)`);
-const cluster = o.hosts ? await import(new URL("../../core-native/dist/bench-cluster.js", import.meta.url).href) : undefined;
+const cluster = o.hosts ? await import(new URL("../../bench/dist/cluster.js", import.meta.url).href) : undefined;
 const why = cluster?.netnsUnavailable();
 if (why) fail(`--emulated-hosts needs network namespaces with tc-shaped links (tests/cluster/), which this machine cannot make: ${why}`);
 // BENCH_PYTHON: another interpreter that has torch and the unicc packages on its path.
 const python = process.env.BENCH_PYTHON ?? execFileSync("bash", [here("../scripts/setup-venv.sh")], { encoding: "utf8" }).trim().split("\n").pop();
-const resnet = process.env.BENCH_RESNET50 ?? here("../../core-native/bench/workloads/resnet50.json");
+const resnet = process.env.BENCH_RESNET50 ?? here("../../bench/workloads/resnet50.json");
 
 // Ctrl-C / SIGTERM: stop the job running now (the launcher stops its ranks), skip the rest, and
 // take the emulated network down before exiting.
@@ -130,7 +110,7 @@ async function measure(launchArgs, env, extraPy) {
   const node = resultOf((await job(launchArgs, [process.execPath, here("node_bench.mjs")], env)).stdout, "RESULT ", "node_bench.mjs");
   if (stopped) return undefined;
   const engineCfg = { workload: resnet, mode: "exchange", compression: "none", warmup, steps: RESNET_STEPS };
-  const eng = await job(launchArgs, [process.execPath, join(coreDist, "bench-engine-worker.js"), JSON.stringify(engineCfg)], env);
+  const eng = await job(launchArgs, [process.execPath, here("../../bench/dist/engine-worker.js"), JSON.stringify(engineCfg)], env);
   const engine = resultOf(eng.stdout, '{"result":', "the engine worker", 0).result;
   if (stopped) return undefined;
   const pyJob = await job(launchArgs, [python, here("python_bench.py"), "--workload", resnet, "--warmup", String(warmup), ...extraPy], env);

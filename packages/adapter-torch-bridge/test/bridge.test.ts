@@ -3,7 +3,8 @@ import { randomBytes, randomInt } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
 
-import { bridgeLeftovers, python39, runJob, venvPython, WORKERS } from "./helpers.js";
+import { bridgeLeftovers, lines, python39, runJob, venvPython, WORKERS } from "./helpers.js";
+import { expectDeathNamed } from "../../core-native/test/death-check.js";
 
 const TIMEOUT_S = 10;
 let python: string;
@@ -22,10 +23,6 @@ beforeEach(() => {
 afterEach(() => {
   expect(bridgeLeftovers().filter((f) => !before.has(f))).toEqual([]);
 });
-
-function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
-  return (r.byRank.get(rank) ?? []).join("\n");
-}
 
 describe("collectives through the bridge", () => {
   it("allreduce (sum, max, min, average), broadcast and allgather on 4 ranks match references, several dtypes, many in flight; broadcast_parameters and broadcast_optimizer_state", async () => {
@@ -110,15 +107,7 @@ describe("failures raise in Python, naming what died, within the bound", () => {
   it("a killed peer: every other rank raises UniccError naming it", async () => {
     const victim = randomInt(0, 3);
     const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "peer", String(victim)]);
-    expect(r.code).not.toBe(0);
-    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
-    for (let rank = 0; rank < 3; rank++) {
-      if (rank === victim) continue;
-      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
-      expect(m, `rank ${rank}:\n${lines(r, rank)}\n${r.stderr}`).not.toBeNull();
-      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid \\d+\\) died`));
-      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    }
+    expectDeathNamed(r, victim, 3, TIMEOUT_S * 1000);
   });
 
   it("a killed bridge: its rank raises BridgeError naming the bridge, the others name that rank", async () => {

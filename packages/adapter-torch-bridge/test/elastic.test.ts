@@ -1,6 +1,6 @@
 // Elastic jobs with torch's DistributedOptimizer (unicc run --min-np/--max-np, unicc.elastic): real
-// ranks SIGKILLed mid-step, during the re-forming, below the minimum, and ranks joining through the
-// discovery script. Each run's final weights are checked against a reference that trains the same
+// ranks SIGKILLed mid-step, during the re-forming, below the minimum, and ranks joining or leaving
+// through the discovery script. Each run's final weights are checked against a reference that trains the same
 // committed steps at the same sizes in one process, without unicc (workers/elastic_train.py).
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { randomInt } from "node:crypto";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
+import { expectReference as checkReference, finals } from "../../core-native/test/elastic-check.js";
 import { bridgeLeftovers, runJob, venvPython, WORKERS, type JobResult } from "./helpers.js";
 
 const TRAIN = `${WORKERS}elastic_train.py`;
@@ -40,31 +41,13 @@ function survivors(seed: number): string[] {
   });
 }
 
-/** "0:4,4:3": the step each (re)start of the training function began at, and the size then. */
-function schedule(r: JobResult): string {
-  return [...r.stdout.matchAll(/^\[\d+\] START step=(\d+) size=(\d+)$/gm)].map((m) => `${m[1]}:${m[2]}`).join(",");
-}
-
-function finals(r: JobResult): number[][] {
-  return [...r.stdout.matchAll(/^\[\d+\] FINAL (.*)$/gm)].map((m) => m[1].split(" ").map(Number));
-}
-
 /** The weights a single process gets from the same steps at the same sizes. */
 function reference(seed: number, sched: string): number[] {
   const out = execFileSync(python, [TRAIN, "reference", String(seed), String(STEPS), sched], { encoding: "utf8" });
   return /^FINAL (.*)$/m.exec(out)![1].split(" ").map(Number);
 }
 
-function expectReference(r: JobResult, seed: number, sched: string, ranks: number): void {
-  expect(schedule(r), r.stdout + r.stderr).toBe(sched);
-  const got = finals(r);
-  expect(got).toHaveLength(ranks);
-  const want = reference(seed, sched);
-  for (const w of got) {
-    expect(w).toHaveLength(want.length);
-    w.forEach((v, i) => expect(Math.abs(v - want[i]), `weight ${i}`).toBeLessThan(1e-12));
-  }
-}
+const expectReference = (r: JobResult, seed: number, sched: string, ranks: number) => checkReference(r, sched, ranks, (s) => reference(seed, s), 1e-12);
 
 const elastic = (seed: number, np: number, min: number, max: number, kills: string, extra: string[] = [], env?: NodeJS.ProcessEnv) =>
   runJob(["--min-np", String(min), "--max-np", String(max), "-np", String(np), "--timeout", "5", ...extra, "--",
@@ -102,24 +85,39 @@ describe("elastic jobs (torch, DistributedOptimizer)", () => {
     expect(survivors(seed)).toEqual([]);
   }, 120_000);
 
-  it("a slot added by the discovery script joins at the next commit, gets the survivors' state, and the job ends at 3 ranks with the reference's weights", async () => {
-    const seed = randomInt(1, 1 << 20);
+  /** A job whose discovery script lists `first` slots on localhost until rank 0 rewrites it to `then` at step 4. */
+  async function discovered(seed: number, first: number, then: number): Promise<JobResult> {
     const dir = mkdtempSync(join(tmpdir(), "unicc-elastic-"));
     try {
       const hosts = join(dir, "hosts");
-      writeFileSync(hosts, "localhost:2\n");
+      writeFileSync(hosts, `localhost:${first}\n`);
       const script = join(dir, "discover.sh");
       writeFileSync(script, `#!/bin/sh\ncat ${hosts}\n`);
       chmodSync(script, 0o755);
-      const r = await elastic(seed, 2, 2, 3, "", ["--host-discovery-script", script, "--discovery-interval", "0.2"], {
-        JOIN_AT: "4", JOIN_HOSTS: hosts, JOIN_LINE: "localhost:3", JOIN_SIZE: "3",
+      return await elastic(seed, first, 2, 3, "", ["--host-discovery-script", script, "--discovery-interval", "0.2"], {
+        JOIN_AT: "4", JOIN_HOSTS: hosts, JOIN_LINE: `localhost:${then}`, JOIN_SIZE: String(then),
       });
-      expect(r.code, r.stdout + r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/generation 2: 3 ranks \(1 joined\)/);
-      expectReference(r, seed, "0:2,4:3", 3);
-      expect(survivors(seed)).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  it("a slot added by the discovery script joins at the next commit, gets the survivors' state, and the job ends at 3 ranks with the reference's weights", async () => {
+    const seed = randomInt(1, 1 << 20);
+    const r = await discovered(seed, 2, 3);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/generation 2: 3 ranks \(1 joined\)/);
+    expectReference(r, seed, "0:2,4:3", 3);
+    expect(survivors(seed)).toEqual([]);
+  }, 120_000);
+
+  it("a slot the discovery script stops listing: its rank leaves at the next commit and is stopped, and the job ends at 2 ranks with the reference's weights", async () => {
+    const seed = randomInt(1, 1 << 20);
+    const r = await discovered(seed, 3, 2);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/stopped worker 2 \(rank 2 of generation 1, .*\): slot no longer listed/);
+    expect(r.stderr).toMatch(/generation 2: 2 ranks/);
+    expectReference(r, seed, "0:3,4:2", 2);
+    expect(survivors(seed)).toEqual([]);
   }, 120_000);
 });

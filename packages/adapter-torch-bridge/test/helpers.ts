@@ -3,7 +3,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 
-export { runJob, type JobResult } from "../../core-native/test/run-job.js";
+export { lines, runJob, type JobResult } from "../../core-native/test/run-job.js";
 
 export const WORKERS = fileURLToPath(new URL("./workers/", import.meta.url));
 const SETUP = fileURLToPath(new URL("../scripts/setup-venv.sh", import.meta.url));

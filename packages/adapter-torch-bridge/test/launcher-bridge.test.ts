@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
-import { bridgeLeftovers, runJob, venvPython, WORKERS } from "./helpers.js";
+import { bridgeLeftovers, lines, runJob, venvPython, WORKERS } from "./helpers.js";
+import { expectDeathNamed } from "../../core-native/test/death-check.js";
 
 const TIMEOUT_S = 10;
 let python: string;
@@ -24,8 +25,6 @@ afterEach(() => {
 });
 
 const byRank = (r: { byRank: Map<number, string[]> }) => [0, 1, 2, 3].map((k) => (r.byRank.get(k) ?? []).join("\n"));
-const lines = (r: { byRank: Map<number, string[]> }, rank: number) => (r.byRank.get(rank) ?? []).join("\n");
-
 describe("torch ranks give the same results with --bridge as without", () => {
   for (const mode of ["opt+hook", "pg"]) {
     it(`${mode}: every rank's output (the differences from the 1-process reference) is identical, with the bridges' folder in /dev/shm or one of the user's`, async () => {
@@ -53,15 +52,7 @@ describe("failures with --bridge name what died", () => {
   it("a killed peer: every other rank raises naming it", async () => {
     const victim = randomInt(0, 3);
     const r = await runJob(["-np", "3", "--bridge", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "peer", String(victim)]);
-    expect(r.code).not.toBe(0);
-    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
-    for (let rank = 0; rank < 3; rank++) {
-      if (rank === victim) continue;
-      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
-      expect(m, `rank ${rank}:\n${lines(r, rank)}\n${r.stderr}`).not.toBeNull();
-      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid \\d+\\) died`));
-      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    }
+    expectDeathNamed(r, victim, 3, TIMEOUT_S * 1000);
     expect(r.stderr).toMatch(new RegExp(`unicc: rank ${victim} \\(.*\\) was killed by SIGKILL first`));
   });
 

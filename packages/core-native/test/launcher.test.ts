@@ -135,7 +135,7 @@ describe("unicc run", () => {
     expect(JSON.parse(again.byRank.get(0)![0]).UNICC_JOB_ID).not.toBe(jobId);
   });
 
-  it("prefixes whole lines of stdout and stderr with the rank, however the ranks write them", async () => {
+  it("prefixes whole lines of stdout and stderr with the rank, however the ranks write them and however long", async () => {
     const writer = script(
       "writer.mjs",
       `const r = process.env.UNICC_RANK;
@@ -143,6 +143,9 @@ describe("unicc run", () => {
        for (let i = 0; i < 2000; i++) text += "rank " + r + " line " + i + " " + "x".repeat(i % 97) + (i % 500 === 0 ? "\\r" : "") + "\\n";
        const write = (s) => new Promise((resolve) => process.stdout.write(s, resolve));
        for (let at = 0; at < text.length; ) { const n = 1 + Math.floor(Math.random() * 3000); await write(text.slice(at, at + n)); at += n; }
+       // A 3 MB line (a 1000-class confusion matrix in a --json line is 2 MB) in pieces of up to 200 kB.
+       const long = "long " + r + " " + (r + "0123456789").repeat(300_000) + "\\n";
+       for (let at = 0; at < long.length; ) { const n = 1 + Math.floor(Math.random() * 200_000); await write(long.slice(at, at + n)); at += n; }
        process.stderr.write("err " + r + "\\nno newline at the end " + r);`,
     );
     const r = await runJob(["-np", "3", "node", writer]);
@@ -151,11 +154,14 @@ describe("unicc run", () => {
     expect(lines.pop()).toBe("");
     for (let rank = 0; rank < 3; rank++) {
       const mine = lines.filter((l) => l.startsWith(`[${rank}] `)).map((l) => l.slice(`[${rank}] `.length));
+      const long = `long ${rank} ${`${rank}0123456789`.repeat(300_000)}`;
+      expect(mine.length).toBe(2001);
+      expect(mine.pop() === long, "the long line arrives whole, prefixed once").toBe(true);
       expect(mine).toEqual(Array.from({ length: 2000 }, (_, i) => `rank ${rank} line ${i} ${"x".repeat(i % 97)}${i % 500 === 0 ? "\r" : ""}`));
       expect(r.stderr).toContain(`[${rank}] err ${rank}\n`);
       expect(r.stderr).toContain(`[${rank}] no newline at the end ${rank}\n`);
     }
-    expect(lines.length).toBe(6000);
+    expect(lines.length).toBe(6003);
   });
 
   it("numbers ranks host by host; -np takes the first slots of a hostfile", async () => {
@@ -270,6 +276,8 @@ describe("unicc run", () => {
       [["--rendezvous", "redis://x:1", "node"], /--rendezvous takes etcd:\/\/HOST:PORT\/PREFIX/],
       [["--bridge-dir", "shm", "node"], /--bridge-dir needs an absolute folder, got 'shm'/],
       [["--bridge", "-H", "elsewhere:2", "node"], /--bridge starts bridges on this host only/],
+      [["--min-np", "1", "--start-timeout", "0", "node"], /--start-timeout needs a positive number of seconds, got '0'/],
+      [["--start-timeout", "9", "node"], /--start-timeout goes with --min-np\/--max-np/],
     ] as const) {
       const r = await runJob([...args]);
       expect(r.code, args.join(" ")).toBe(2);
@@ -281,6 +289,24 @@ describe("unicc run", () => {
     expect(missing.stderr).toBe("unicc run: command not found: no-such-command-unicc\n");
   });
 
+  it("elastic --start-timeout: a rank that has not connected by then is stopped and named, and below --min-np the job ends", async () => {
+    // Worker 0 asks for the first generation as unicc.init would; worker 1 never does.
+    const starter = script(
+      "starter.mjs",
+      `const { StoreClient } = await import(${JSON.stringify(DIST_INDEX)});
+       if (process.env.UNICC_ELASTIC_ID === "1") setInterval(() => {}, 60_000);
+       else {
+         const store = await StoreClient.connect(process.env.UNICC_STORE_ADDR, { timeoutMs: 30000, token: process.env.UNICC_JOB_TOKEN });
+         await store.set("unicc/elastic/want/0", Buffer.from("-1"));
+         setInterval(() => {}, 60_000);
+       }`,
+    );
+    const r = await runJob(["--min-np", "2", "-np", "2", "--start-timeout", "4", "--grace", "1", "node", starter]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/stopped worker 1 \(host \S+, pid \d+\): they did not connect within 4 s \(--start-timeout\)/);
+    expect(r.stderr).toMatch(/elastic job ended: 1 rank left, fewer than --min-np 2; lost: worker 1 \(host \S+, pid \d+\) did not connect within 4 s \(--start-timeout\)\n$/);
+  });
+
   it("prints usage on --help and for unknown subcommands", async () => {
     const cli = (args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
@@ -290,7 +316,7 @@ describe("unicc run", () => {
         c.stderr.on("data", (d) => (err += d));
         c.on("close", (code) => resolve({ code, out, err }));
       });
-    expect(await cli(["--help"])).toMatchObject({ code: 0, out: expect.stringMatching(/unicc run .*\n.*unicc bench/s) });
+    expect(await cli(["--help"])).toMatchObject({ code: 0, out: expect.stringMatching(/unicc run .*\n.*unicc doctor/s) });
     for (const args of [["run", "--help"], ["run", "-np", "2", "-h", "node"]])
       expect(await cli(args)).toMatchObject({ code: 0, out: expect.stringMatching(/^usage: unicc run .*--rendezvous-addr.*--grace/s) });
     expect(await cli([])).toMatchObject({ code: 2, err: expect.stringMatching(/^usage: unicc/) });

@@ -74,3 +74,8 @@ export function handStarted(place: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     delete env[k];
   return { ...env, ...place };
 }
+
+/** One rank's stdout lines as one string. */
+export function lines(r: { byRank: Map<number, string[]> }, rank: number): string {
+  return (r.byRank.get(rank) ?? []).join("\n");
+}

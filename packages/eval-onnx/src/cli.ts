@@ -1,9 +1,9 @@
 // unicc-eval: one rank of a distributed evaluation; start it under the launcher:
 //   unicc run -np 4 -- unicc-eval --model m.onnx --data digits:test
 import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 
 import { UniccError } from "@unicc/core";
+import { newCommand, parseCommand, parseOrExit, UsageError, wholeNumber } from "@unicc/core/cli-options";
 
 import { openDataset } from "./data/index.js";
 import { evaluate, type EvaluateResult } from "./evaluate.js";
@@ -22,51 +22,49 @@ const USAGE = `usage: unicc run -np N -- unicc-eval --model M.onnx --data DATA [
   --threads N          onnxruntime threads per rank (default: cores / ranks on this host)
   --predictions FILE   rank 0 writes the predicted classes, in dataset order (.npy int32 or .json)
   --outputs FILE.npy   rank 0 writes every output row, in dataset order (float32)
-  --json               rank 0 also prints "unicc-eval: result {json}"`;
+  --json               rank 0 also prints "unicc-eval: result {json}"
+  -h, --help           this text
+`;
 
-function fail(message: string): never {
-  console.error(`${message}\n${USAGE}`);
-  process.exit(2);
+interface Options {
+  model: string;
+  data: string;
+  labels?: string;
+  input?: string;
+  output?: string;
+  scores: Scores;
+  batch: number;
+  threads?: number;
+  predictions?: string;
+  outputs?: string;
+  json: boolean;
 }
 
-function options() {
-  try {
-    const { values } = parseArgs({
-      options: {
-        model: { type: "string" },
-        data: { type: "string" },
-        labels: { type: "string" },
-        input: { type: "string" },
-        output: { type: "string" },
-        scores: { type: "string", default: "logits" },
-        batch: { type: "string", default: "64" },
-        threads: { type: "string" },
-        predictions: { type: "string" },
-        outputs: { type: "string" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      process.exit(0);
-    }
-    if (!values.model || !values.data) fail("unicc-eval: --model and --data are required");
-    if (values.scores !== "logits" && values.scores !== "probabilities") fail(`unicc-eval: --scores ${values.scores}: logits or probabilities`);
-    const count = (flag: string, v: string | undefined) => {
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) fail(`unicc-eval: --${flag} ${v} is not a whole number >= 1`);
-      return n;
-    };
-    return { ...values, model: values.model, data: values.data, scores: values.scores as Scores, batch: count("batch", values.batch), threads: count("threads", values.threads) };
-  } catch (e) {
-    if (e instanceof TypeError) fail(`unicc-eval: ${e.message}`);
-    throw e;
-  }
+function parse(argv: string[]): Options | "help" {
+  const o: Partial<Options> = { scores: "logits", batch: 64 };
+  const text = (key: "model" | "data" | "labels" | "input" | "output" | "predictions" | "outputs") => (v: string) => void (o[key] = v);
+  const cmd = newCommand("unicc-eval")
+    .option("--model <M.onnx>", "", text("model"))
+    .option("--data <DATA>", "", text("data"))
+    .option("--labels <FILE.npy>", "", text("labels"))
+    .option("--input <NAME>", "", text("input"))
+    .option("--output <NAME>", "", text("output"))
+    .option("--scores <KIND>", "", (v) => {
+      if (v !== "logits" && v !== "probabilities") throw new UsageError(`--scores takes logits or probabilities, got '${v}'`);
+      o.scores = v;
+    })
+    .option("--batch <N>", "", (v) => void (o.batch = wholeNumber("--batch", v, 1)))
+    .option("--threads <N>", "", (v) => void (o.threads = wholeNumber("--threads", v, 1)))
+    .option("--predictions <FILE>", "", text("predictions"))
+    .option("--outputs <FILE.npy>", "", text("outputs"))
+    .option("--json");
+  const { opts } = parseCommand(cmd, argv);
+  if (opts.help) return "help";
+  if (!o.model || !o.data) throw new UsageError("--model and --data are required");
+  return { ...(o as Options), json: opts.json === true };
 }
 
-function report(r: EvaluateResult, o: ReturnType<typeof options>): void {
+function report(r: EvaluateResult, o: Options): void {
   const m = r.metrics;
   const share = (x: number) => `${((100 * x) / r.seconds).toFixed(1)}%`;
   console.log(`unicc-eval: ${r.count} samples on ${r.size} rank(s) in ${r.seconds.toFixed(2)} s, ${Math.round(r.samplesPerSecond)} samples/s; ` +
@@ -83,7 +81,8 @@ function report(r: EvaluateResult, o: ReturnType<typeof options>): void {
   }
 }
 
-const o = options();
+const o = parseOrExit("unicc-eval", USAGE, () => parse(process.argv.slice(2)));
+if (typeof o === "number") process.exit(o);
 try {
   const data = openDataset(o.data, o.labels);
   const r = await evaluate({ ...o, data, keepOutputs: o.outputs !== undefined, progress: (line) => console.log(line) });

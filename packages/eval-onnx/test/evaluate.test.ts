@@ -86,6 +86,15 @@ describe("distributed evaluation equals one session over the whole set", () => {
     });
   }
 
+  it("1000 classes on 2 ranks: the whole confusion matrix, counted by default, arrives in rank 0's 2 MB --json line", async () => {
+    const [x, y] = [join(dir, "x1001.npy"), join(dir, "y1001-1000.npy")];
+    const ref = await reference(join(dir, "wide.onnx"), openDataset(x, y));
+    const r = await runEval(2, ["--model", join(dir, "wide.onnx"), "--data", x, "--labels", y]);
+    expect(r.classes).toBe(1000);
+    expect(r.metrics.correct).toBe(ref.correct);
+    expect(r.metrics.confusion).toEqual(ref.confusion);
+  });
+
   it("the digits are examples/digits.py's, in its order", () => {
     const fromPython = readNpy(join(dir, "digits-test-y.npy")).data as BigInt64Array;
     expect(Array.from(loadDigits("test").labels!)).toEqual(Array.from(fromPython, Number));

@@ -5,7 +5,8 @@
         itself in the middle of step 5 (forward done, no gradient handed over), worker 3 once it has
         re-formed the world, before the state is synced in it. With JOIN_AT=J, JOIN_HOSTS=FILE, JOIN_LINE="localhost:3" and
         JOIN_SIZE=3, rank 0 writes JOIN_LINE into FILE (the job's discovery script prints it) at
-        step J, and the ranks commit there until the newcomers have joined. Rank 0 prints
+        step J, and the ranks commit there until the world has JOIN_SIZE ranks (newcomers joined,
+        or, with fewer slots listed, the ranks on the dropped ones gone). Rank 0 prints
         "START step=S size=N" each time the function (re)starts; every rank prints "FINAL <weights>"; "AT start|fault <ms>" time them.
     elastic_train.py reference SEED STEPS SCHEDULE
         the same steps in one process without unicc: SCHEDULE "0:4,4:3" = from step 0 at 4 ranks,
@@ -91,7 +92,7 @@ def train(seed, steps, commit_every, kills=""):
                     with open(os.environ["JOIN_HOSTS"], "w") as f:
                         f.write(os.environ["JOIN_LINE"] + "\n")
                     print("AT fault %d" % (time.time() * 1000), flush=True)
-                while uc.size() < int(os.environ["JOIN_SIZE"]):
+                while uc.size() != int(os.environ["JOIN_SIZE"]):
                     time.sleep(0.1)
                     state.commit()
 

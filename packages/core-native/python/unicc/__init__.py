@@ -15,7 +15,7 @@ __path__ = extend_path(__path__, __name__)
 
 from ._bridge import Bridge, BridgeError, Handle, Slab, UniccError, DTYPE_BYTES, prove_token, timeout_s  # noqa: E402
 
-__all__ = ["init", "bridge", "shutdown", "Bridge", "BridgeError", "Handle", "Slab", "UniccError", "DTYPE_BYTES",
+__all__ = ["init", "bridge", "shutdown", "rank", "size", "local_rank", "local_size", "Bridge", "BridgeError", "Handle", "Slab", "UniccError", "DTYPE_BYTES",
            "prove_token", "timeout_s"]
 
 _bridge = None
@@ -42,3 +42,20 @@ def shutdown():
     if _bridge is not None:
         _bridge.close()
         _bridge = None
+
+
+# Horovod's names for this rank's place, shared by every adapter (each re-exports them).
+def rank():
+    return bridge().rank
+
+
+def size():
+    return bridge().size
+
+
+def local_rank():
+    return bridge().local_rank
+
+
+def local_size():
+    return bridge().local_size

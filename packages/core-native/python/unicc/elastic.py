@@ -16,6 +16,10 @@ framework of the one client (torch, MXNet, Keras, Caffe):
 
     train(state)
 
+MXNet and Keras pass their model through an adapter with state_dict()/load_state_dict():
+State(net=unicc.mxnet.elastic.GluonState(net.collect_params(), trainer)) and
+State(model=unicc.tensorflow.keras.elastic.KerasState(model, optimizer)).
+
 When a rank dies (or hosts join), the survivors' collectives fail (or commit() sees the launcher's
 flag); run() then puts back the last commit, re-forms the world at the new size, has the new
 rank 0 send its commit to every rank (newcomers included) and calls the function again. Steps

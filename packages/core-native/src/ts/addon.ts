@@ -1,6 +1,6 @@
 // Finds the compiled core (unicc_core.node) the way native packages with prebuilt binaries do:
 // this package's own build first (a checkout, or a build from source), then the platform package
-// npm installed as an optional dependency (@unicc/core-linux-x64-gnu on Linux x64 with glibc), and
+// npm installed as an optional dependency (@unicc/core-linux-x64-gnu or -arm64-gnu on Linux with glibc), and
 // otherwise an error that lists what was tried and how to get either.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";

@@ -1,3 +1,10 @@
+// The one option parser of unicc's commands (unicc run, k8s, doctor, unicc-bench, unicc-eval):
+// commander, in one style. Each command keeps its hand-written usage as its help; bad input is a
+// UsageError of one line naming the flag (the command prints it and exits 2); options end at the
+// first operand or at "--", so a command's own flags (unicc run ... python train.py --lr 0.1) are
+// never parsed here.
+import { Command, CommanderError } from "commander";
+
 /** Bad command-line input: the CLI prints the message on one line and exits 2. */
 export class UsageError extends Error {}
 
@@ -7,29 +14,68 @@ export function wholeNumber(flag: string, v: string, min: number): number {
   return Number(v);
 }
 
+/** A parse function for Command.option: the value as wholeNumber takes it. */
+export const whole = (flag: string, min: number) => (v: string) => wholeNumber(flag, v, min);
+
 /**
- * Steps through command-line options, calling `visit` with each argument's flag (the part before
- * "=" of a long option) and a `value()` that takes the flag's value, from "--flag=value" or from
- * the next argument. `visit` returns "stop" where options end; the index of that argument (or
- * argv.length) is returned.
+ * A command in unicc's style: errors are thrown (never printed or exited on here), -h/--help is
+ * an ordinary boolean option (`help`) so the caller prints its own usage, and nothing beyond the
+ * declared operands is accepted.
  */
-export function walkOptions(
-  argv: readonly string[],
-  visit: (flag: string, value: () => string, arg: string) => "stop" | void,
-): number {
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const at = i;
-    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const value = () => {
-      if (eq > 0) return arg.slice(eq + 1);
-      if (i + 1 >= argv.length) throw new UsageError(`${flag} needs a value`);
-      return argv[++i];
-    };
-    if (visit(flag, value, arg) === "stop") return at;
+export function newCommand(name: string): Command {
+  return new Command(name)
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} })
+    .helpOption(false)
+    .option("-h, --help")
+    .allowExcessArguments(false);
+}
+
+/**
+ * A command that runs another one: options end at the first operand or at "--", and the rest is
+ * the command, untouched.
+ */
+export function newLauncherCommand(name: string): Command {
+  return newCommand(name).argument("[command...]").passThroughOptions();
+}
+
+export interface Parsed {
+  opts: Record<string, unknown>;
+  operands: string[];
+}
+
+/**
+ * Parses `argv` (the arguments after the command's name) with `cmd`. `aliases` renames flags that
+ * commander cannot declare (mpirun's "-np": a short flag is one letter there), only where options
+ * are: never in a value or in the command after them. Commander's errors become UsageErrors.
+ */
+export function parseCommand(cmd: Command, argv: readonly string[], aliases: Record<string, string> = {}): Parsed {
+  const args = renameFlags(cmd, argv, aliases);
+  try {
+    cmd.parse(args, { from: "user" });
+  } catch (e) {
+    if (e instanceof CommanderError) throw new UsageError(usageMessage(e, argv));
+    throw e;
   }
-  return argv.length;
+  return { opts: cmd.opts(), operands: cmd.args };
+}
+
+function renameFlags(cmd: Command, argv: readonly string[], aliases: Record<string, string>): string[] {
+  const args = [...argv];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--" || !args[i].startsWith("-")) break;
+    args[i] = aliases[args[i]] ?? args[i];
+    const option = cmd.options.find((o) => o.short === args[i] || o.long === args[i]);
+    if (option && !option.isBoolean()) i++; // its value
+  }
+  return args;
+}
+
+/** Commander's message as one line, naming the flag as it was typed. */
+function usageMessage(e: CommanderError, argv: readonly string[]): string {
+  // A value is missing only after the last argument (commander takes the next one whatever it is).
+  if (e.code === "commander.optionMissingArgument") return `${argv.at(-1)} needs a value`;
+  return e.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
 }
 
 /**

@@ -5,8 +5,6 @@ const HELP = `usage: unicc <command> [options]
 
   unicc run [options] [--] <command...>   start a job: ranks, rendezvous store, output (unicc run --help)
   unicc k8s [options] -- <command...>     Kubernetes manifests of a job (unicc k8s --help)
-  unicc bench [options]                   allreduce benchmark against Gloo and Open MPI (unicc bench --help)
-  unicc bench engine [options]            training-step gradient exchange on emulated hosts vs DDP/Gloo
   unicc doctor                            what unicc finds here (Node, core, frameworks, /dev/shm, network, CUDA)
 `;
 
@@ -37,9 +35,7 @@ async function main(argv: string[]): Promise<number> {
     case "k8s":
       return (await import("./k8s.js")).runK8s(rest);
     case "doctor":
-      return (await import("./doctor.js")).runDoctor();
-    case "bench":
-      return (await import("./bench/index.js")).runBench(rest);
+      return (await import("./doctor.js")).doctorCommand(rest);
     case "-h":
     case "--help":
       process.stdout.write(HELP);

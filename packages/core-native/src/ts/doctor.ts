@@ -5,6 +5,7 @@ import { existsSync, readFileSync, statfsSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { delimiter, join } from "node:path";
 
+import { newCommand, parseCommand, parseOrExit } from "./cli-options.js";
 import { loadedAddon } from "./native.js";
 
 const MIN_SHM_BYTES = 1 << 30; // below this, shared-memory slabs of a large model's gradients run out
@@ -13,6 +14,20 @@ const FRAMEWORKS = ["torch", "tensorflow", "mxnet", "caffe"];
 interface Report {
   lines: string[];
   problems: string[];
+}
+
+const USAGE = `usage: unicc doctor
+
+  What unicc finds here, on one screen: Node, which core loaded, CPU features, each Python
+  framework and adapter, the /dev/shm size, network interfaces, CUDA. Exits 1 only when the core
+  does not load.
+  -h, --help  this text
+`;
+
+/** `unicc doctor ARGS`: no options but --help. */
+export function doctorCommand(argv: string[]): number {
+  const ok = parseOrExit("unicc doctor", USAGE, () => (parseCommand(newCommand("unicc doctor"), argv).opts.help ? "help" : true));
+  return ok === true ? runDoctor() : ok;
 }
 
 export function runDoctor(out: NodeJS.WritableStream = process.stdout): number {

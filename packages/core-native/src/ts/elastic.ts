@@ -52,13 +52,16 @@ export async function joinGeneration(store: RendezvousStore, id: string, after: 
   }
 }
 
+/** A store's "this key did not come in time" (the launcher's store, or etcd), as opposed to a closed store. */
+const KEY_TIMEOUT = /did not appear|was not set in etcd within/;
+
 /** Waits for a key in slices of timeoutMs, for as long as the store lives. */
 async function waitFor(store: RendezvousStore, key: string, timeoutMs: number): Promise<Buffer> {
   for (;;) {
     try {
       return await store.get(key, timeoutMs);
     } catch (e) {
-      if (!/did not appear/.test((e as Error).message)) throw e;
+      if (!KEY_TIMEOUT.test((e as Error).message)) throw e;
     }
   }
 }
@@ -89,7 +92,7 @@ export class GenerationWatch {
         throw new Superseded(this.gen);
       } catch (e) {
         // A closed store (stop(), or the launcher gone) ends the watch; a mere timeout renews it.
-        if (e instanceof Superseded || this.stopped || !/did not appear/.test((e as Error).message)) throw e;
+        if (e instanceof Superseded || this.stopped || !KEY_TIMEOUT.test((e as Error).message)) throw e;
       }
     }
   }

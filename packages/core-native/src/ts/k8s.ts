@@ -4,7 +4,7 @@
 // Secret that every pod reads into UNICC_JOB_TOKEN; a headless Service gives node 0 its name.
 import { randomBytes } from "node:crypto";
 
-import { parseOrExit, UsageError, walkOptions, wholeNumber } from "./cli-options.js";
+import { newLauncherCommand, parseCommand, parseOrExit, UsageError, wholeNumber } from "./cli-options.js";
 
 export type K8sKind = "jobset" | "pytorchjob";
 
@@ -32,30 +32,19 @@ const NAME = /^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$/;
 
 export function parseK8sArgs(argv: string[]): K8sJob | "help" {
   const o: Partial<K8sJob> = { kind: "jobset", port: 29400 };
-  let help = false;
-  let end = walkOptions(argv, (flag, value, arg) => {
-    if (arg === "--" || !arg.startsWith("-")) return "stop";
-    switch (flag) {
-      case "-h":
-      case "--help": help = true; break;
-      case "--name": o.name = value(); break;
-      case "--image": o.image = value(); break;
-      case "--nodes": o.nodes = wholeNumber(flag, value(), 1); break;
-      case "--nproc-per-node": o.procsPerNode = wholeNumber(flag, value(), 1); break;
-      case "--port": o.port = wholeNumber(flag, value(), 1); break;
-      case "--kind": {
-        const k = value();
-        if (k !== "jobset" && k !== "pytorchjob") throw new UsageError(`--kind takes jobset or pytorchjob, got '${k}'`);
-        o.kind = k;
-        break;
-      }
-      default:
-        throw new UsageError(`unknown option '${arg}'`);
-    }
-  });
-  if (help) return "help";
-  if (argv[end] === "--") end++;
-  o.command = argv.slice(end);
+  const cmd = newLauncherCommand("unicc k8s")
+    .option("--name <NAME>", "", (v) => void (o.name = v))
+    .option("--image <IMAGE>", "", (v) => void (o.image = v))
+    .option("--nodes <N>", "", (v) => void (o.nodes = wholeNumber("--nodes", v, 1)))
+    .option("--nproc-per-node <M>", "", (v) => void (o.procsPerNode = wholeNumber("--nproc-per-node", v, 1)))
+    .option("--port <P>", "", (v) => void (o.port = wholeNumber("--port", v, 1)))
+    .option("--kind <KIND>", "", (k) => {
+      if (k !== "jobset" && k !== "pytorchjob") throw new UsageError(`--kind takes jobset or pytorchjob, got '${k}'`);
+      o.kind = k;
+    });
+  const { opts, operands } = parseCommand(cmd, argv);
+  if (opts.help) return "help";
+  o.command = operands;
   for (const need of ["name", "image", "nodes", "procsPerNode"] as const)
     if (o[need] === undefined) throw new UsageError(`--${need === "procsPerNode" ? "nproc-per-node" : need} is required`);
   if (!NAME.test(o.name!)) throw new UsageError(`--name '${o.name}' must be a DNS label: a-z, 0-9 and '-', at most 42 characters`);

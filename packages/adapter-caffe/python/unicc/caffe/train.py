@@ -65,10 +65,16 @@ def train(args):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["test"]:  # `unicc-caffe test`: unicc/caffe/testing.py
+        from . import testing
+
+        command, args = testing.test, testing.parser().parse_args(argv)
+    else:
+        command, args = train, _parser().parse_args(argv)
     rank = os.environ.get("UNICC_RANK") or os.environ.get("RANK") or "0"
     try:
-        train(args)
+        command(args)
     except ValueError as e:  # SolverFileError and friends: the user's input, not a bug
         print("%s (rank %s)" % (e, rank), file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ or, as with horovod.mxnet:
 import mxnet as mx
 
 import unicc
-from unicc import BridgeError, UniccError
+from unicc import BridgeError, UniccError, local_rank, local_size, rank, shutdown, size  # noqa: F401
 
 from . import _ops
 from .kvstore import Dist_sync_unicc, UniccKVStore  # noqa: F401 (registers dist_sync_unicc)
@@ -34,26 +34,6 @@ class Compression:
 def init():
     """Starts this rank's bridge (from the environment `unicc run` sets); safe to call again."""
     unicc.init()
-
-
-def shutdown():
-    unicc.shutdown()
-
-
-def rank():
-    return unicc.init().rank
-
-
-def size():
-    return unicc.init().size
-
-
-def local_rank():
-    return unicc.init().local_rank
-
-
-def local_size():
-    return unicc.init().local_size
 
 
 def allreduce_(tensor, average=True, name=None, priority=0, compression=None):

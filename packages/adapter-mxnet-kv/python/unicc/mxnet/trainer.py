@@ -15,7 +15,17 @@ class DistributedTrainer(mx.gluon.Trainer):
         super().__init__(params, optimizer, optimizer_params=optimizer_params, kvstore=None)
         self._unicc = UniccKVStore(compression=compression)
         self._unicc_prefix = prefix
-        self._scale /= self._unicc.num_workers
+
+    # step() and update() divide by the number of ranks in effect then: an elastic job's re-formed
+    # world has another one. (gluon.Trainer sets _scale in its __init__, before _unicc exists.)
+    @property
+    def _scale(self):
+        unicc_kv = self.__dict__.get("_unicc")
+        return self._unicc_scale / (unicc_kv.num_workers if unicc_kv is not None else 1)
+
+    @_scale.setter
+    def _scale(self, value):
+        self._unicc_scale = value
 
     def _allreduce_grads(self):
         todo = [(i, p) for i, p in enumerate(self._params) if p.grad_req != "null" and not getattr(p, "unicc_local", False)]

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 import unicc
-from unicc import BridgeError, UniccError
+from unicc import BridgeError, UniccError, local_rank, local_size, rank, shutdown, size  # noqa: F401
 
 from ._ops import (  # noqa: F401
     Average,
@@ -42,28 +42,8 @@ def init(comm=None):
     unicc.init()
 
 
-def shutdown():
-    unicc.shutdown()
-
-
 def is_initialized():
     return unicc._bridge is not None
-
-
-def rank():
-    return unicc.bridge().rank
-
-
-def size():
-    return unicc.bridge().size
-
-
-def local_rank():
-    return unicc.bridge().local_rank
-
-
-def local_size():
-    return unicc.bridge().local_size
 
 
 def barrier():

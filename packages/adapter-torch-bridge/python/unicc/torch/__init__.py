@@ -14,7 +14,7 @@ import io
 import torch
 
 import unicc
-from unicc import BridgeError, UniccError
+from unicc import BridgeError, UniccError, local_rank, local_size, rank, shutdown, size  # noqa: F401
 
 from ._ops import (  # noqa: F401
     Average,
@@ -43,26 +43,6 @@ from .optimizer import DistributedOptimizer  # noqa: F401
 def init():
     """Starts this rank's bridge (from the environment `unicc run` sets); safe to call again."""
     unicc.init()
-
-
-def shutdown():
-    unicc.shutdown()
-
-
-def rank():
-    return unicc.bridge().rank
-
-
-def size():
-    return unicc.bridge().size
-
-
-def local_rank():
-    return unicc.bridge().local_rank
-
-
-def local_size():
-    return unicc.bridge().local_size
 
 
 def broadcast_parameters(params, root_rank=0):

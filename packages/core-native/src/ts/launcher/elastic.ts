@@ -3,7 +3,8 @@
 // death, or a rank whose world failed, ends the current generation: the survivors ask for the
 // next one, and once every live member has asked (or the round's time is up: the silent ones are
 // stopped and count as lost), the launcher publishes it with new dense ranks. Workers the host
-// discovery script added ask too; they make the members leave at their next commit.
+// discovery script added ask too; they make the members leave at their next commit. Workers on
+// slots the script stops listing leave the same way, and are stopped once the others have left.
 import { ELASTIC_KEYS } from "../elastic.js";
 import type { StoreServer } from "../store/index.js";
 import type { ElasticLaunch } from "./options.js";
@@ -26,19 +27,22 @@ interface Tracked {
   want?: number;
   /** Order of first start, which ranks newcomers after the survivors. */
   order: number;
+  /** Its slot is no longer listed: it is left out of the next generation and stopped. */
+  leaving?: boolean;
 }
 
 interface Round {
-  reason: "start" | "lost" | "joined";
+  reason: "start" | "lost" | "joined" | "removed";
   /** Armed once the round cannot wait for commits any more (a member left its world or died). */
   timer?: NodeJS.Timeout;
 }
 
 export interface ElasticDeps {
-  store: StoreServer;
+  /** Where the ranks meet: the launcher's own store, or etcd with --rendezvous. */
+  store: Pick<StoreServer, "put" | "watch">;
   /** How long a round waits for live members to ask for the next generation. */
   roundMs: number;
-  /** How long the first round waits for every worker to start. */
+  /** How long the first round waits for every worker to connect (--start-timeout). */
   startMs: number;
   log(line: string): void;
   /** Ends the job (stops every rank) with this message. */
@@ -107,6 +111,32 @@ export class ElasticMembership {
     for (const t of all) if (t.alive) t.w.kill();
   }
 
+  /**
+   * The discovery script no longer lists these workers' slots. Members leave with the others at
+   * their next commit (so nothing committed is lost) and are then stopped; workers not yet in a
+   * generation are stopped at once.
+   */
+  remove(ids: string[]): void {
+    if (this.ended) return;
+    for (const id of ids) {
+      const t = this.workers.get(id);
+      if (!t || !t.alive || t.leaving) continue;
+      t.leaving = true;
+      if (t.joined === this.gen && this.gen > 0) {
+        this.d.log(`unicc: ${this.describe(t)}: its slot is no longer listed; it leaves at the next commit`);
+        this.startRound("removed", false);
+      } else this.stop(t);
+    }
+    this.check();
+  }
+
+  /** Stops a worker that is not to be in the next generation. */
+  private stop(t: Tracked): void {
+    if (t.leaving) this.lost.push(`${this.describe(t)} was on a slot the discovery script no longer lists`);
+    t.alive = false;
+    t.w.kill();
+  }
+
   /** Stops watching the store and every timer. */
   close(): void {
     this.ended = true;
@@ -124,7 +154,7 @@ export class ElasticMembership {
     const t = this.workers.get(id);
     if (!t || !t.alive || this.ended || !Number.isInteger(after)) return;
     t.want = after;
-    if (t.joined === this.gen && this.gen > 0) this.startRound(this.round?.reason === "joined" ? "joined" : "lost", true);
+    if (t.joined === this.gen && this.gen > 0) this.startRound(this.round?.reason ?? "lost", true);
     else if (t.joined < 0 && !this.round && !this.finishing && this.members.length < this.o.maxNp) this.startRound("joined", false);
     this.check();
   }
@@ -157,12 +187,15 @@ export class ElasticMembership {
     clearTimeout(this.round.timer);
     clearTimeout(this.startTimer);
     const late = this.expected().filter((t) => !this.ready(t));
+    const missing = this.gen ? `did not rejoin within ${Math.round(this.d.roundMs / 1000)} s (--timeout)` : `did not connect within ${Math.round(this.d.startMs / 1000)} s (--start-timeout)`;
     for (const t of late) {
-      this.lost.push(`${this.describe(t)} did not rejoin within ${Math.round((this.gen ? this.d.roundMs : this.d.startMs) / 1000)} s`);
-      t.alive = false;
-      t.w.kill();
+      if (!t.leaving) this.lost.push(`${this.describe(t)} ${missing}`);
+      this.stop(t);
     }
-    if (timedOut && late.length) this.d.log(`unicc: stopped ${late.map((t) => this.describe(t)).join(", ")}: no answer within the round's time`);
+    if (timedOut && late.length) this.d.log(`unicc: stopped ${late.map((t) => this.describe(t)).join(", ")}: ${missing.replace(/^did not/, "they did not")}`);
+    const leavers = [...this.workers.values()].filter((t) => t.leaving && this.ready(t));
+    if (leavers.length) this.d.log(`unicc: stopped ${leavers.map((t) => this.describe(t)).join(", ")}: slot no longer listed`);
+    leavers.forEach((t) => this.stop(t));
     const ready = [...this.workers.values()].filter((t) => this.ready(t));
     const rankOf = (t: Tracked) => (t.joined === this.gen && this.gen > 0 ? this.members.indexOf(t.w.id) : this.members.length + t.order);
     const next = ready.sort((a, b) => rankOf(a) - rankOf(b)).slice(0, this.o.maxNp);

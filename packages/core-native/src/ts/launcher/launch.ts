@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { constants, hostname } from "node:os";
 import type { Writable } from "node:stream";
 
+import { EtcdStore } from "../store/etcd.js";
 import { StoreServer } from "../store/index.js";
 import { agentArgv, commandExists, defaultRendezvousAddr, isLocalHost } from "./agent.js";
 import { discoverHosts, pollHosts } from "./discovery.js";
@@ -139,6 +140,22 @@ async function removeJobShm(jobId: string, remote: HostSlots[], agent: string): 
   );
 }
 
+/** An elastic job's membership in etcd, its failed writes reported (a rank would wait for them until its bound). */
+function etcdMembership(etcd: EtcdStore, onError: (e: Error) => void): Pick<StoreServer, "put" | "watch"> {
+  return { put: (key, value) => etcd.put(key, value, onError), watch: (prefix, fn) => etcd.watch(prefix, fn) };
+}
+
+/** Workers (by start number) beyond the slots the discovery script lists for their host, newest first. */
+function unlisted(ranks: Rank[], found: HostSlots[]): number[] {
+  const extra: number[] = [];
+  for (const name of new Set(ranks.map((r) => r.hostSlot))) {
+    const slots = found.find((h) => h.name === name)?.slots ?? 0;
+    const live = ranks.filter((r) => r.hostSlot === name && !r.exited).map((r) => r.rank).sort((x, y) => y - x);
+    extra.push(...live.slice(0, Math.max(0, live.length - slots)));
+  }
+  return extra;
+}
+
 /** An elastic job's first hosts from its discovery script: its first -np slots, else up to --max-np. */
 async function firstHostsOfScript(e: ElasticLaunch): Promise<HostSlots[]> {
   let found: HostSlots[];
@@ -206,6 +223,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   let killTimer: NodeJS.Timeout | undefined;
   const sent = new Set<number>(); // signal numbers this launcher sent to the ranks
   let membership: ElasticMembership | undefined;
+  let membershipStore: EtcdStore | undefined;
   let elasticFailure: string | undefined;
   let stopDiscovery: (() => void) | undefined;
 
@@ -336,10 +354,15 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
 
     for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     if (o.elastic) {
+      // With --rendezvous the ranks meet in etcd, so the membership is kept there too.
+      membershipStore = o.rendezvous
+        ? await EtcdStore.connect(o.rendezvous, { timeoutMs: (o.timeoutS ?? DEFAULT_TIMEOUT_S) * 1000, ttlS: o.timeoutS ?? DEFAULT_TIMEOUT_S, jobId })
+        : undefined;
       membership = new ElasticMembership(o.elastic, {
-        store: store!,
+        store: membershipStore ? etcdMembership(membershipStore, (e) => stderr.write(`unicc run: ${e.message}\n`)) : store!,
         roundMs: (o.timeoutS ?? DEFAULT_TIMEOUT_S) * 1000,
-        startMs: (2 * (o.timeoutS ?? DEFAULT_TIMEOUT_S) + 10) * 1000,
+        // A busy machine can take minutes to start Python and a framework: the first round waits long.
+        startMs: o.elastic.startTimeoutMs ?? Math.max(120, 2 * (o.timeoutS ?? DEFAULT_TIMEOUT_S) + 10) * 1000,
         log: (line) => stderr.write(`${line}\n`),
         fail: (message) => {
           elasticFailure = message;
@@ -359,6 +382,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
         elastic.discoveryIntervalMs,
         (found) => {
           if (signalled || elasticFailure || !membership?.accepting) return;
+          membership.remove(unlisted(ranks, found).map(String));
           for (const h of found) {
             const here = ranks.filter((r) => r.hostSlot === h.name && !r.exited).length;
             const room = Math.min(h.slots - here, elastic.maxNp - membership.live);
@@ -373,6 +397,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
   } finally {
     stopDiscovery?.();
     membership?.close();
+    membershipStore?.close();
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     clearTimeout(killTimer);
     // Whatever the ranks left running in their groups goes too.

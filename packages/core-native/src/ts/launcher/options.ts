@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 
-import { UsageError, walkOptions, wholeNumber } from "../cli-options.js";
+import { newLauncherCommand, parseCommand, UsageError, wholeNumber } from "../cli-options.js";
 
 export { UsageError };
 
@@ -44,6 +44,8 @@ export interface ElasticLaunch {
   /** Prints "host:slots" lines; polled every discoveryIntervalMs, new slots get ranks. */
   discoveryScript?: string;
   discoveryIntervalMs: number;
+  /** --start-timeout: how long the first generation waits for every worker it started to connect. */
+  startTimeoutMs?: number;
   /** No -H/--hostfile: the first hosts are the script's (the first startNp slots, else up to maxNp). */
   hostsFromScript: boolean;
   /** -np as given. */
@@ -106,6 +108,9 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           elastic job: S prints the hosts, one "host:slots" a line; run every
                           --discovery-interval seconds (default 1); without -H/--hostfile the
                           job starts on its first answer
+  --start-timeout S       elastic job: how long the first generation waits for every started
+                          rank to connect (default 120 or 2 x --timeout + 10, whichever is
+                          longer); the ranks still missing then are stopped and named
   --nnodes N --node-rank K --master-addr A --master-port P
                           one launcher per node, as torchrun's: this node's -np ranks are
                           K*np..; node 0 hosts the store at A:P; every node needs the same
@@ -156,109 +161,55 @@ export function parseHostfile(path: string): HostSlots[] {
 export function parseRunArgs(argv: string[]): RunArgs {
   const o: RunArgs = { command: [], hosts: [], launchAgent: DEFAULT_LAUNCH_AGENT, graceMs: DEFAULT_GRACE_MS, hostsGiven: false };
   let np: number | undefined;
-  let slurm = false;
   const want: Partial<SlurmRequest> = {};
   const node: Partial<NonNullable<LaunchOptions["node"]>> = {};
-  const elastic: { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number } = {};
-  let end = walkOptions(argv, (flag, value, arg) => {
-    if (arg === "--" || !arg.startsWith("-")) return "stop"; // the command starts here
-    switch (flag) {
-      case "-h":
-      case "--help":
-        throw new HelpRequested();
-      case "-np":
-      case "-n":
-      case "--nproc":
-        np = wholeNumber(flag, value(), 1);
-        break;
-      case "-H":
-      case "--hosts":
-        o.hosts.push(...parseHosts(value()));
-        break;
-      case "--hostfile":
-        o.hosts.push(...parseHostfile(value()));
-        break;
-      case "--launch-agent":
-        o.launchAgent = value().trim();
-        if (!o.launchAgent) throw new UsageError("--launch-agent needs a command, e.g. 'ssh {host}'");
-        break;
-      case "--rendezvous-addr":
-        o.rendezvousAddr = value().trim();
-        if (!o.rendezvousAddr) throw new UsageError("--rendezvous-addr needs an address");
-        break;
-      case "--rendezvous":
-        o.rendezvous = value().trim();
-        if (!/^etcd:\/\//.test(o.rendezvous)) throw new UsageError(`--rendezvous takes etcd://HOST:PORT/PREFIX, got '${o.rendezvous}'`);
-        break;
-      case "--network-interface":
-        o.networkInterface = value().trim();
-        if (!o.networkInterface) throw new UsageError("--network-interface needs an interface name, e.g. eth0");
-        break;
-      case "--timeout":
-        o.timeoutS = wholeNumber(flag, value(), 1);
-        break;
-      case "--slurm":
-        slurm = true;
-        break;
-      case "--nodes":
-        want.nodes = wholeNumber(flag, value(), 1);
-        break;
-      case "--ntasks-per-node":
-        want.tasksPerNode = wholeNumber(flag, value(), 1);
-        break;
-      case "--partition":
-        want.partition = value().trim();
-        break;
-      case "--nnodes":
-        node.count = wholeNumber(flag, value(), 1);
-        break;
-      case "--node-rank":
-        node.rank = wholeNumber(flag, value(), 0);
-        break;
-      case "--master-addr":
-        node.masterAddr = value().trim();
-        break;
-      case "--master-port":
-        node.masterPort = wholeNumber(flag, value(), 1);
-        break;
-      case "--min-np":
-        elastic.minNp = wholeNumber(flag, value(), 1);
-        break;
-      case "--max-np":
-        elastic.maxNp = wholeNumber(flag, value(), 1);
-        break;
-      case "--host-discovery-script":
-        elastic.discoveryScript = value().trim();
-        if (!elastic.discoveryScript) throw new UsageError("--host-discovery-script needs a program");
-        break;
-      case "--discovery-interval": {
-        const v = value();
-        const s = Number(v);
-        if (v.trim() === "" || !Number.isFinite(s) || s <= 0) throw new UsageError(`--discovery-interval needs a positive number of seconds, got '${v}'`);
-        elastic.discoveryIntervalMs = s * 1000;
-        break;
-      }
-      case "--grace": {
-        const v = value();
-        const s = Number(v);
-        if (v.trim() === "" || !Number.isFinite(s) || s < 0) throw new UsageError(`--grace needs a number of seconds, got '${v}'`);
-        o.graceMs = s * 1000;
-        break;
-      }
-      case "--bridge":
-        o.bridge = true;
-        break;
-      case "--bridge-dir":
-        o.bridge = true;
-        o.bridgeDir = value().trim();
-        if (!o.bridgeDir.startsWith("/")) throw new UsageError(`--bridge-dir needs an absolute folder, got '${o.bridgeDir}'`);
-        break;
-      default:
-        throw new UsageError(`unknown option '${arg}'`);
-    }
-  });
-  if (argv[end] === "--") end++;
-  o.command = argv.slice(end);
+  const elastic: ElasticArgs = {};
+  const named = (flag: string, what: string) => (v: string) => {
+    if (!v.trim()) throw new UsageError(`${flag} needs ${what}`);
+    return v.trim();
+  };
+  // Each option's function runs as the option is met, in order (-H and --hostfile add up in turn).
+  const cmd = newLauncherCommand("unicc run")
+    .option("-n, --nproc <N>", "", (v) => void (np = wholeNumber("-np", v, 1)))
+    .option("-H, --hosts <H:S,...>", "", (v) => void o.hosts.push(...parseHosts(v)))
+    .option("--hostfile <FILE>", "", (v) => void o.hosts.push(...parseHostfile(v)))
+    .option("--launch-agent <CMD>", "", (v) => void (o.launchAgent = named("--launch-agent", "a command, e.g. 'ssh {host}'")(v)))
+    .option("--rendezvous-addr <IP>", "", (v) => void (o.rendezvousAddr = named("--rendezvous-addr", "an address")(v)))
+    .option("--rendezvous <URL>", "", (v) => {
+      o.rendezvous = v.trim();
+      if (!/^etcd:\/\//.test(o.rendezvous)) throw new UsageError(`--rendezvous takes etcd://HOST:PORT/PREFIX, got '${o.rendezvous}'`);
+    })
+    .option("--network-interface <IF>", "", (v) => void (o.networkInterface = named("--network-interface", "an interface name, e.g. eth0")(v)))
+    .option("--timeout <S>", "", (v) => void (o.timeoutS = wholeNumber("--timeout", v, 1)))
+    .option("--slurm")
+    .option("--nodes <N>", "", (v) => void (want.nodes = wholeNumber("--nodes", v, 1)))
+    .option("--ntasks-per-node <M>", "", (v) => void (want.tasksPerNode = wholeNumber("--ntasks-per-node", v, 1)))
+    .option("--partition <P>", "", (v) => void (want.partition = v.trim()))
+    .option("--nnodes <N>", "", (v) => void (node.count = wholeNumber("--nnodes", v, 1)))
+    .option("--node-rank <K>", "", (v) => void (node.rank = wholeNumber("--node-rank", v, 0)))
+    .option("--master-addr <A>", "", (v) => void (node.masterAddr = v.trim()))
+    .option("--master-port <P>", "", (v) => void (node.masterPort = wholeNumber("--master-port", v, 1)))
+    .option("--min-np <A>", "", (v) => void (elastic.minNp = wholeNumber("--min-np", v, 1)))
+    .option("--max-np <B>", "", (v) => void (elastic.maxNp = wholeNumber("--max-np", v, 1)))
+    .option("--host-discovery-script <S>", "", (v) => void (elastic.discoveryScript = named("--host-discovery-script", "a program")(v)))
+    .option("--discovery-interval <S>", "", (v) => void (elastic.discoveryIntervalMs = positiveSeconds("--discovery-interval", v) * 1000))
+    .option("--start-timeout <S>", "", (v) => void (elastic.startTimeoutMs = positiveSeconds("--start-timeout", v) * 1000))
+    .option("--grace <S>", "", (v) => {
+      const s = Number(v);
+      if (v.trim() === "" || !Number.isFinite(s) || s < 0) throw new UsageError(`--grace needs a number of seconds, got '${v}'`);
+      o.graceMs = s * 1000;
+    })
+    .option("--bridge")
+    .option("--bridge-dir <DIR>", "", (v) => {
+      o.bridge = true;
+      o.bridgeDir = v.trim();
+      if (!o.bridgeDir.startsWith("/")) throw new UsageError(`--bridge-dir needs an absolute folder, got '${o.bridgeDir}'`);
+    });
+  const { opts, operands } = parseCommand(cmd, argv, { "-np": "-n" });
+  if (opts.help) throw new HelpRequested();
+  if (opts.bridge) o.bridge = true;
+  const slurm = opts.slurm === true;
+  o.command = operands;
   if (!o.command.length) throw new UsageError("no command to run");
 
   const seen = new Set<string>();
@@ -292,8 +243,16 @@ function nodeOptions(node: Partial<NonNullable<LaunchOptions["node"]>>, o: RunAr
   return { count, rank, masterAddr, masterPort };
 }
 
+function positiveSeconds(flag: string, v: string): number {
+  const s = Number(v);
+  if (v.trim() === "" || !Number.isFinite(s) || s <= 0) throw new UsageError(`${flag} needs a positive number of seconds, got '${v}'`);
+  return s;
+}
+
+type ElasticArgs = { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number; startTimeoutMs?: number };
+
 function elasticOptions(
-  e: { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number },
+  e: ElasticArgs,
   o: RunArgs,
   np: number | undefined,
 ): ElasticLaunch {
@@ -304,6 +263,7 @@ function elasticOptions(
   if (minNp > maxNp) throw new UsageError(`--min-np ${minNp} is more than --max-np ${maxNp}`);
   if (start !== undefined && (start < minNp || start > maxNp))
     throw new UsageError(`the job starts with ${start} ranks, outside --min-np ${minNp} .. --max-np ${maxNp}`);
+  if (e.startTimeoutMs !== undefined && Object.keys(e).length === 1) throw new UsageError("--start-timeout goes with --min-np/--max-np");
   if (e.discoveryIntervalMs !== undefined && !e.discoveryScript) throw new UsageError("--discovery-interval goes with --host-discovery-script");
   if (o.bridge || o.node || o.slurm) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile and --host-discovery-script only (not --bridge, --nnodes or --slurm)");
   return {
@@ -311,6 +271,7 @@ function elasticOptions(
     maxNp,
     discoveryScript: e.discoveryScript,
     discoveryIntervalMs: e.discoveryIntervalMs ?? 1000,
+    startTimeoutMs: e.startTimeoutMs,
     hostsFromScript: !!e.discoveryScript && !o.hostsGiven,
     startNp: np,
   };

@@ -26,11 +26,17 @@ export function parseEtcdUrl(url: string): EtcdTarget {
 const b64 = (s: string | Buffer) => Buffer.from(s).toString("base64");
 
 interface RangeReply {
-  kvs?: { value?: string; mod_revision?: string }[];
+  kvs?: { key?: string; value?: string; mod_revision?: string }[];
 }
+
+/** How often the launcher's watch of an elastic job's membership keys reads them. */
+const WATCH_MS = 100;
 
 export class EtcdStore implements RendezvousStore {
   private keepAlive: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** put()s in order: an elastic job's generation must be there before the key naming it. */
+  private puts: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly base: string,
@@ -65,6 +71,7 @@ export class EtcdStore implements RendezvousStore {
   async get(key: string, timeoutMs: number): Promise<Buffer> {
     const until = Date.now() + timeoutMs;
     for (let i = 0; ; i++) {
+      if (this.closed) throw new Error(`unicc: the etcd rendezvous store was closed while waiting for key '${key}'`);
       const r = (await call(this.base, "/v3/kv/range", { key: this.k(key) })) as RangeReply;
       const v = r.kvs?.[0]?.value;
       if (v !== undefined) return Buffer.from(v, "base64");
@@ -89,8 +96,50 @@ export class EtcdStore implements RendezvousStore {
     }
   }
 
-  /** Stops renewing the lease: the keys stay for its TTL (peers may still read them), then go. */
+  /**
+   * For the launcher of an elastic job (what StoreServer.put is for the launcher's own store): sets
+   * a key, in order with earlier put()s; a failure goes to onError.
+   */
+  put(key: string, value: Buffer, onError: (e: Error) => void): void {
+    this.puts = this.puts.then(() => this.set(key, value)).catch(onError);
+  }
+
+  /**
+   * For the launcher (as StoreServer.watch): calls fn for every key under prefix that is new or
+   * changed, read every WATCH_MS (etcd's JSON gateway streams watches, which fetch cannot end
+   * cleanly; a poll of one range is cheap). Returns the unwatch.
+   */
+  watch(prefix: string, fn: (key: string, value: Buffer) => void): () => void {
+    const seen = new Map<string, string>();
+    const from = this.prefix + prefix;
+    const end = Buffer.from(from);
+    end[end.length - 1]++; // the range [from, end) is every key starting with from
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const tick = async () => {
+      try {
+        const r = (await call(this.base, "/v3/kv/range", { key: b64(from), range_end: end.toString("base64") })) as RangeReply;
+        for (const kv of r.kvs ?? []) {
+          const key = Buffer.from(kv.key ?? "", "base64").toString().slice(this.prefix.length);
+          if (stopped || seen.get(key) === kv.mod_revision) continue;
+          seen.set(key, kv.mod_revision ?? "");
+          fn(key, Buffer.from(kv.value ?? "", "base64"));
+        }
+      } catch {
+        // etcd briefly unreachable: the next read catches up (the rounds have their own bounds)
+      }
+      if (!stopped) timer = setTimeout(tick, WATCH_MS);
+    };
+    void tick();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }
+
+  /** Stops renewing the lease: the keys stay for its TTL (peers may still read them), then go. Waits end. */
   close(): void {
+    this.closed = true;
     clearInterval(this.keepAlive);
   }
 }

@@ -1,0 +1,33 @@
+#pragma once
+#include <cstddef>
+
+#include "reduce/reduce.h"
+#include "reduce/wire16.h"
+
+namespace unicc {
+
+// Where a collective's bytes live decides who copies, reduces and codes them: the CPU for host
+// memory, the GPU for device memory. Algorithms and the executor call this one interface, so a
+// schedule runs unchanged on either. Pointers are in the backend's memory (device pointers for
+// CUDA). Calls may run asynchronously (CUDA: in order on the backend's stream); synchronize()
+// waits for everything issued so far.
+class MemoryBackend {
+ public:
+  virtual ~MemoryBackend() = default;
+  virtual const char* name() const = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  // out[i] = a[i] op b[i]; out may alias a or b. Avg sums (the communicator divides once).
+  virtual void reduce(void* out, const void* a, const void* b, size_t n, DType t, RedOp op) = 0;
+  // The 16-bit message of reduce/wire16.h (a float32 power-of-two scale, then n codes), so that
+  // a host decodes what a GPU encoded and the other way round.
+  virtual void encode16(Wire w, const float* src, size_t n, void* msg) = 0;
+  // dst = decoded values, or dst = dst op decoded values when accumulate.
+  virtual void decode16(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op) = 0;
+  virtual void synchronize() = 0;
+};
+
+// The CPU's backend (vector code picked at run time on x86-64, NEON on aarch64, scalar
+// elsewhere): reduce/ and wire16 behind the interface. Stateless and synchronous; one for all.
+MemoryBackend& host_backend();
+
+}  // namespace unicc

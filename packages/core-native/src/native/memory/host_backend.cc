@@ -1,0 +1,31 @@
+#include <cstring>
+
+#include "memory/backend.h"
+
+namespace unicc {
+namespace {
+
+class HostBackend final : public MemoryBackend {
+ public:
+  const char* name() const override { return "host"; }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memmove(dst, src, bytes);
+  }
+  void reduce(void* out, const void* a, const void* b, size_t n, DType t, RedOp op) override {
+    unicc::reduce(out, a, b, n, t, op);
+  }
+  void encode16(Wire w, const float* src, size_t n, void* msg) override { wire16_encode(w, src, n, msg); }
+  void decode16(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op) override {
+    wire16_decode(w, msg, n, dst, accumulate, op);
+  }
+  void synchronize() override {}
+};
+
+}  // namespace
+
+MemoryBackend& host_backend() {
+  static HostBackend backend;
+  return backend;
+}
+
+}  // namespace unicc
