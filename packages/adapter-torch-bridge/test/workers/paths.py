@@ -90,6 +90,16 @@ assert slabs_made(lambda: uc.allreduce_(plain, op=uc.Sum)) == 1
 check("plain", plain, reference(torch.int64, (12345,)))
 checks += 3
 
+# Copied tensors of one size in different shapes (and none: a 0-dim tensor) reuse one pooled
+# slab, whose views are cached by shape: each result lands in its own shape.
+for shape, transpose in (((6, 35), False), ((35, 6), False), ((210,), False), ((6, 35), True), ((), False)):
+    t = inputs(r, torch.float64, shape)
+    t = t.t() if transpose else t
+    uc.allreduce_(t, op=uc.Sum)
+    ref = reference(torch.float64, shape)
+    check("copied shape %s%s" % (shape, " transposed" if transpose else ""), t, ref.t() if transpose else ref)
+checks += 1
+
 # Bounds: a request beyond a mapped storage fails naming the buffer, the bridge stays usable.
 t = torch.zeros(100).share_memory_()
 fd, nbytes = t.untyped_storage()._share_fd_cpu_()[:2]

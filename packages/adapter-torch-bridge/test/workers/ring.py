@@ -24,7 +24,7 @@ def raw(**fields):
     from unicc._bridge import Handle
 
     req = next(b._ids)
-    h = Handle(b, "raw")
+    h = Handle(b, "raw", b._ring)
     b._register(b._pending, req, h)
     b._ring.submit(req, full=lambda: b._ring.pump(None, 0.5), **fields)
     return h
@@ -34,7 +34,7 @@ if mode == "corrupt":
     if r == 0:
         from unicc._bridge import Handle
 
-        h = Handle(b, "a request the bridge never sees")
+        h = Handle(b, "a request the bridge never sees", b._ring)
         b._register(b._pending, 0, h)
         b._ring._sq_tail.value = (b._ring._sent + 1000) & 0xFFFFFFFF
         _ring._futex()(_ring._SYS_FUTEX, b._ring._sq_addr, _ring._FUTEX_WAKE, 1, None, None, 0)

@@ -59,29 +59,48 @@ def timeout_s(env=None):
 class Handle:
     """One request in flight. wait() returns once the bridge answered, or raises its error."""
 
-    __slots__ = ("what", "result", "_bridge", "_since", "_event", "_error", "_callbacks", "_lock")
+    # Light on purpose (made for every request): a threading.Event costs a Condition. A waiter for
+    # a request on the ring sleeps on the ring's futex; one for an answer on the socket on a held
+    # lock (`_latch`), which the socket's reader releases.
+    __slots__ = ("what", "result", "_bridge", "_ring", "_since", "_done", "_latch", "_error", "_callbacks", "_lock")
 
-    def __init__(self, bridge, what):
+    def __init__(self, bridge, what, ring=None):
         self.what = what
+        self._ring = ring  # the ring the request went through; None: the socket
         self.result = None  # the bridge's answer, for requests that have one
         self._bridge = bridge
         self._since = time.monotonic()
-        self._event = threading.Event()
+        self._done = False
+        self._latch = None  # made by the first socket waiter
         self._error = None
-        self._callbacks = []
+        self._callbacks = None
         self._lock = threading.Lock()
 
     def done(self):
-        if not self._event.is_set() and self._bridge._ring is not None:
-            self._bridge._ring.reap()
-        return self._event.is_set()
+        if not self._done and self._ring is not None:
+            self._ring.reap()
+        return self._done
 
-    def _wait_a_while(self, b):
-        """True once done; else after about half a second."""
-        if b._ring is None:
-            return self._event.wait(0.5)
-        b._ring.pump(self._event.is_set, 0.5)
-        return self._event.is_set()
+    def _is_done(self):
+        return self._done
+
+    def _wait_a_while(self, b, timeout_s=0.5):
+        """True once done; else after about timeout_s."""
+        if self._done:
+            return True
+        if self._ring is not None:
+            self._ring.pump(self._is_done, timeout_s)
+            return self._done
+        with self._lock:
+            if self._done:
+                return True
+            if self._latch is None:
+                self._latch = threading.Lock()
+                self._latch.acquire()  # released by _finish
+            latch = self._latch
+        if latch.acquire(timeout=timeout_s):
+            latch.release()  # for the other waiters
+        return self._done
 
     def wait(self):
         """Blocks until done; bounded: gives up when, while this request is pending, the bridge says
@@ -89,7 +108,7 @@ class Handle:
         b = self._bridge
         while not self._wait_a_while(b):
             silent = time.monotonic() - max(b._last_heard, self._since)
-            if silent > b.timeout_s + MARGIN_S and not self._event.is_set():
+            if silent > b.timeout_s + MARGIN_S and not self._done:
                 b._fail(BridgeError(
                     "unicc: rank %d: the bridge (pid %d) gave no answer for %.0f s while %s was pending"
                     % (b.rank, b.pid, silent, self.what)))
@@ -100,10 +119,11 @@ class Handle:
         """fn(handle) runs once done: on one of the client's callback threads (never the thread that
         reads the bridge, so fn may itself wait for another request), or now if already done."""
         with self._lock:
-            if not self._event.is_set():
-                self._callbacks.append(fn)
-                if len(self._callbacks) == 1:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = []
                     self._bridge._watch(1)  # the ring's completions must be read without a waiter
+                self._callbacks.append(fn)
                 return
         fn(self)
 
@@ -112,11 +132,13 @@ class Handle:
 
     def _finish(self, error):
         with self._lock:
-            if self._event.is_set():
+            if self._done:
                 return
             self._error = error
-            self._event.set()
-            callbacks, self._callbacks = self._callbacks, []
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, None
+            if self._latch is not None:
+                self._latch.release()
         if callbacks:
             self._bridge._watch(-1)
             self._bridge._callbacks.run(lambda: [fn(self) for fn in callbacks])
@@ -510,7 +532,7 @@ class Bridge:
         """Starts a collective on `count` elements of `dtype` at byte `offset` of `slab`; returns a Handle.
         allgather writes size*count elements to `out` at `out_offset`."""
         req = next(self._ids)
-        h = Handle(self, "%s%s" % (coll, " '%s'" % name if name else ""))
+        h = Handle(self, "%s%s" % (coll, " '%s'" % name if name else ""), self._ring)
         if self._ring is not None:
             return self._submit_ring(req, h, coll, slab, dtype, count, offset, op, root, name, compression, out, out_offset)
         msg = {"t": "op", "req": req, "coll": coll}
@@ -590,7 +612,7 @@ class Bridge:
             h._finish(UniccError("unicc: rank %d: %s was pending when the world was re-formed" % (self.rank, h.what)))
         h = self._request({"t": "reform"}, "re-forming the world")
         deadline = time.monotonic() + 4 * self.timeout_s + MARGIN_S
-        while not h._event.wait(0.5):
+        while not h._wait_a_while(self):
             if time.monotonic() > deadline:
                 self._fail(BridgeError("unicc: rank %d: the bridge (pid %d) did not re-form the world within %.0f s"
                                        % (self.rank, self.pid, 4 * self.timeout_s + MARGIN_S)))

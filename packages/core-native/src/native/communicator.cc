@@ -374,29 +374,57 @@ void Communicator::run_async(std::function<void()> fn, std::function<void(const 
   cv_.notify_one();
 }
 
+void Communicator::submit_or_run(Op op) {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!queue_.empty() || running_ || stopping_) {
+      lock.unlock();
+      return submit(std::move(op));
+    }
+    running_ = true;
+  }
+  auto shared = std::make_shared<Op>(std::move(op));
+  Task task{[this, shared] { execute(*shared); }, [shared](const std::string& err) { shared->done(err); }};
+  run_task(task);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+  }
+  cv_.notify_all();  // the worker waits for running_ to clear before it takes what queued meanwhile
+}
+
+void Communicator::run_task(Task& task) {
+  std::string error;
+  if (!failed_.empty()) {
+    error = failed_;
+  } else {
+    try {
+      task.fn();
+    } catch (const std::exception& e) {
+      error = e.what();
+      // Pass the first cause on to everybody who may be waiting on us.
+      try { fail(error); } catch (const CommError&) {}
+    }
+  }
+  task.done(error);
+}
+
 void Communicator::worker() {
   for (;;) {
     Task task;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      cv_.wait(lock, [this] { return (stopping_ || !queue_.empty()) && !running_; });
       if (queue_.empty()) return;
       task = std::move(queue_.front());
       queue_.pop_front();
+      running_ = true;
     }
-    std::string error;
-    if (!failed_.empty()) {
-      error = failed_;
-    } else {
-      try {
-        task.fn();
-      } catch (const std::exception& e) {
-        error = e.what();
-        // Pass the first cause on to everybody who may be waiting on us.
-        try { fail(error); } catch (const CommError&) {}
-      }
+    run_task(task);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = false;
     }
-    task.done(error);
   }
 }
 
@@ -406,8 +434,13 @@ void Communicator::close() {
     if (stopping_) return;
     stopping_ = true;
   }
-  cv_.notify_one();
+  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  {
+    // A submit_or_run caller may still be in its collective: the connections are its until it ends.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !running_; });
+  }
   conns_.clear();
   listener_.reset();
   shm_.reset();

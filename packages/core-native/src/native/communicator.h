@@ -102,6 +102,11 @@ class Communicator {
   RingUse take_ring_use();
 
   void submit(Op op);
+  // As submit, but when nothing is queued or running, op runs now on the calling thread (which
+  // then waits for the collective) instead of waking this communicator's thread: one thread
+  // hand-off less for a caller that has nothing else to do meanwhile (the command ring's thread).
+  // Order is kept: op runs here only after everything submitted before it finished.
+  void submit_or_run(Op op);
   // Runs op now on the calling thread, which must be this communicator's own (a task of
   // run_async); a failure is passed on to the peers and thrown.
   void run_inline(Op& op);
@@ -120,6 +125,8 @@ class Communicator {
     std::function<void(const std::string&)> done;
   };
   void worker();
+  // Runs one task and its completion (the first failure passed on to the peers).
+  void run_task(Task& task);
   void execute(Op& op);
   void allreduce(const Desc& d, Op& op);
   void pipelined_allreduces(const std::vector<Op*>& ops);
@@ -176,6 +183,7 @@ class Communicator {
   std::condition_variable cv_;
   std::deque<Task> queue_;
   bool stopping_ = false;
+  bool running_ = false;  // a task runs (on thread_ or on a submit_or_run caller); guarded by mu_
   std::thread thread_;
 };
 

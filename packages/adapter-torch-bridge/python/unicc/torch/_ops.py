@@ -54,23 +54,35 @@ def _wire(t):
                         % (t.dtype, ", ".join(str(d) for d in _WIRE))) from None
 
 
-def _view(slab, dtype, count):
-    """A tensor over the first `count` elements of a slab (cached per slab and dtype)."""
-    v = slab.views.get(dtype)
+_VIEWS_PER_SLAB = 32
+
+
+def _view(slab, dtype, shape):
+    """A tensor of `shape` over the start of a slab, cached per slab, dtype and shape (a training
+    loop passes the same ones every step, and slicing and viewing cost more than the copy of a
+    small tensor)."""
+    v = slab.views.get((dtype, shape))
     if v is None:
-        v = torch.frombuffer(slab.buffer, dtype=dtype)
-        slab.views[dtype] = v
-    return v[:count]
+        flat = slab.views.get(dtype)
+        if flat is None:
+            flat = torch.frombuffer(slab.buffer, dtype=dtype)
+        if len(slab.views) >= _VIEWS_PER_SLAB:
+            slab.views.clear()
+        slab.views[dtype] = flat
+        v = slab.views[(dtype, shape)] = flat[:shape.numel()].view(shape)
+    return v
 
 
-def _stage(t, elements=None):
-    """A slab holding t's values in its wire dtype (or, with `elements`, an empty one that size)."""
+def _stage(t, shape=None):
+    """A slab holding t's values in its wire dtype, as a tensor of t's shape (or, given `shape`, an
+    empty one of that shape)."""
     wire, code = _wire(t)
-    n = t.numel() if elements is None else elements
+    v_shape = t.shape if shape is None else torch.Size(shape)
+    n = v_shape.numel()
     slab = _bridge().alloc(max(n, 1) * wire.itemsize)
-    v = _view(slab, wire, n)
-    if elements is None and n:
-        v.copy_(t.detach().reshape(-1))
+    v = _view(slab, wire, v_shape)
+    if shape is None and n:
+        v.copy_(t.detach() if t.requires_grad else t)
     return slab, v, code
 
 
@@ -93,7 +105,8 @@ class _SharedStorages:
 
     def acquire(self, t):
         """The mapped slab holding t's storage, pinned, or None when t must be copied."""
-        if t.device.type != "cpu" or not t.is_shared() or not t.is_contiguous() or _wire(t)[0] != t.dtype or not t.numel():
+        # Cheapest checks first (this runs for every request); untyped_storage().is_shared() is t.is_shared() without its Python wrapper.
+        if not t.is_cpu or not t.is_contiguous() or not t.numel() or _wire(t)[0] != t.dtype or not t.untyped_storage().is_shared():
             return None
         storage = t.untyped_storage()
         try:
@@ -208,8 +221,11 @@ class TensorHandle:
                 self._copied = True
                 try:
                     if self._handle.exception() is None and self._result is not None:
-                        with torch.no_grad():
-                            self._output.copy_(self._result.view(self._output.shape))
+                        if self._output.requires_grad:  # an in-place write to a leaf autograd must not record
+                            with torch.no_grad():
+                                self._output.copy_(self._result)
+                        else:
+                            self._output.copy_(self._result)
                 finally:
                     for s in self._slabs:
                         self._bridge.release(s)
@@ -313,12 +329,12 @@ def allgather_async(tensor):
     b = _bridge()
     src, _, code = _stage(tensor)
     n = tensor.numel()
+    shape = (b.size * tensor.shape[0],) + tuple(tensor.shape[1:]) if tensor.dim() else (b.size,)
     try:
-        dst, out_view, _ = _stage(tensor, elements=n * b.size)
+        dst, out_view, _ = _stage(tensor, shape=shape)
     except BaseException:
         b.release(src)
         raise
-    shape = (b.size * tensor.shape[0],) + tuple(tensor.shape[1:]) if tensor.dim() else (b.size,)
     output = torch.empty(shape, dtype=tensor.dtype, device=tensor.device)
     try:
         h = b.submit("allgather", src, code, n, out=dst)

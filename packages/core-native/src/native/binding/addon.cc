@@ -287,7 +287,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     auto fatal = Napi::ThreadSafeFunction::New(env, info[5].As<Napi::Function>(), "unicc-ring-fatal", 0, 1);
     fatal.Unref(env);
     RingTargets t;
-    t.submit = [comm = comm_.get()](Op op) { comm->submit(std::move(op)); };
+    t.submit = [comm = comm_.get()](Op op) { comm->submit_or_run(std::move(op)); };
     t.submit_named = [engine = lane->engine_.get()](NamedRequest r) { engine->submit(std::move(r)); };
     t.size = comm_->options().size;
     t.default_wire = static_cast<Wire>(info[3].As<Napi::Number>().Int32Value());

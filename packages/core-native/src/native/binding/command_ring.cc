@@ -45,6 +45,7 @@ struct CommandRing::State {
   std::vector<Span> busy;
   uint64_t tickets = 0;
   std::function<void()> drained;  // set by stop()
+  bool taken_all = false;         // the thread has ended: nothing more will be taken
   std::function<void(const std::string&)> fatal;
 
   // As World.claim: memory a request in flight works on is refused to another one until it is
@@ -79,7 +80,7 @@ struct CommandRing::State {
         tail.store(t + 1, std::memory_order_seq_cst);
         futex_wake(tail);
       }
-      if (--in_flight == 0 && drained) done = std::move(drained);
+      if (--in_flight == 0 && taken_all && drained) done = std::move(drained);
     }
     if (done) done();
   }
@@ -115,16 +116,19 @@ std::shared_ptr<Mapping> CommandRing::buffer(uint64_t id) {
   return it == buffers_.end() ? nullptr : it->second;
 }
 
+// Does not wait for the thread: it may be running one of the client's collectives on its own
+// (submit_or_run), and the caller is the JavaScript thread.
 void CommandRing::stop(std::function<void()> drained) {
-  halt();  // the thread takes what was submitted before it ends
   {
     std::lock_guard<std::mutex> lock(state_->mu);
-    if (state_->in_flight) {
+    if (!state_->taken_all || state_->in_flight) {
       state_->drained = std::move(drained);
-      return;
+      drained = nullptr;
     }
   }
-  drained();
+  if (drained) return drained();
+  stop_ = true;
+  futex_wake(word(*state_->ring, ring::kSqTailAt));
 }
 
 void CommandRing::halt() {
@@ -136,12 +140,20 @@ void CommandRing::halt() {
 
 void CommandRing::run() {
   std::atomic<uint32_t>& tail = word(*state_->ring, ring::kSqTailAt);
-  while (!stop_.load()) {
+  bool intact = true;
+  while (intact && !stop_.load()) {
     const uint32_t seen = tail.load(std::memory_order_acquire);
     if (seen == word(*state_->ring, ring::kSqHeadAt).load(std::memory_order_relaxed)) futex_wait(tail, seen, kNapNs);
-    if (!take_all()) return;
+    intact = take_all();
   }
-  take_all();  // what the client submitted before it asked to close
+  if (intact) take_all();  // what the client submitted before it asked to close
+  std::function<void()> done;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->taken_all = true;
+    if (!state_->in_flight && state_->drained) done = std::move(state_->drained);
+  }
+  if (done) done();
 }
 
 // Takes every submission between head and tail; false once the client broke the ring.

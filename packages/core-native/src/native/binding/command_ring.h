@@ -1,6 +1,8 @@
 // The bridge's end of a client's command ring (ring_format.h): a thread that sleeps on the
 // submission counter's futex, decodes each submission, checks it against the buffers the client
-// mapped and hands it straight to the core; the core's thread writes the completion and wakes the
+// mapped and hands it straight to the core: it runs an unnamed collective itself when the core's
+// lane is idle (Communicator::submit_or_run; one thread wake-up less per request), else queues it,
+// and hands named ones to the engine. Whichever thread ran it writes the completion and wakes the
 // client's waiting threads. No JavaScript and no socket on this path: the socket stays for
 // setup, mapping and failure.
 #pragma once
@@ -22,7 +24,7 @@
 namespace unicc {
 
 struct RingTargets {
-  std::function<void(Op)> submit;                  // calls in program order (the first lane)
+  std::function<void(Op)> submit;                  // calls in program order (the first lane; may run op)
   std::function<void(NamedRequest)> submit_named;  // the engine
   int size = 1;                                    // ranks, for allgather's output
   Wire default_wire = Wire::Exact;                 // UNICC_COMPRESSION
@@ -38,7 +40,7 @@ class CommandRing {
 
   void add_buffer(uint64_t id, std::shared_ptr<Mapping> m);
   bool remove_buffer(uint64_t id);
-  // Takes what the client submitted so far, then stops; `drained` runs (on some thread) once
+  // Takes what the client submitted so far, then stops (without waiting for the thread); `drained` runs (on some thread) once
   // every request taken has completed.
   void stop(std::function<void()> drained);
   // Stops at once (the world is closing under us): requests still in flight complete as the core fails them.
