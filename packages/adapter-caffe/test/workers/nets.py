@@ -57,17 +57,18 @@ def write(path, text):
     return path
 
 
-def write_solver(folder, kind, batch, max_iter=1000, extra="", db=None, snapshot_after_train=False, hdf5=None, hidden=16):
+def write_solver(folder, kind, batch, max_iter=1000, extra="", db=None, snapshot_after_train=False, hdf5=None, hidden=16,
+                 policy='lr_policy: "fixed"'):
     """A solver file for the MLP with `batch` rows per iteration (from MemoryData, the LMDB db, or the
-    HDF5 list file hdf5) and `hidden` units per hidden layer; returns its path."""
+    HDF5 list file hdf5), `hidden` units per hidden layer and the learning rate `policy`; returns its path."""
     tag = "%s-%d-%d%s" % (kind, batch, hidden, "-db" if db else "-hdf5" if hdf5 else "")
     text = MLP % {"batch": batch, "dim": DIM, "classes": CLASSES, "hidden": hidden}
     if db or hdf5:
         text = data_net(text, "db" if db else "hdf5", db or hdf5, batch)
     net = write(os.path.join(folder, "mlp-%s.prototxt" % tag), text)
     return write(os.path.join(folder, "solver-%s.prototxt" % tag),
-                 'net: "%s"\n%s\nlr_policy: "fixed"\nmax_iter: %d\ndisplay: 0\nsnapshot_after_train: %s\nrandom_seed: 7\n%s\n'
-                 % (net, SOLVERS[kind], max_iter, str(snapshot_after_train).lower(), extra))
+                 'net: "%s"\n%s\n%s\nmax_iter: %d\ndisplay: 0\nsnapshot_after_train: %s\nrandom_seed: 7\n%s\n'
+                 % (net, SOLVERS[kind], policy, max_iter, str(snapshot_after_train).lower(), extra))
 
 
 def dataset(seed, rows):

@@ -79,8 +79,14 @@ class Distributed:
         if overlap:
             solver.net.after_backward(self._on_layer_backward)
 
+    def synced(self):
+        """Every rank holds the same weights already (unicc.caffe.elastic.SolverState put them in):
+        no broadcast at the first iteration."""
+        self._started = True
+
     def _on_start(self):
         self._pass = 0
+        self._handles = {}  # an iteration that failed (a peer lost) leaves its handles behind
         if self._started:
             return
         self._started = True

@@ -66,6 +66,9 @@ def get_solver(path, compression=None, max_iter=None, overlap=False):
         param.max_iter = max_iter
     if not param.snapshot_prefix:  # what Caffe derives from the file's name, not from our copy's
         param.snapshot_prefix = path[:-len(".prototxt")] if path.endswith(".prototxt") else path
+    # Relative to the working directory, the same place: unicc.caffe.elastic.SolverState snapshots
+    # into a private folder by changing directory for the moment.
+    param.snapshot_prefix = os.path.relpath(param.snapshot_prefix) + (os.sep if param.snapshot_prefix.endswith(os.sep) else "")
     if b.rank != 0:  # Caffe itself tests and snapshots on its root solver only; this keeps Solve's last ones off too
         param.test_initialization = False
         param.snapshot = 0
@@ -79,4 +82,5 @@ def get_solver(path, compression=None, max_iter=None, overlap=False):
     finally:
         os.unlink(copy)
     solver.unicc = distribute(solver, compression, overlap)
+    solver.snapshot_prefix = param.snapshot_prefix  # pycaffe does not expose it (SolverState needs it)
     return solver

@@ -52,11 +52,16 @@ export function startBridge(
   };
 }
 
-/** Removes what a job's bridges may have left in `dir` (sockets of bridges that never got a client, slabs). */
-export function removeBridgeFiles(dir: string, jobId: string): void {
-  const prefix = `unicc-${jobId}-`;
+/**
+ * Removes what a job's bridges may have left in `dir` (sockets of bridges that never got a client,
+ * slabs); with `rank`, only what that rank's bridge and client left (its client names its slabs
+ * unicc-<job>-bridge-<rank>-<pid>-<n>).
+ */
+export function removeBridgeFiles(dir: string, jobId: string, rank?: number): void {
+  const prefix = rank === undefined ? `unicc-${jobId}-` : `unicc-${jobId}-bridge-${rank}`;
+  const mine = (f: string) => f.startsWith(prefix) && (rank === undefined || f === prefix || f.startsWith(`${prefix}-`));
   try {
-    for (const f of readdirSync(dir)) if (f.startsWith(prefix)) rmSync(join(dir, f), { force: true, recursive: true });
+    for (const f of readdirSync(dir)) if (mine(f)) rmSync(join(dir, f), { force: true, recursive: true });
   } catch {
     // the folder is gone
   }

@@ -44,6 +44,8 @@ interface Rank {
   exited: boolean;
   /** Exited, and its output is all relayed. */
   done: boolean;
+  /** Elastic: its bridge ended first (how), and whether the launcher then stopped the rank for it. */
+  bridgeEnd?: { what: string; killedRank: boolean };
   closed: Promise<void>;
 }
 
@@ -309,10 +311,17 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
       const r: Rank = { rank, host: local ? hostname() : host.name, hostSlot: host.name, child, bridge, exited: false, done: false, closed: Promise.resolve() };
       let abandoned = false;
       bridge?.child.on("exit", (code, signal) => {
-        if (abandoned) return;
-        const what = `lost its bridge (pid ${bridge.child.pid}), which`;
-        if (signal) onFailure(r, 128 + signalNumber(signal), `${what} was killed by ${signal}`, true);
-        else if (code !== 0) onFailure(r, code ?? 1, `${what} exited with code ${code}`, true);
+        if (abandoned || (!signal && code === 0)) return;
+        const what = `lost its bridge (pid ${bridge.child.pid}), which ${signal ? `was killed by ${signal}` : `exited with code ${code}`}`;
+        if (elasticId === undefined) return onFailure(r, signal ? 128 + signalNumber(signal) : code ?? 1, what, true);
+        // Elastic: the worker cannot go on without its bridge and goes too, unless its own end is
+        // on the way (a rank's death ends its bridge a moment later, and is the one to name).
+        r.bridgeEnd = { what, killedRank: false };
+        setTimeout(() => {
+          if (r.exited) return;
+          r.bridgeEnd!.killedRank = true;
+          signalGroup(child.pid, "SIGKILL");
+        }, SIMULTANEOUS_MS);
       });
       // Elastic workers keep the number they started with as their output prefix.
       const prefix = `[${rank}] `;
@@ -335,8 +344,16 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           signalGroup(bridge.child.pid, "SIGKILL");
         }
         const what = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-        if (elasticId !== undefined) membership?.exited(elasticId, code === 0, what);
-        else if (signal) onFailure(r, 128 + signalNumber(signal), what);
+        if (elasticId !== undefined) {
+          // The job goes on without this worker: its bridge goes with it, and what they left.
+          if (bridge && (signal || code !== 0)) {
+            abandoned = true;
+            signalGroup(bridge.child.pid, "SIGKILL");
+            removeBridgeFiles(o.bridgeDir ?? DEFAULT_BRIDGE_DIR, jobId, rank);
+          }
+          const end = r.bridgeEnd;
+          membership?.exited(elasticId, code === 0, end && (end.killedRank || !signal) ? end.what : what);
+        } else if (signal) onFailure(r, 128 + signalNumber(signal), what);
         else if (code !== 0) onFailure(r, code ?? 1, what);
       });
       r.closed = new Promise((resolve) =>
@@ -377,6 +394,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     if (o.elastic?.discoveryScript) {
       const elastic = o.elastic;
       let nextId = rank;
+      const bridgeless = new Set<string>(); // hosts of the script's where --bridge cannot start ranks
       stopDiscovery = pollHosts(
         elastic.discoveryScript!,
         elastic.discoveryIntervalMs,
@@ -384,6 +402,11 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
           if (signalled || elasticFailure || !membership?.accepting) return;
           membership.remove(unlisted(ranks, found).map(String));
           for (const h of found) {
+            if (o.bridge && !runsHere(h)) {
+              if (!bridgeless.has(h.name)) stderr.write(`unicc run: --bridge starts bridges on this host only: not starting ranks on ${h.name}\n`);
+              bridgeless.add(h.name);
+              continue;
+            }
             const here = ranks.filter((r) => r.hostSlot === h.name && !r.exited).length;
             const room = Math.min(h.slots - here, elastic.maxNp - membership.live);
             for (let i = 0; i < room; i++) startRank(h, nextId, here + i, h.slots, String(nextId++));

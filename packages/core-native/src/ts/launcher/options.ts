@@ -265,7 +265,7 @@ function elasticOptions(
     throw new UsageError(`the job starts with ${start} ranks, outside --min-np ${minNp} .. --max-np ${maxNp}`);
   if (e.startTimeoutMs !== undefined && Object.keys(e).length === 1) throw new UsageError("--start-timeout goes with --min-np/--max-np");
   if (e.discoveryIntervalMs !== undefined && !e.discoveryScript) throw new UsageError("--discovery-interval goes with --host-discovery-script");
-  if (o.bridge || o.node || o.slurm) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile and --host-discovery-script only (not --bridge, --nnodes or --slurm)");
+  if (o.node || o.slurm) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile and --host-discovery-script only (not --nnodes or --slurm)");
   return {
     minNp,
     maxNp,
