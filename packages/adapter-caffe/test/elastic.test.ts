@@ -89,6 +89,17 @@ describe("elastic jobs with Caffe through unicc run --bridge", () => {
     expect(readdirSync(bridges)).toEqual([]);
   }, 160_000);
 
+  it("a rank's bridge SIGKILLed mid-training: its rank goes with it, named by its bridge, and the other 2 go on to the reference's weights", async () => {
+    const seed = randomInt(1, 1 << 20);
+    const { bridges, done } = elastic(seed, 3, 2, 3, "2@5b", []);
+    const r = await done;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/worker 2 \(rank 2 of generation 1, host \S+, pid \d+\) lost its bridge \(pid \d+\), which was killed by SIGKILL; re-forming the world without it/);
+    expectReference(r, "0:3,4:2", 2, (s) => reference(seed, s), 1e-5);
+    expect(bridgesIn(bridges)).toEqual([]);
+    expect(readdirSync(bridges)).toEqual([]);
+  }, 160_000);
+
   it("a slot added by the discovery script: its rank starts with a bridge of its own, joins at the next commit with the survivors' state, and the job ends at 3 ranks with the reference's weights", async () => {
     const seed = randomInt(1, 1 << 20);
     const hosts = join(job.dir, "hosts");

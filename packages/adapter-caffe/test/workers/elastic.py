@@ -5,7 +5,7 @@ unicc.caffe.elastic.SolverState (weights, SGD's momenta, the iteration).
         trains the MLP of nets.py (SGD with momentum and weight decay, the learning rate halved
         every 3 iterations) under unicc.elastic.run, one solver.step(1) per step; KILLS "2@5":
         worker 2 SIGKILLs itself at the start of iteration 5, leaving a slab file behind as a client
-        does whose bridge had not mapped it yet. With JOIN_AT=S, rank 0 writes JOIN_LINE into the
+        does whose bridge had not mapped it yet ("2@5b": it SIGKILLs its bridge). With JOIN_AT=S, rank 0 writes JOIN_LINE into the
         discovery script's JOIN_HOSTS after iteration S and every rank commits until the job has
         JOIN_SIZE ranks. Rank 0 prints "START step=S size=N" at each
         (re)start; every rank prints "FINAL <weights>".
@@ -59,6 +59,8 @@ def train(seed, folder, steps, commit_every, kills):
     solver = uc.get_solver(solver_file(folder))
 
     def on_start():
+        if kill == "%db" % solver.iter:  # its bridge instead: this rank then fails with BridgeError
+            os.kill(int(os.environ["UNICC_BRIDGE_PID"]), signal.SIGKILL)
         if kill == str(solver.iter):
             leftover = os.path.join(os.environ["UNICC_BRIDGE_DIR"], "unicc-%s-bridge-%s-%d-999" % (
                 os.environ["UNICC_JOB_ID"], os.environ["UNICC_RANK"], os.getpid()))
