@@ -307,6 +307,15 @@ describe("unicc run", () => {
     expect(r.stderr).toMatch(/elastic job ended: 1 rank left, fewer than --min-np 2; lost: worker 1 \(host \S+, pid \d+\) did not connect within 4 s \(--start-timeout\)\n$/);
   });
 
+  it("elastic --bridge: a host the discovery script lists elsewhere gets no ranks (its bridge could not start there), said once", async () => {
+    const hosts = script("hosts.sh", "#!/bin/sh\necho localhost:1\necho elsewhere-unicc:1\n");
+    chmodSync(hosts, 0o755);
+    const r = await runJob(["--min-np", "1", "--max-np", "2", "-H", "localhost:1", "--host-discovery-script", hosts, "--discovery-interval", "0.1",
+      "--bridge", "--", "node", "-e", "setTimeout(() => {}, 1500)"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("unicc run: --bridge starts bridges on this host only: not starting ranks on elsewhere-unicc\n");
+  });
+
   it("prints usage on --help and for unknown subcommands", async () => {
     const cli = (args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
