@@ -4,7 +4,8 @@
     solver = uc.get_solver("lenet_solver.prototxt")   # rank-aware solver; its diffs averaged across ranks
     solver.step(100)
 
-`distribute(solver)` does the averaging for a solver you built yourself; `data` shards inputs; `evaluate(net, x, y, scores)` tests a net on N ranks.
+`distribute(solver)` does the averaging for a solver you built yourself; `data` shards inputs; `evaluate(net, x, y, scores)` tests a net on N ranks;
+`elastic.SolverState(solver)` holds a solver in unicc.elastic.State (elastic jobs).
 """
 
 from ._distribute import Distributed, distribute
