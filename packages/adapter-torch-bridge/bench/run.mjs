@@ -16,6 +16,9 @@ const USAGE = `usage: npm run bench -w @unicc/torch -- [options]    (= node benc
   --emulated-hosts H    instead: H emulated hosts (tests/cluster/: network namespaces behind a
                         switch, 2000 Mbit/s links, 600 Mbit/s per TCP flow; needs root, ip, tc)
   --ranks-per-host R    ranks on each emulated host (default 2)
+  --rounds N            run the three jobs N times in turn and report each figure's median over
+                        the rounds (default 1): on a shared machine the load moves between jobs,
+                        and alternating rounds keep it from favouring one side of a ratio
   --out DIR             where torch-bench.json / torch-bench-emulated.json go (default
                         bench-results, under the directory npm was started from)
   -h, --help            this text
@@ -40,11 +43,12 @@ function fail(msg, code = 1) {
 }
 
 function parseArgs(argv) {
-  const o = { np: 2, hosts: 0, ranksPerHost: 2, out: "bench-results" };
+  const o = { np: 2, hosts: 0, ranksPerHost: 2, rounds: 1, out: "bench-results" };
   const cmd = newCommand("torch bench")
     .option("-n, --np <N>", "", (v) => void (o.np = wholeNumber("-np", v, 2)))
     .option("--emulated-hosts <H>", "", (v) => void (o.hosts = wholeNumber("--emulated-hosts", v, 2)))
     .option("--ranks-per-host <R>", "", (v) => void (o.ranksPerHost = wholeNumber("--ranks-per-host", v, 1)))
+    .option("--rounds <N>", "", (v) => void (o.rounds = wholeNumber("--rounds", v, 1)))
     .option("--out <DIR>", "", (v) => void (o.out = v));
   return parseCommand(cmd, argv, { "-np": "-n" }).opts.help ? "help" : o;
 }
@@ -105,7 +109,7 @@ function resultOf(stdout, marker, what, skip = marker.length) {
   return JSON.parse(line.slice(line.indexOf(marker) + skip));
 }
 
-async function measure(launchArgs, env, extraPy) {
+async function measureOnce(launchArgs, env, extraPy) {
   const warmup = o.hosts ? WARMUP.emulated : WARMUP.local;
   const node = resultOf((await job(launchArgs, [process.execPath, here("node_bench.mjs")], env)).stdout, "RESULT ", "node_bench.mjs");
   if (stopped) return undefined;
@@ -116,6 +120,29 @@ async function measure(launchArgs, env, extraPy) {
   const pyJob = await job(launchArgs, [python, here("python_bench.py"), "--workload", resnet, "--warmup", String(warmup), ...extraPy], env);
   const py = resultOf(pyJob.stdout, "RESULT ", "python_bench.py");
   return { node, engine, py, warmup, tuner: { engine_worker: eng.tuner, bridge: pyJob.tuner } };
+}
+
+const medianOf = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+/** Each figure of `objs` (objects of the same numeric keys) as its median over them. */
+const medians = (objs) => Object.fromEntries(Object.keys(objs[0]).map((k) => [k, medianOf(objs.map((x) => x[k]))]));
+
+/** o.rounds rounds of the three jobs; each figure the median of its rounds (every round kept in `rounds`). */
+async function measure(launchArgs, env, extraPy) {
+  const rounds = [];
+  for (let r = 0; r < o.rounds && !stopped; r++) {
+    if (o.rounds > 1) process.stdout.write(`[bench] round ${r + 1} of ${o.rounds}\n`);
+    const one = await measureOnce(launchArgs, env, extraPy);
+    if (one) rounds.push(one);
+  }
+  if (stopped || !rounds.length) return undefined;
+  const last = rounds[rounds.length - 1];
+  return {
+    ...last,
+    node: medians(rounds.map((x) => x.node)),
+    py: medians(rounds.map((x) => x.py)),
+    engine: { ...last.engine, median_s: medianOf(rounds.map((x) => x.engine.median_s)) },
+    rounds: rounds.map(({ node, engine, py }) => ({ node, engine_worker_s: engine.median_s, py })),
+  };
 }
 
 // Idle OpenMP threads that spin keep the cores from the bridges (and Gloo's threads) that must
@@ -205,7 +232,7 @@ const table = [
 ].join("\n");
 const notes =
   `Steps without any exchange (plain SGD, same ranks): ResNet-50 set ${ms(py.resnet50_local_s)}, digits ${ms(py.digits_local_s)}. ` +
-  `Warm-up: ${res.warmup} steps per model. Engine tuner: Node worker ${res.tuner.engine_worker.join("; ") || engine.engine}; ` +
+  `Warm-up: ${res.warmup} steps per model. ${o.rounds > 1 ? `Each figure: the median of ${o.rounds} rounds. ` : ""}Engine tuner: Node worker ${res.tuner.engine_worker.join("; ") || engine.engine}; ` +
   `bridge ${res.tuner.bridge.join("; ") || "(no choice reported)"}.`;
 process.stdout.write(`\n${where} (medians; ratio = time through the bridge / time of the peer, lower is better)\n\n${table}\n\n${notes}\n`);
 
@@ -221,6 +248,7 @@ const report = {
   warmup: res.warmup,
   workload: resnet,
   medians_s: { python: py, node, engine_worker: engine.median_s },
+  rounds: res.rounds,
   engine_worker: engine,
   tuner: res.tuner,
   table,

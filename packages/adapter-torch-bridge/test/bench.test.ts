@@ -19,6 +19,7 @@ describe("torch bench runner", () => {
   it("rejects bad options", () => {
     expect(bench(["--emulated-hosts", "1"])).toMatchObject({ status: 2, stderr: expect.stringMatching(/--emulated-hosts needs a whole number of at least 2, got '1'/) });
     expect(bench(["-np", "x"])).toMatchObject({ status: 2, stderr: expect.stringMatching(/-np needs a whole number of at least 2, got 'x'/) });
+    expect(bench(["--rounds", "0"])).toMatchObject({ status: 2, stderr: expect.stringMatching(/--rounds needs a whole number of at least 1, got '0'/) });
     expect(bench(["--frobnicate"])).toMatchObject({ status: 2, stderr: expect.stringMatching(/unknown option '--frobnicate'/) });
     expect(bench(["--help"])).toMatchObject({ status: 0, stdout: expect.stringMatching(/--emulated-hosts H/) });
   });

@@ -37,7 +37,7 @@ if mode == "corrupt":
         h = Handle(b, "a request the bridge never sees", b._ring)
         b._register(b._pending, 0, h)
         b._ring._sq_tail.value = (b._ring._sent + 1000) & 0xFFFFFFFF
-        _ring._futex()(_ring._SYS_FUTEX, b._ring._sq_addr, _ring._FUTEX_WAKE, 1, None, None, 0)
+        _ring._syscall(_ring._SYS_FUTEX, b._ring._sq_addr, _ring._FUTEX_WAKE, 1, None, None, 0)
         try:
             h.wait()
             raise SystemExit("a corrupt ring was accepted")

@@ -56,6 +56,14 @@ def timeout_s(env=None):
         raise UniccError("unicc: UNICC_TIMEOUT_S=%r is not a number of seconds" % raw) from None
 
 
+def _code(table, what, v):
+    """The ring's number for v, or the error the socket's bridge would give."""
+    c = table.get(v)
+    if c is None:
+        raise ValueError("unicc: unknown %s %r (%s)" % (what, v, ", ".join(table)))
+    return c
+
+
 class Handle:
     """One request in flight. wait() returns once the bridge answered, or raises its error."""
 
@@ -532,7 +540,7 @@ class Bridge:
         """Starts a collective on `count` elements of `dtype` at byte `offset` of `slab`; returns a Handle.
         allgather writes size*count elements to `out` at `out_offset`."""
         req = next(self._ids)
-        h = Handle(self, "%s%s" % (coll, " '%s'" % name if name else ""), self._ring)
+        h = Handle(self, coll if name is None else "%s '%s'" % (coll, name), self._ring)
         if self._ring is not None:
             return self._submit_ring(req, h, coll, slab, dtype, count, offset, op, root, name, compression, out, out_offset)
         msg = {"t": "op", "req": req, "coll": coll}
@@ -551,38 +559,37 @@ class Bridge:
 
     def _submit_ring(self, req, h, coll, slab, dtype, count, offset, op, root, name, compression, out, out_offset):
         """submit() through the command ring: the same fields as the op message, checked here
-        where the socket's bridge would check them, since they travel as numbers."""
-        def code(table, what, v):
-            if v not in table:
-                raise ValueError("unicc: unknown %s %r (%s)" % (what, v, ", ".join(table)))
-            return table[v]
-
-        c = code(_ring.COLLS, "collective", coll)
-        args = {}
+        where the socket's bridge would check them, since they travel as numbers. Every request
+        pays for this function: table lookups and one entry written, nothing built per call."""
+        c = _code(_ring.COLLS, "collective", coll)
+        dt = buf = 0
         if coll != "barrier":
-            if dtype not in DTYPE_BYTES:
+            dt = _ring.DTYPES.get(dtype)
+            if dt is None:
                 raise TypeError("unicc: dtype %r is not one of %s" % (dtype, sorted(DTYPE_BYTES)))
-            args.update(dtype=_ring.DTYPES[dtype], buf=slab.id, offset=offset, count=count)
-        if op is not None:
-            args["op"] = code(_ring.OPS, "reduce op", op)
-        if compression is not None:
-            args["wire"] = code(_ring.WIRES, "compression", compression)
-        if root is not None:
-            args["root"] = root
+            buf = self._mapped_id(slab)
+        o = 0 if op is None else _code(_ring.OPS, "reduce op", op)
+        wire = _ring.DEFAULT_WIRE if compression is None else _code(_ring.WIRES, "compression", compression)
+        raw = b""
         if name is not None:
-            args["name"] = name.encode()
-            if not args["name"] or len(args["name"]) > _ring.NAME_MAX:
-                raise ValueError("unicc: an allreduce name must have 1 to %d bytes, got %d" % (_ring.NAME_MAX, len(args["name"])))
-        if out is not None:
-            args.update(out=out.id, out_offset=out_offset)
-        for s in (slab, out):
-            if s is not None and s.unmapped:
-                raise UniccError("unicc: rank %d: buffer %d is not mapped (this client unmapped it)" % (self.rank, s.id))
-            if s is not None:
-                self._wait_mapped(s.id)
+            raw = name.encode()
+            if not raw or len(raw) > _ring.NAME_MAX:
+                raise ValueError("unicc: an allreduce name must have 1 to %d bytes, got %d" % (_ring.NAME_MAX, len(raw)))
+        out_id = 0 if out is None else self._mapped_id(out)
         self._register(self._pending, req, h)
-        self._ring.submit(req, c, full=lambda: self._ring.pump(None, 0.5), **args)
+        ring = self._ring
+        ring.submit(req, c, dt, buf, offset, count, o, root or 0, wire, out_id, out_offset, raw, self._ring_full)
         return h
+
+    def _ring_full(self):
+        self._ring.pump(None, 0.5)
+
+    def _mapped_id(self, slab):
+        if slab.unmapped:
+            raise UniccError("unicc: rank %d: buffer %d is not mapped (this client unmapped it)" % (self.rank, slab.id))
+        if self._mapping:
+            self._wait_mapped(slab.id)
+        return slab.id
 
     def _wait_mapped(self, sid):
         """Ring requests may overtake the socket's map message: a new slab's first waits for it."""

@@ -26,7 +26,7 @@ _SQ_AT, _CQ_AT = _HEADER, _HEADER + ENTRIES * _SUB
 _ENTRY = struct.Struct("<QQQQQQiBBBBH")  # req buf out offset count out_offset root coll dtype op wire name_len
 NAME_MAX = _SUB - _ENTRY.size
 _DONE = struct.Struct("<QI")  # req, error length
-_DEFAULT_WIRE = 255
+DEFAULT_WIRE = 255
 
 COLLS = {"allreduce": 0, "broadcast": 1, "allgather": 2, "barrier": 3}
 DTYPES = {"f32": 0, "f64": 1, "i32": 2, "i64": 3}
@@ -45,17 +45,14 @@ class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
-_syscall = None
+def _load_syscall():
+    f = ctypes.CDLL(None, use_errno=True).syscall  # CDLL: the GIL is released during the call
+    f.restype = ctypes.c_long
+    f.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
+    return f
 
 
-def _futex():
-    global _syscall
-    if _syscall is None:
-        f = ctypes.CDLL(None, use_errno=True).syscall  # CDLL: the GIL is released during the call
-        f.restype = ctypes.c_long
-        f.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
-        _syscall = f
-    return _syscall
+_syscall = _load_syscall() if available() else None
 
 
 class Ring:
@@ -83,27 +80,27 @@ class Ring:
         self._submit_lock = threading.Lock()
         self._reap_lock = threading.Lock()
         self._count_lock = threading.Lock()
-        self._sent = 0  # our copy of sq_tail
-        self._in_flight = 0  # submitted, completion not yet read
+        self._sent = 0  # our copy of sq_tail; minus cq_head (one completion per submission): requests in flight
         self._sleepers = 0  # threads in (or about to enter) a futex wait on cq_tail
+        self._naps = {}  # timeout_s -> its timespec (pump is called with one or two timeouts)
         self.path = path
 
-    def submit(self, req, coll, dtype=0, buf=0, offset=0, count=0, op=0, root=0, wire=_DEFAULT_WIRE, out=0,
+    def submit(self, req, coll, dtype=0, buf=0, offset=0, count=0, op=0, root=0, wire=DEFAULT_WIRE, out=0,
                out_offset=0, name=b"", full=None):
         """Writes one submission and rings the bridge. With ENTRIES in flight, calls full() (which
         waits for completions) until a slot frees."""
+        # The hot path of every request: one pack, no allocation beyond it, one syscall.
         with self._submit_lock:
-            while self._in_flight >= ENTRIES:
+            sent = self._sent
+            while (sent - self._cq_head.value) & 0xFFFFFFFF >= ENTRIES:
                 full()
-            at = _SQ_AT + (self._sent % ENTRIES) * _SUB
+            at = _SQ_AT + (sent % ENTRIES) * _SUB
             _ENTRY.pack_into(self._buf, at, req, buf, out, offset, count, out_offset, root, coll, dtype, op, wire, len(name))
             if name:
                 self._buf[at + _ENTRY.size:at + _ENTRY.size + len(name)] = name
-            with self._count_lock:
-                self._in_flight += 1
-            self._sent = (self._sent + 1) & 0xFFFFFFFF
-            self._sq_tail.value = self._sent  # after the entry: the bridge reads it once it sees the tail
-            _futex()(_SYS_FUTEX, self._sq_addr, _FUTEX_WAKE, 1, None, None, 0)
+            self._sent = sent = (sent + 1) & 0xFFFFFFFF
+            self._sq_tail.value = sent  # after the entry: the bridge reads it once it sees the tail
+            _syscall(_SYS_FUTEX, self._sq_addr, _FUTEX_WAKE, 1, None, None, 0)
 
     def reap(self, me=0):
         """Reads the completions there are and dispatches them; True if there were any. `me`: 1
@@ -119,9 +116,7 @@ class Ring:
                 n = min(n, _COMP - _DONE.size)
                 done.append((req, self._buf[at + _DONE.size:at + _DONE.size + n].decode(errors="replace") if n else None))
                 head = (head + 1) & 0xFFFFFFFF
-            self._cq_head.value = head  # the bridge may reuse those entries now
-            with self._count_lock:
-                self._in_flight -= len(done)
+            self._cq_head.value = head  # the bridge may reuse those entries now (and submit sees them free)
         for req, error in done:
             self._dispatch(req, error)
         if self._sleepers > me:  # a sleeper may wait for one of these: let it look
@@ -130,10 +125,11 @@ class Ring:
 
     def pump(self, ready, timeout_s):
         """Until ready() (or once, without it): reads completions, or sleeps on the completion
-        counter at most timeout_s."""
+        counter, at most once and timeout_s long: the caller decides what a silence means."""
         with self._count_lock:
             self._sleepers += 1
         try:
+            napped = False
             while True:
                 if ready is not None and ready():
                     return
@@ -142,18 +138,21 @@ class Ring:
                     if ready is None:
                         return
                     continue
-                if ready is not None and ready():
+                if napped or (ready is not None and ready()):
                     return
-                nap = _Timespec(int(timeout_s), int((timeout_s % 1) * 1e9))
-                _futex()(_SYS_FUTEX, self._cq_addr, _FUTEX_WAIT, seen, ctypes.addressof(nap), None, 0)
-                return
+                nap = self._naps.get(timeout_s)
+                if nap is None:
+                    nap = self._naps[timeout_s] = _Timespec(int(timeout_s), int((timeout_s % 1) * 1e9))
+                # Woken, look once more before returning: the completion we slept for is usually there.
+                _syscall(_SYS_FUTEX, self._cq_addr, _FUTEX_WAIT, seen, ctypes.addressof(nap), None, 0)
+                napped = True
         finally:
             with self._count_lock:
                 self._sleepers -= 1
 
     def wake(self):
         """Wakes every thread sleeping in pump() (a failure, a completion another thread read)."""
-        _futex()(_SYS_FUTEX, self._cq_addr, _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0)
+        _syscall(_SYS_FUTEX, self._cq_addr, _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0)
 
     def close(self):
         self.wake()
