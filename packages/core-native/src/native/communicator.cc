@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <set>
+#include <utility>
 
 #include "algorithms/local.h"
 #include "algorithms/partition.h"
@@ -256,10 +257,42 @@ void Communicator::cross_hosts(const Desc& d, char* buf, const Partition& blocks
 
 void Communicator::set_host_split(std::vector<uint32_t> bounds) { host_split_ = std::move(bounds); }
 
-Communicator::RingUse Communicator::take_ring_use() {
-  const RingUse use = ring_use_;
-  ring_use_ = {};
-  return use;
+std::vector<Tunable> Communicator::tunables() {
+  auto kib = [](const char* what) { return [what](size_t v) { return std::string(what) + std::to_string(v >> 10) + " KiB"; }; };
+  Tunable streams{[](size_t v) { return std::to_string(v) + (v == 1 ? " stream" : " streams"); },
+                  [this] { return static_cast<size_t>(streams_in_use_); },
+                  [this](size_t v) { use_streams(static_cast<int>(v)); }, {}};
+  if (topo_.num_hosts > 1)
+    for (size_t n : {1, 2, 4, 8})
+      if (n < static_cast<size_t>(opt_.streams)) streams.tries.push_back(n);
+  std::vector<Tunable> all{std::move(streams)};
+  if (pipelines())
+    all.push_back({kib("pieces "), [this] { return piece_bytes_; }, [this](size_t v) { set_piece_bytes(v); },
+                   {size_t{2} << 20, size_t{8} << 20, size_t{32} << 20}});
+  return all;
+}
+
+Split Communicator::split() {
+  Split s;
+  if (!topo_.hierarchical || topo_.num_hosts < 2 || topo_.local_size < 2) return s;
+  s.parts = static_cast<size_t>(topo_.local_size);
+  std::vector<size_t> local_rank_of(static_cast<size_t>(opt_.size));
+  for (const auto& host : topo_.hosts)
+    for (size_t l = 0; l < host.size(); ++l) local_rank_of[static_cast<size_t>(host[l])] = l;
+  s.part_of = [local_rank_of](int rank) { return local_rank_of[static_cast<size_t>(rank)]; };
+  s.take_use = [this] { return std::exchange(ring_use_, {}); };
+  s.set_weights = [this](const std::vector<double>& weights) {
+    double total = 0;
+    for (double w : weights) total += w;
+    std::vector<uint32_t> bounds(weights.size() + 1, 0);
+    double cumulative = 0;
+    for (size_t l = 0; l < weights.size(); ++l) {
+      cumulative += weights[l] / total;
+      bounds[l + 1] = l + 1 == weights.size() ? kShareUnits : static_cast<uint32_t>(cumulative * kShareUnits);
+    }
+    set_host_split(std::move(bounds));
+  };
+  return s;
 }
 
 void Communicator::broadcast(const Desc& d, Op& op) {

@@ -14,6 +14,7 @@
 #include "algorithms/schedule.h"
 #include "common/collective.h"
 #include "common/side_worker.h"
+#include "common/tunable.h"
 #include "transport/shm_group.h"
 #include "transport/tcp.h"
 #include "transport/tcp_channel.h"
@@ -82,24 +83,15 @@ class Communicator {
   // Dials and accepts the TCP connections the algorithms need (blocking; run it off the JS thread).
   void connect();
 
-  // How many of the streams to each neighbour the next collectives use (1..options().streams);
-  // call it between collectives, at the same point on every rank.
-  void use_streams(int n);
-  int streams_in_use() const { return streams_in_use_; }
-  // Where ranks share hosts, each allreduce is split into one block per local rank, and local
-  // rank l's block crosses hosts on its own ring. `bounds`: local_size + 1 cumulative shares of
-  // kShareUnits (empty: equal blocks). Call between collectives, with the same bounds on every rank.
-  void set_host_split(std::vector<uint32_t> bounds);
-  // Whether run_inline_many pipelines batches (across hosts, shared memory inside), and the size
-  // of the pieces it cuts them into (call between collectives, the same on every rank).
-  bool pipelines() const { return topo_.hierarchical && topo_.local_size > 1; }
-  size_t piece_bytes() const { return piece_bytes_; }
-  void set_piece_bytes(size_t bytes) { piece_bytes_ = std::max<size_t>(bytes, 64 << 10); }
-  // Bytes this rank's cross-host rings carried and the seconds they took since the last call.
-  struct RingUse {
-    double bytes = 0, seconds = 0;
-  };
-  RingUse take_ring_use();
+  // The settings a tuner may move, in the order to try them: how many of the streams to each
+  // neighbour the collectives use (where ranks talk TCP across hosts), and the size of the pieces
+  // run_inline_many cuts batches into where it pipelines them. Set between collectives, at the
+  // same point on every rank.
+  std::vector<Tunable> tunables();
+  // Where ranks share hosts and cross them hierarchically, each allreduce is split into one block
+  // per local rank, and local rank l's block crosses hosts on its own ring: the parts are the
+  // rings, the weights the blocks' shares. parts is 0 elsewhere.
+  Split split();
 
   void submit(Op op);
   // As submit, but when nothing is queued or running, op runs now on the calling thread (which
@@ -125,6 +117,12 @@ class Communicator {
     std::function<void(const std::string&)> done;
   };
   void worker();
+  void use_streams(int n);
+  // Whether run_inline_many pipelines batches (across hosts, shared memory inside).
+  bool pipelines() const { return topo_.hierarchical && topo_.local_size > 1; }
+  void set_piece_bytes(size_t bytes) { piece_bytes_ = std::max<size_t>(bytes, 64 << 10); }
+  // `bounds`: local_size + 1 cumulative shares of kShareUnits (empty: equal blocks).
+  void set_host_split(std::vector<uint32_t> bounds);
   // Runs one task and its completion (the first failure passed on to the peers).
   void run_task(Task& task);
   void execute(Op& op);
@@ -170,7 +168,7 @@ class Communicator {
   std::map<int, std::vector<std::unique_ptr<Conn>>> conns_;  // by neighbour rank, one per stream
   int streams_in_use_ = 1;
   std::vector<uint32_t> host_split_;
-  RingUse ring_use_;
+  Split::Use ring_use_;  // what this rank's cross-host ring carried, and how long it took, since split().take_use
   uint32_t seq_ = 0;
   std::string failed_;
   // Pieces small enough that the pipeline fills quickly (the first cannot cross before the host

@@ -8,6 +8,10 @@
 #include <vector>
 
 #include "communicator.h"
+#include "engine/balance.h"
+#include "engine/fusion.h"
+#include "engine/negotiation.h"
+#include "engine/stall_report.h"
 #include "engine/timeline.h"
 #include "engine/tuner.h"
 #include "reduce/wire16.h"
@@ -38,9 +42,11 @@ struct NamedRequest {
 
 // Allreduces named tensors in whatever order ranks submit them. The engine owns a communicator of
 // its own and runs on that communicator's thread: in rounds, every rank shares which names it
-// holds (a bitmap over names agreed earlier, the full description only for new ones), then all
-// ranks reduce the names everybody holds, packed into fusion buffers, in one agreed order.
-// No rank coordinates; every rank computes the same decision from the same shared data.
+// holds (negotiation.h), then all ranks reduce the names everybody holds, packed into fusion
+// buffers (fusion.h), in one agreed order. No rank coordinates; every rank computes the same
+// decision from the same shared data. The rounds also carry the tuner's and the ring balance's
+// measurements (tuner.h, balance.h) and show tensors that some ranks hold for long and others do
+// not (stall_report.h).
 class Engine {
  public:
   Engine(Communicator& comm, EngineOptions o);
@@ -55,36 +61,21 @@ class Engine {
   bool tuning() const;
 
  private:
-  struct Meta {
-    std::string name;
-    DType dtype;
-    RedOp op;
-    Wire wire;
-    uint64_t count;
-    bool operator==(const Meta& o) const {
-      return dtype == o.dtype && op == o.op && wire == o.wire && count == o.count;
-    }
-    std::string str() const;
-    static Meta of(const NamedRequest& r) { return {r.name, r.dtype, r.op, r.wire, r.count}; }
-  };
   struct Pending {
     NamedRequest req;
     int64_t submitted_us;
     int id = -1;  // agreed id, once every rank has described the name
+    TensorMeta meta() const { return {req.name, req.dtype, req.op, req.wire, req.count}; }
   };
-  struct Round;
 
   void loop();
   bool run_round(bool stopping, bool* all_stopping);
+  Round exchange(bool stopping);
   void execute(const std::vector<int>& ready_ids);
   void reduce_groups(const std::vector<std::vector<Pending*>>& groups);
   void fail_all(const std::string& error);
   void finish();
-  void report_stalls(const Round& round);
   void tune(size_t bytes, int64_t took_us, int reductions);
-  void measure_rings(size_t batch_bytes);
-  void rebalance(const Round& round);
-  void set_shares(std::vector<double> weights);
   std::string label() const;
 
   Communicator& comm_;
@@ -103,29 +94,21 @@ class Engine {
 
   // Engine thread only.
   std::map<std::string, Pending> pending_;  // by name
-  std::vector<Meta> agreed_;                // by id: names every rank described identically
-  std::map<std::string, int> id_of_;
-  std::map<std::string, int64_t> stalled_since_ms_;
-  std::map<std::string, bool> stall_reported_;
-  std::vector<char> fusion_;
+  Negotiation negotiation_;
+  StallReport stalls_;
+  FusionBuffer fusion_;
   bool everyone_holding_ = false;  // in the last round, every rank had tensors waiting
 
   // Tuner: every rank times the same fused reductions and the ranks agree through the rounds.
-  // Tunables in order: the stream count (where ranks talk TCP), the fusion size, and where a batch
-  // pipelines across hosts (Communicator::pipelines) the size of its pieces.
-  void register_tunables();
+  // Tunables: the communicator's (stream count, pipeline pieces), then the fusion size.
   void next_candidate(double rate);
   Tuner tuner_;
   double candidate_seconds_ = 0, candidate_bytes_ = 0;
   int tuner_reductions_ = 0;
   double my_rate_report_ = -1;  // this rank's measured rate for the finished candidate, sent next round
 
-  // Ring balance: each local rank's block of an allreduce crosses hosts on its own ring, and
-  // the rings get unequal shares of the network (per-flow limits hit some streams harder than
-  // others). Every rank reports its ring rate over a window; all move the split the same way.
-  bool balancing_ = false;
-  std::vector<double> shares_;  // by local rank; empty where allreduces are not split
-  double ring_window_bytes_ = 0, ring_bytes_ = 0, ring_seconds_ = 0;
+  // Ring balance: every rank reports its ring's rate over a window; all move the split the same way.
+  Balancer balancer_;
   double my_ring_rate_report_ = -1;
 };
 

@@ -1,18 +1,10 @@
 #pragma once
-#include <cstddef>
-#include <functional>
 #include <string>
 #include <vector>
 
-namespace unicc {
+#include "common/tunable.h"
 
-// A setting the tuner may choose: how to show, read and apply a value, and which to try.
-struct Tunable {
-  std::function<std::string(size_t)> show;  // e.g. "4 streams"
-  std::function<size_t()> get;
-  std::function<void(size_t)> set;  // between collectives, at the same point on every rank
-  std::vector<size_t> tries;        // values to try besides the configured one
-};
+namespace unicc {
 
 // Tries the registered tunables one after another, each one's values with the best found so far
 // for those before it, and keeps the best. The rates it is given are the same on every rank (the
