@@ -160,7 +160,7 @@ function unlisted(ranks: Rank[], found: HostSlots[]): number[] {
 async function firstHostsOfScript(e: ElasticLaunch): Promise<HostSlots[]> {
   let found: HostSlots[];
   try {
-    found = await discoverHosts(e.discoveryScript!);
+    found = await discoverHosts(e.discoveryScript!, e.discoveryArgs);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -379,6 +379,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
       let nextId = rank;
       stopDiscovery = pollHosts(
         elastic.discoveryScript!,
+        elastic.discoveryArgs ?? [],
         elastic.discoveryIntervalMs,
         (found) => {
           if (signalled || elasticFailure || !membership?.accepting) return;
