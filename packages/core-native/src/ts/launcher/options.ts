@@ -70,6 +70,8 @@ export interface RunArgs extends LaunchOptions {
   hostsGiven: boolean;
   /** --slurm: ask Slurm for this allocation, run on it, release it. */
   slurm?: SlurmRequest;
+  /** --ray: the Ray cluster's address (its nodes are the hosts, even inside a Slurm allocation). */
+  ray?: string;
 }
 
 export const DEFAULT_LAUNCH_AGENT = "ssh {host}";
@@ -269,9 +271,9 @@ function elasticOptions(
   const start = np ?? (o.hostsGiven ? slots : undefined);
   if (e.ray) {
     if (e.minNp === undefined && e.maxNp === undefined) throw new UsageError("--ray goes with --min-np/--max-np");
-    if (e.discoveryScript || o.hostsGiven) throw new UsageError("--ray takes its hosts from the Ray cluster; drop -H/--hostfile/--host-discovery-script");
+    if (e.discoveryScript || o.hostsGiven || o.slurm) throw new UsageError("--ray takes its hosts from the Ray cluster; drop -H/--hostfile/--host-discovery-script/--slurm");
     const ray = raySlots(e.ray, process.env);
-    Object.assign(o, { launchAgent: ray.launchAgent, agentForAll: true });
+    Object.assign(o, { launchAgent: ray.launchAgent, agentForAll: true, ray: e.ray });
     Object.assign(e, { discoveryScript: ray.discoveryScript, discoveryArgs: ray.discoveryArgs, discoveryIntervalMs: e.discoveryIntervalMs ?? RAY_DISCOVERY_INTERVAL_MS });
   }
   const minNp = e.minNp ?? 1;
@@ -281,7 +283,8 @@ function elasticOptions(
     throw new UsageError(`the job starts with ${start} ranks, outside --min-np ${minNp} .. --max-np ${maxNp}`);
   if (e.startTimeoutMs !== undefined && Object.keys(e).length === 1) throw new UsageError("--start-timeout goes with --min-np/--max-np");
   if (e.discoveryIntervalMs !== undefined && !e.discoveryScript) throw new UsageError("--discovery-interval goes with --host-discovery-script");
-  if (o.bridge || o.node || o.slurm) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile, --host-discovery-script and --ray only (not --bridge, --nnodes or --slurm)");
+  if (o.bridge || o.node) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile, --host-discovery-script, --ray and Slurm only (not --bridge or --nnodes)");
+  if (o.slurm && e.discoveryScript) throw new UsageError("--host-discovery-script does not go with --slurm: the allocation's nodes are the hosts");
   return {
     minNp,
     maxNp,
