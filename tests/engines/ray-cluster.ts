@@ -16,14 +16,20 @@ export function rayPython(): string {
 export class RayNode {
   private constructor(private readonly proc: ChildProcess) {}
 
-  /** `ray start --block` with these arguments, up once `ray status` answers (within 90 s). */
-  static async start(python: string, address: string, args: string[]): Promise<RayNode> {
+  /**
+   * `ray start --block --node-ip-address=ip` with these arguments, up once the cluster lists the
+   * node with its CPUs (`unicc run --ray`'s own view; `ray status` answers earlier), within 90 s.
+   */
+  static async start(python: string, address: string, ip: string, args: string[]): Promise<RayNode> {
     const ray = python.replace(/python$/, "ray");
-    const node = new RayNode(spawn(ray, ["start", "--block", "--disable-usage-stats", ...args], { stdio: "ignore", env: ENV }));
+    const node = new RayNode(spawn(ray, ["start", "--block", "--disable-usage-stats", `--node-ip-address=${ip}`, ...args], { stdio: "ignore", env: ENV }));
     const until = Date.now() + 90_000;
     for (;;) {
-      const st = spawn(ray, ["status", `--address=${address}`], { stdio: "ignore" });
-      if ((await new Promise((r) => st.on("close", r))) === 0) return node;
+      let listed = "";
+      const st = spawn(python, ["-m", "unicc._ray", "hosts", address], { stdio: ["ignore", "pipe", "ignore"] });
+      st.stdout.on("data", (d) => (listed += d));
+      await new Promise((r) => st.on("close", r));
+      if (listed.split("\n").some((l) => l.startsWith(`${ip}:`))) return node;
       if (Date.now() > until || node.proc.exitCode !== null) {
         await node.stop();
         throw new Error(`ray start ${args.join(" ")} did not come up within 90 s`);
@@ -36,7 +42,7 @@ export class RayNode {
   static async head(python: string, cpus: number, tempDir: string): Promise<{ head: RayNode; address: string }> {
     const port = 20000 + randomInt(20000);
     const address = `127.0.0.2:${port}`;
-    const head = await RayNode.start(python, address, ["--head", "--node-ip-address=127.0.0.2", `--port=${port}`, `--num-cpus=${cpus}`,
+    const head = await RayNode.start(python, address, "127.0.0.2", ["--head", `--port=${port}`, `--num-cpus=${cpus}`,
       "--include-dashboard=false", `--temp-dir=${tempDir}`]);
     return { head, address };
   }

@@ -96,7 +96,7 @@ print("\\n".join(a["Name"] for a in actors().values() if a["State"] == "ALIVE" a
     // Rank 0 is at step 4 and waits for a third rank: give the cluster a node with one CPU.
     const until = Date.now() + 300_000;
     while (!existsSync(joined) && Date.now() < until) await new Promise((res) => setTimeout(res, 200));
-    added = await RayNode.start(python, address, [`--address=${address}`, "--node-ip-address=127.0.0.3", "--num-cpus=1"]);
+    added = await RayNode.start(python, address, "127.0.0.3", [`--address=${address}`, "--num-cpus=1"]);
     const r = await run;
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stderr).toMatch(/generation 2: 3 ranks \(1 joined\)/);
