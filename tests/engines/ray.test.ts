@@ -1,39 +1,29 @@
 // Ray Train on unicc, on a real local Ray (head started here on 127.0.0.2, since Ray swaps
 // 127.0.0.1 for the machine's own address): TorchTrainer with torch_config=UniccConfig() gives
 // its workers unicc's process group; allreduce and a DDP step match references the workers compute.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const SETUP = fileURLToPath(new URL("./setup-ray-venv.sh", import.meta.url));
+import { RayNode, rayPython } from "./ray-cluster.js";
+
 const DRIVER = fileURLToPath(new URL("./workers/ray_train.py", import.meta.url));
 
 describe("Ray Train with UniccConfig", () => {
   let python: string;
-  let head: ChildProcess;
+  let head: RayNode | undefined;
   let out: string;
-  const port = 20000 + randomInt(20000);
-  const address = `127.0.0.2:${port}`;
+  let address: string;
 
   beforeAll(async () => {
-    python = execFileSync("bash", [SETUP], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").pop()!;
+    python = rayPython();
     out = mkdtempSync("/var/tmp/unicc-ray-");
-    const ray = python.replace(/python$/, "ray");
-    head = spawn(ray, ["start", "--head", "--block", "--node-ip-address=127.0.0.2", `--port=${port}`, "--num-cpus=4",
-      "--include-dashboard=false", "--disable-usage-stats", `--temp-dir=${out}/ray`], { stdio: "ignore", env: { ...process.env, RAY_USAGE_STATS_ENABLED: "0" } });
-    const until = Date.now() + 90_000;
-    for (;;) {
-      const st = spawn(ray, ["status", `--address=${address}`], { stdio: "ignore" });
-      if ((await new Promise((r) => st.on("close", r))) === 0) break;
-      if (Date.now() > until) throw new Error("ray head did not come up within 90 s");
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+    ({ head, address } = await RayNode.head(python, 4, `${out}/ray`));
   }, 600_000);
   afterAll(async () => {
-    head?.kill("SIGTERM");
-    await new Promise((r) => (head?.exitCode !== null || head?.signalCode !== null ? r(0) : head.once("exit", r)));
+    await head?.stop();
     rmSync(out, { recursive: true, force: true });
   }, 60_000);
 

@@ -278,6 +278,10 @@ describe("unicc run", () => {
       [["--bridge", "-H", "elsewhere:2", "node"], /--bridge starts bridges on this host only/],
       [["--min-np", "1", "--start-timeout", "0", "node"], /--start-timeout needs a positive number of seconds, got '0'/],
       [["--start-timeout", "9", "node"], /--start-timeout goes with --min-np\/--max-np/],
+      [["--ray", "h:1", "node"], /--ray goes with --min-np\/--max-np/],
+      [["--ray", "h:1", "--min-np", "1", "-H", "a:1", "node"], /--ray takes its hosts from the Ray cluster/],
+      [["--ray", "h:1", "--min-np", "1", "--slurm", "--nodes", "1", "--ntasks-per-node", "1", "node"], /--ray takes its hosts from the Ray cluster/],
+      [["--slurm", "--nodes", "1", "--ntasks-per-node", "1", "--min-np", "1", "--host-discovery-script", "/bin/true", "node"], /--host-discovery-script does not go with --slurm/],
     ] as const) {
       const r = await runJob([...args]);
       expect(r.code, args.join(" ")).toBe(2);

@@ -3,7 +3,10 @@
     elastic_train.py train SEED STEPS COMMIT_EVERY [KILLS]
         trains under unicc.elastic.run. KILLS "2@5,3@reform": worker 2 (UNICC_ELASTIC_ID) SIGKILLs
         itself in the middle of step 5 (forward done, no gradient handed over), worker 3 once it has
-        re-formed the world, before the state is synced in it. With JOIN_AT=J, JOIN_HOSTS=FILE, JOIN_LINE="localhost:3" and
+        re-formed the world, before the state is synced in it. Under `unicc run --ray`, "2@5:actor"
+        SIGKILLs the process of worker 2's Ray actor instead, "2@5:ray" ray.kill()s that actor; under
+        Slurm, "2@5:scancel" cancels worker 2's job step, "2@5:down" sets its node DOWN (what
+        slurmctld does to a node that stops answering). With JOIN_AT=J, JOIN_HOSTS=FILE, JOIN_LINE="localhost:3" and
         JOIN_SIZE=3, rank 0 writes JOIN_LINE into FILE (the job's discovery script prints it) at
         step J, and the ranks commit there until the world has JOIN_SIZE ranks (newcomers joined,
         or, with fewer slots listed, the ranks on the dropped ones gone). Rank 0 prints
@@ -17,6 +20,7 @@ Deterministic: float64, plain SGD, fixed seeds; each step's rows depend on (step
 
 import os
 import signal
+import subprocess
 import sys
 
 import torch
@@ -51,6 +55,12 @@ def weights(m):
     return " ".join(repr(v) for v in torch.cat([p.detach().reshape(-1) for p in m.parameters()]).tolist())
 
 
+SLURM_FAULTS = {
+    "scancel": lambda: ["scancel", "%s.%s" % (os.environ["SLURM_JOB_ID"], os.environ["SLURM_STEP_ID"])],
+    "down": lambda: ["scontrol", "update", "NodeName=" + os.environ["SLURMD_NODENAME"], "State=DOWN", "Reason=unicc-test"],
+}
+
+
 def train(seed, steps, commit_every, kills=""):
     import time
 
@@ -60,7 +70,12 @@ def train(seed, steps, commit_every, kills=""):
 
     uc.init()
     me = os.environ.get("UNICC_ELASTIC_ID")
-    kill = dict(k.split("@") for k in kills.split(",") if k).get(me)
+    kill, _, how = (dict(k.split("@") for k in kills.split(",") if k).get(me) or "").partition(":")
+    if how == "ray":  # connected before, so that the kill is not late
+        import ray
+
+        ray.init(_node_ip_address=os.environ.get("UNICC_RAY_NODE_IP"), log_to_driver=False, configure_logging=False)
+        actor = ray.get_actor(os.environ["UNICC_RAY_ACTOR"], namespace="unicc")
     if kill == "reform":  # dies in the new world before the state reaches it: the others re-form again
         b = unicc.bridge()
         join = b.reform
@@ -80,8 +95,17 @@ def train(seed, steps, commit_every, kills=""):
             opt.zero_grad()
             value = loss(m, bx, by)
             if kill == str(state.step):
-                print("AT fault %d" % (time.time() * 1000), flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
+                # A line from an actor about to die may not reach the launcher: let it go first.
+                at = time.time() + (0.5 if how in ("ray", "actor") else 0)
+                print("AT fault %d" % (at * 1000), flush=True)
+                time.sleep(max(0, at - time.time()))
+                if how == "ray":
+                    ray.kill(actor)
+                elif how in SLURM_FAULTS:
+                    subprocess.run(SLURM_FAULTS[how](), check=True)
+                else:
+                    os.kill(os.getppid() if how == "actor" else os.getpid(), signal.SIGKILL)
+                time.sleep(60)  # until the actor's end takes this process with it
             value.backward()
             opt.step()
             state.step += 1

@@ -12,7 +12,7 @@ async function run(argv: string[]): Promise<number> {
   try {
     const o = parseRunArgs(argv);
     // Inside an allocation, its nodes are the hosts (unless -H/--hostfile says otherwise).
-    const onSlurm = o.slurm !== undefined || (process.env.SLURM_JOB_ID !== undefined && !o.hostsGiven);
+    const onSlurm = o.slurm !== undefined || (process.env.SLURM_JOB_ID !== undefined && !o.hostsGiven && !o.ray);
     return (onSlurm ? await launchOnSlurm(o, o.np, o.slurm) : await launch(o)).exitCode;
   } catch (e) {
     if (e instanceof HelpRequested) {

@@ -7,27 +7,28 @@ import { parseHosts, type HostSlots } from "./options.js";
 /** How long one run of the script may take before it is killed and its answer skipped. */
 const SCRIPT_TIMEOUT_MS = 10_000;
 
-/** Runs the script once: its hosts, or an error saying what was wrong with it. */
-export function discoverHosts(script: string): Promise<HostSlots[]> {
+/** Runs the script once (with `args`: unicc run --ray's is a Python module): its hosts, or an error saying what was wrong with it. */
+export function discoverHosts(script: string, args: string[] = []): Promise<HostSlots[]> {
+  const name = [script, ...args].join(" ");
   return new Promise((resolve, reject) => {
-    execFile(script, [], { timeout: SCRIPT_TIMEOUT_MS, encoding: "utf8" }, (e, stdout, stderr) => {
-      if (e) return reject(new Error(`--host-discovery-script ${script} failed (${e.message.trim()}${stderr ? `: ${stderr.trim()}` : ""})`));
+    execFile(script, args, { timeout: SCRIPT_TIMEOUT_MS, encoding: "utf8" }, (e, stdout, stderr) => {
+      if (e) return reject(new Error(`--host-discovery-script ${name} failed (${e.message.trim()}${stderr ? `: ${stderr.trim()}` : ""})`));
       const lines = stdout.split("\n").map((l) => l.replace(/#.*/, "").trim()).filter(Boolean);
       try {
         resolve(lines.length ? parseHosts(lines.join(",")) : []);
       } catch (err) {
-        reject(new Error(`--host-discovery-script ${script}: ${(err as Error).message}`));
+        reject(new Error(`--host-discovery-script ${name}: ${(err as Error).message}`));
       }
     });
   });
 }
 
 /** Polls the script every intervalMs (one run at a time) and passes each answer on; returns the stop. */
-export function pollHosts(script: string, intervalMs: number, onHosts: (h: HostSlots[]) => void, onError: (e: Error) => void): () => void {
+export function pollHosts(script: string, args: string[], intervalMs: number, onHosts: (h: HostSlots[]) => void, onError: (e: Error) => void): () => void {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const tick = () => {
-    discoverHosts(script).then(
+    discoverHosts(script, args).then(
       (h) => !stopped && onHosts(h),
       (e: Error) => !stopped && onError(e),
     ).finally(() => {

@@ -162,7 +162,7 @@ function unlisted(ranks: Rank[], found: HostSlots[]): number[] {
 async function firstHostsOfScript(e: ElasticLaunch): Promise<HostSlots[]> {
   let found: HostSlots[];
   try {
-    found = await discoverHosts(e.discoveryScript!);
+    found = await discoverHosts(e.discoveryScript!, e.discoveryArgs);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -397,6 +397,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
       const bridgeless = new Set<string>(); // hosts of the script's where --bridge cannot start ranks
       stopDiscovery = pollHosts(
         elastic.discoveryScript!,
+        elastic.discoveryArgs ?? [],
         elastic.discoveryIntervalMs,
         (found) => {
           if (signalled || elasticFailure || !membership?.accepting) return;

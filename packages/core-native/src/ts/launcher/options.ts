@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 
 import { newLauncherCommand, parseCommand, UsageError, wholeNumber } from "../cli-options.js";
+import { RAY_DISCOVERY_INTERVAL_MS, raySlots } from "./ray.js";
 
 export { UsageError };
 
@@ -43,6 +44,8 @@ export interface ElasticLaunch {
   maxNp: number;
   /** Prints "host:slots" lines; polled every discoveryIntervalMs, new slots get ranks. */
   discoveryScript?: string;
+  /** The script's arguments (--ray's discovery is a Python module). */
+  discoveryArgs?: string[];
   discoveryIntervalMs: number;
   /** --start-timeout: how long the first generation waits for every worker it started to connect. */
   startTimeoutMs?: number;
@@ -67,6 +70,8 @@ export interface RunArgs extends LaunchOptions {
   hostsGiven: boolean;
   /** --slurm: ask Slurm for this allocation, run on it, release it. */
   slurm?: SlurmRequest;
+  /** --ray: the Ray cluster's address (its nodes are the hosts, even inside a Slurm allocation). */
+  ray?: string;
 }
 
 export const DEFAULT_LAUNCH_AGENT = "ssh {host}";
@@ -108,6 +113,9 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           elastic job: S prints the hosts, one "host:slots" a line; run every
                           --discovery-interval seconds (default 1); without -H/--hostfile the
                           job starts on its first answer
+  --ray HOST:PORT         elastic job on a Ray cluster: its live nodes' CPUs are the slots (asked
+                          every --discovery-interval, default 2 s) and each rank runs as a Ray
+                          actor on its node (UNICC_RAY_PYTHON: a Python with ray and unicc)
   --start-timeout S       elastic job: how long the first generation waits for every started
                           rank to connect (default 120 or 2 x --timeout + 10, whichever is
                           longer); the ranks still missing then are stopped and named
@@ -193,6 +201,7 @@ export function parseRunArgs(argv: string[]): RunArgs {
     .option("--max-np <B>", "", (v) => void (elastic.maxNp = wholeNumber("--max-np", v, 1)))
     .option("--host-discovery-script <S>", "", (v) => void (elastic.discoveryScript = named("--host-discovery-script", "a program")(v)))
     .option("--discovery-interval <S>", "", (v) => void (elastic.discoveryIntervalMs = positiveSeconds("--discovery-interval", v) * 1000))
+    .option("--ray <HOST:PORT>", "", (v) => void (elastic.ray = named("--ray", "the Ray cluster's HOST:PORT")(v)))
     .option("--start-timeout <S>", "", (v) => void (elastic.startTimeoutMs = positiveSeconds("--start-timeout", v) * 1000))
     .option("--grace <S>", "", (v) => {
       const s = Number(v);
@@ -249,7 +258,9 @@ function positiveSeconds(flag: string, v: string): number {
   return s;
 }
 
-type ElasticArgs = { minNp?: number; maxNp?: number; discoveryScript?: string; discoveryIntervalMs?: number; startTimeoutMs?: number };
+type ElasticArgs = {
+  minNp?: number; maxNp?: number; discoveryScript?: string; discoveryArgs?: string[]; discoveryIntervalMs?: number; startTimeoutMs?: number; ray?: string;
+};
 
 function elasticOptions(
   e: ElasticArgs,
@@ -258,6 +269,13 @@ function elasticOptions(
 ): ElasticLaunch {
   const slots = o.hosts.reduce((s, h) => s + h.slots, 0);
   const start = np ?? (o.hostsGiven ? slots : undefined);
+  if (e.ray) {
+    if (e.minNp === undefined && e.maxNp === undefined) throw new UsageError("--ray goes with --min-np/--max-np");
+    if (e.discoveryScript || o.hostsGiven || o.slurm) throw new UsageError("--ray takes its hosts from the Ray cluster; drop -H/--hostfile/--host-discovery-script/--slurm");
+    const ray = raySlots(e.ray, process.env);
+    Object.assign(o, { launchAgent: ray.launchAgent, agentForAll: true, ray: e.ray });
+    Object.assign(e, { discoveryScript: ray.discoveryScript, discoveryArgs: ray.discoveryArgs, discoveryIntervalMs: e.discoveryIntervalMs ?? RAY_DISCOVERY_INTERVAL_MS });
+  }
   const minNp = e.minNp ?? 1;
   const maxNp = e.maxNp ?? (e.discoveryScript ? Number.MAX_SAFE_INTEGER : start ?? minNp);
   if (minNp > maxNp) throw new UsageError(`--min-np ${minNp} is more than --max-np ${maxNp}`);
@@ -265,11 +283,13 @@ function elasticOptions(
     throw new UsageError(`the job starts with ${start} ranks, outside --min-np ${minNp} .. --max-np ${maxNp}`);
   if (e.startTimeoutMs !== undefined && Object.keys(e).length === 1) throw new UsageError("--start-timeout goes with --min-np/--max-np");
   if (e.discoveryIntervalMs !== undefined && !e.discoveryScript) throw new UsageError("--discovery-interval goes with --host-discovery-script");
-  if (o.node || o.slurm) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile and --host-discovery-script only (not --nnodes or --slurm)");
+  if (o.node) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile, --host-discovery-script, --ray and Slurm only (not --nnodes)");
+  if (o.slurm && e.discoveryScript) throw new UsageError("--host-discovery-script does not go with --slurm: the allocation's nodes are the hosts");
   return {
     minNp,
     maxNp,
     discoveryScript: e.discoveryScript,
+    discoveryArgs: e.discoveryArgs,
     discoveryIntervalMs: e.discoveryIntervalMs ?? 1000,
     startTimeoutMs: e.startTimeoutMs,
     hostsFromScript: !!e.discoveryScript && !o.hostsGiven,

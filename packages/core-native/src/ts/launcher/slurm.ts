@@ -4,9 +4,10 @@
 // the job). Slurm's own tools do the work: scontrol expands node lists, salloc allocates, scancel
 // releases.
 import { execFile, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
 import { launch, type LaunchIO, type LaunchResult } from "./launch.js";
-import { firstSlots, UsageError, type HostSlots, type LaunchOptions, type SlurmRequest } from "./options.js";
+import { type ElasticLaunch, firstSlots, UsageError, type HostSlots, type LaunchOptions, type SlurmRequest } from "./options.js";
 
 function slurmTool(argv: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -37,9 +38,12 @@ export async function allocationHosts(env: NodeJS.ProcessEnv): Promise<HostSlots
   return names.map((name, i) => ({ name, slots: counts[i] }));
 }
 
+/** srun for one rank, with a failed node's exit made a failure (dist/ -> scripts/). */
+const SRUN_RANK = fileURLToPath(new URL("../scripts/srun-rank.sh", import.meta.url));
+
 /** Each rank is one task of its own step on its node; steps share the allocation's CPUs. */
 function srunAgent(jobId: string, stepName: string): string {
-  return `srun --jobid=${jobId} --job-name=${stepName} --nodes=1 --ntasks=1 --nodelist={host} --overlap --quiet --kill-on-bad-exit=0 --`;
+  return `sh ${SRUN_RANK} {host} ${jobId} --jobid=${jobId} --job-name=${stepName} --nodes=1 --ntasks=1 --nodelist={host} --overlap --quiet --kill-on-bad-exit=0 --`;
 }
 
 /** Ends whatever steps of ours are still running (a rank's srun killed with SIGKILL leaves its task). */
@@ -49,9 +53,10 @@ async function cancelSteps(jobId: string, stepName: string, env: NodeJS.ProcessE
   if (ours.length) await slurmTool(["scancel", "--quiet", ...ours], env).catch(() => undefined);
 }
 
-async function allocate(req: SlurmRequest, env: NodeJS.ProcessEnv, stderr: NodeJS.WritableStream): Promise<string> {
+/** `elastic`: --no-kill, so that a node failing ends its ranks' steps only, not the allocation. */
+async function allocate(req: SlurmRequest, elastic: boolean, env: NodeJS.ProcessEnv, stderr: NodeJS.WritableStream): Promise<string> {
   const argv = ["salloc", "--no-shell", `--nodes=${req.nodes}`, `--ntasks-per-node=${req.tasksPerNode}`, "--job-name=unicc-run",
-    ...(req.partition ? [`--partition=${req.partition}`] : [])];
+    ...(elastic ? ["--no-kill"] : []), ...(req.partition ? [`--partition=${req.partition}`] : [])];
   stderr.write(`unicc run: asking Slurm for ${req.nodes} node(s) x ${req.tasksPerNode} task(s)\n`);
   const out = await new Promise<string>((resolve, reject) => {
     const c = spawn(argv[0], argv.slice(1), { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -73,6 +78,17 @@ async function allocationEnv(jobId: string, req: SlurmRequest, env: NodeJS.Proce
 }
 
 /**
+ * An elastic job on an allocation starts on all its slots (or -np's) and can only shrink: a rank's
+ * step that dies, or a node that fails (its steps end), is a rank lost.
+ */
+function shrinkOnly(e: ElasticLaunch, hosts: HostSlots[]): ElasticLaunch {
+  if (e.discoveryScript) return e; // inside an allocation, a script that lists other allocations' nodes
+  const slots = hosts.reduce((n, h) => n + h.slots, 0);
+  if (e.minNp > slots) throw new UsageError(`--min-np ${e.minNp} is more than the ${slots} slots of the allocation`);
+  return { ...e, maxNp: slots };
+}
+
+/**
  * Runs the job on Slurm: on the allocation this process is in (SLURM_JOB_ID), or on one asked for
  * with `request` and cancelled afterwards. `-np N` takes the first N slots, as with -H.
  */
@@ -80,7 +96,7 @@ export async function launchOnSlurm(o: LaunchOptions, np: number | undefined, re
   io: LaunchIO = {}): Promise<LaunchResult> {
   const env = io.env ?? process.env;
   const stderr = io.stderr ?? process.stderr;
-  const allocated = request ? await allocate(request, env, stderr) : undefined;
+  const allocated = request ? await allocate(request, !!o.elastic, env, stderr) : undefined;
   try {
     const jobEnv = allocated ? await allocationEnv(allocated, request!, env) : env;
     const jobId = jobEnv.SLURM_JOB_ID!;
@@ -88,7 +104,8 @@ export async function launchOnSlurm(o: LaunchOptions, np: number | undefined, re
     if (np !== undefined) hosts = firstSlots(hosts, np, "the allocation");
     const stepName = `unicc-${process.pid}`;
     try {
-      return await launch({ ...o, hosts, launchAgent: srunAgent(jobId, stepName), agentForAll: true }, { ...io, env: jobEnv });
+      return await launch({ ...o, hosts, elastic: o.elastic && shrinkOnly(o.elastic, hosts), launchAgent: srunAgent(jobId, stepName), agentForAll: true },
+        { ...io, env: jobEnv });
     } finally {
       await cancelSteps(jobId, stepName, jobEnv);
     }
