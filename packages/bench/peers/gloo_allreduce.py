@@ -21,7 +21,7 @@ def median(times: list[float]) -> float:
 
 
 def main() -> None:
-    plan = [tuple(map(int, item.split(":"))) for item in sys.argv[1].split(",")]
+    plan = [(tuple(map(int, item.split(":"))) + (0,))[:4] for item in sys.argv[1].split(",")]
     # One compute thread per rank, like the other implementations; the ranks share the cores.
     torch.set_num_threads(1)
     # A rank that hangs fails the run after a minute rather than holding up the whole bench.

@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
 
   for (char* item = strtok(argv[1], ","); item; item = strtok(NULL, ",")) {
     long bytes;
-    int iters, warmup, gap_us;
-    if (sscanf(item, "%ld:%d:%d:%d", &bytes, &iters, &warmup, &gap_us) != 4 || bytes <= 0 || bytes % 4 || iters <= 0 ||
+    int iters, warmup, gap_us = 0;
+    if (sscanf(item, "%ld:%d:%d:%d", &bytes, &iters, &warmup, &gap_us) < 3 || bytes <= 0 || bytes % 4 || iters <= 0 ||
         warmup < 0 || gap_us < 0) {
       if (rank == 0) fprintf(stderr, "mpi_allreduce: bad plan item '%s'\n", item);
       MPI_Abort(MPI_COMM_WORLD, 2);

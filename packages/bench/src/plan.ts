@@ -57,14 +57,14 @@ export function makePlan(sizes: number[], iters?: number, gapUs = 0): Step[] {
   });
 }
 
-/** "bytes:iters:warmup:gap_us,..." — the programs' one argument, easy to split in C, Python and JS alike. */
+/** "bytes:iters:warmup:gap_us,..." (gap_us may be left out: 0) — the programs' one argument, easy to split in C, Python and JS alike. */
 export function encodePlan(plan: Step[]): string {
   return plan.map((s) => `${s.bytes}:${s.iters}:${s.warmup}:${s.gapUs}`).join(",");
 }
 
 export function decodePlan(arg: string): Step[] {
   return arg.split(",").map((item) => {
-    const [bytes, iters, warmup, gapUs] = item.split(":").map(Number);
+    const [bytes, iters, warmup, gapUs = 0] = item.split(":").map(Number);
     if (!(bytes > 0 && bytes % 4 === 0 && iters > 0 && warmup >= 0 && gapUs >= 0)) throw new Error(`bad plan item '${item}'`);
     return { bytes, iters, warmup, gapUs };
   });
