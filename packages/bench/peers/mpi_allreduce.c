@@ -1,8 +1,8 @@
 /* Open MPI peer of `unicc-bench`: MPI_Allreduce (float, sum, in place), timed exactly as
- * src/worker.ts times unicc: per size, WARMUP then ITERS x (restore input, barrier, t0,
- * allreduce, t1); rank 0 prints the median as one JSON line on stdout, and "progress mpi
- * BYTES DONE/ITERS" on stderr at most once a second.
- * argv: the plan, "bytes:iters:warmup,..." (src/plan.ts). */
+ * src/worker.ts times unicc: per size, WARMUP then ITERS x (restore input, barrier, GAP_US of
+ * busy compute, t0, allreduce, t1); rank 0 prints the median as one JSON line on stdout, and
+ * "progress mpi BYTES DONE/ITERS" on stderr at most once a second.
+ * argv: the plan, "bytes:iters:warmup:gap_us,..." (src/plan.ts). */
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,15 +33,16 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (argc < 2) {
-    if (rank == 0) fprintf(stderr, "usage: mpi_allreduce bytes:iters:warmup,...\n");
+    if (rank == 0) fprintf(stderr, "usage: mpi_allreduce bytes:iters:warmup:gap_us,...\n");
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
   uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(rank + 1);
 
   for (char* item = strtok(argv[1], ","); item; item = strtok(NULL, ",")) {
     long bytes;
-    int iters, warmup;
-    if (sscanf(item, "%ld:%d:%d", &bytes, &iters, &warmup) != 3 || bytes <= 0 || bytes % 4 || iters <= 0 || warmup < 0) {
+    int iters, warmup, gap_us = 0;
+    if (sscanf(item, "%ld:%d:%d:%d", &bytes, &iters, &warmup, &gap_us) < 3 || bytes <= 0 || bytes % 4 || iters <= 0 ||
+        warmup < 0 || gap_us < 0) {
       if (rank == 0) fprintf(stderr, "mpi_allreduce: bad plan item '%s'\n", item);
       MPI_Abort(MPI_COMM_WORLD, 2);
     }
@@ -60,6 +61,8 @@ int main(int argc, char** argv) {
       /* Summing the result again and again would overflow to inf; every run reduces the same data. */
       memcpy(buf, data, bytes);
       MPI_Barrier(MPI_COMM_WORLD);
+      for (const double until = MPI_Wtime() + gap_us * 1e-6; MPI_Wtime() < until;) {
+      }
       const double t0 = MPI_Wtime();
       MPI_Allreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
       const double t1 = MPI_Wtime();

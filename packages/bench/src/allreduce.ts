@@ -46,6 +46,7 @@ interface Options {
   unicc: boolean;
   out: string;
   iters?: number;
+  gapUs: number;
 }
 
 const USAGE = `usage: unicc-bench [allreduce] [options]
@@ -58,6 +59,8 @@ backend and Open MPI, measured in one run by the same method, with unicc/peer bu
   --peers P,...|none  gloo, mpi, or none (default gloo,mpi)
   --no-unicc          measure the peers only
   --iters K           timed runs per size (default 200 up to 4M, fewer above, 5 at 256M)
+  --gap US            busy compute of US microseconds between the barrier and each timed call, as
+                      a training step computes before it hands over a gradient (default 0)
   --out DIR           directory for bench.json and bench.png (default bench-results)
   -h, --help          this text
 
@@ -70,7 +73,7 @@ PyTorch DDP over Gloo, with an ablation and an overlap replay (unicc-bench engin
 
 
 function parseArgs(argv: string[]): Options | "help" {
-  const o: Options = { ranks: [2, 4], sizes: parseSizes("1K-256M"), peers: [...PEERS], unicc: true, out: "bench-results" };
+  const o: Options = { ranks: [2, 4], sizes: parseSizes("1K-256M"), peers: [...PEERS], unicc: true, out: "bench-results", gapUs: 0 };
   const cmd = newCommand("unicc-bench")
     .option("--ranks <N,...>", "", (v) => {
       o.ranks = v.split(",").map((s) => {
@@ -92,6 +95,7 @@ function parseArgs(argv: string[]): Options | "help" {
     })
     .option("--no-unicc")
     .option("--iters <K>", "", (v) => void (o.iters = wholeNumber("--iters", v, 1)))
+    .option("--gap <US>", "", (v) => void (o.gapUs = wholeNumber("--gap", v, 0)))
     .option("--out <DIR>", "", (v) => void (o.out = v));
   const { opts } = parseCommand(cmd, argv);
   if (opts.help) return "help";
@@ -274,7 +278,7 @@ export async function runAllreduceBench(argv: string[]): Promise<number> {
     stopped = sig;
   };
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
-  const plan = makePlan(o.sizes, o.iters);
+  const plan = makePlan(o.sizes, o.iters, o.gapUs);
   const programs: Program[] = [...(o.unicc ? (["unicc"] as const) : []), ...o.peers];
   const rows: BenchRow[] = [];
   const failures: string[] = [];
@@ -304,7 +308,7 @@ export async function runAllreduceBench(argv: string[]): Promise<number> {
   const ratioRows = ratios(rows, o);
   const cores = cpus().length;
   process.stdout.write(
-    `\nallreduce, float32 sum, on this host (${cores} cpus): lat = median time of one allreduce; ` +
+    `\nallreduce, float32 sum, on this host (${cores} cpus)${o.gapUs ? `, each call after ${o.gapUs} us of compute` : ""}: lat = median time of one allreduce; ` +
       `busbw = bytes / lat x 2(n-1)/n in GB/s; unicc/peer = ratio of busbw (unicc = promise API, unicc-sync = blocking)\n`,
   );
   for (const ranks of o.ranks) process.stdout.write(`\n${ranks} ranks\n${table(rows, ratioRows, o, ranks)}\n`);
@@ -316,7 +320,7 @@ export async function runAllreduceBench(argv: string[]): Promise<number> {
     date: new Date().toISOString(),
     host: { cpus: cores, cpu_model: cpus()[0]?.model, node: process.version },
     method:
-      "per size and rank count: warm-up runs, then iters x (restore the random input, barrier, t0, allreduce float32 sum in place, t1) " +
+      "per size and rank count: warm-up runs, then iters x (restore the random input, barrier, gapUs of busy compute, t0, allreduce float32 sum in place, t1) " +
       "on rank 0; median_s = median of those times; busbw_GBps = bytes / median_s x 2(n-1)/n / 1e9",
     plan,
     rows,

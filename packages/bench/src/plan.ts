@@ -7,6 +7,11 @@ export interface Step {
   iters: number;
   /** Untimed repetitions before them. */
   warmup: number;
+  /**
+   * Microseconds of busy compute between the barrier and t0, as a training step computes before
+   * it hands over a gradient: the communication threads have gone idle by the time the call comes.
+   */
+  gapUs: number;
 }
 
 const UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
@@ -45,24 +50,30 @@ export function itersFor(bytes: number): number {
   return Math.min(200, Math.max(5, Math.round(2 ** 30 / bytes)));
 }
 
-export function makePlan(sizes: number[], iters?: number): Step[] {
+export function makePlan(sizes: number[], iters?: number, gapUs = 0): Step[] {
   return sizes.map((bytes) => {
     const k = iters ?? itersFor(bytes);
-    return { bytes, iters: k, warmup: Math.max(2, Math.ceil(k / 20)) };
+    return { bytes, iters: k, warmup: Math.max(2, Math.ceil(k / 20)), gapUs };
   });
 }
 
-/** "bytes:iters:warmup,..." — the programs' one argument, easy to split in C, Python and JS alike. */
+/** "bytes:iters:warmup:gap_us,..." (gap_us may be left out: 0) — the programs' one argument, easy to split in C, Python and JS alike. */
 export function encodePlan(plan: Step[]): string {
-  return plan.map((s) => `${s.bytes}:${s.iters}:${s.warmup}`).join(",");
+  return plan.map((s) => `${s.bytes}:${s.iters}:${s.warmup}:${s.gapUs}`).join(",");
 }
 
 export function decodePlan(arg: string): Step[] {
   return arg.split(",").map((item) => {
-    const [bytes, iters, warmup] = item.split(":").map(Number);
-    if (!(bytes > 0 && bytes % 4 === 0 && iters > 0 && warmup >= 0)) throw new Error(`bad plan item '${item}'`);
-    return { bytes, iters, warmup };
+    const [bytes, iters, warmup, gapUs = 0] = item.split(":").map(Number);
+    if (!(bytes > 0 && bytes % 4 === 0 && iters > 0 && warmup >= 0 && gapUs >= 0)) throw new Error(`bad plan item '${item}'`);
+    return { bytes, iters, warmup, gapUs };
   });
+}
+
+/** Keeps the CPU busy for `us` microseconds (the "compute" of a gap). */
+export function computeFor(us: number): void {
+  const until = process.hrtime.bigint() + BigInt(Math.round(us * 1000));
+  while (process.hrtime.bigint() < until);
 }
 
 /** Bus bandwidth as nccl-tests defines it for allreduce, in GB/s (1e9 bytes): bytes / time x 2(n-1)/n. */

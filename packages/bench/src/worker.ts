@@ -1,16 +1,16 @@
 // One rank of unicc's side of `unicc-bench`, started by the launcher. It times allreduce exactly as
 // peers/ time Gloo and Open MPI: per size, `warmup` then `iters` x (restore input, barrier,
-// t0, allreduce, t1); rank 0 prints the median as one JSON line on stdout, and "progress IMPL
+// the plan's gap of compute, t0, allreduce, t1); rank 0 prints the median as one JSON line on stdout, and "progress IMPL
 // BYTES DONE/ITERS" on stderr at most once a second. argv: the plan (plan.ts).
 import { init } from "@unicc/core";
-import { busbwGBps, decodePlan, median } from "./plan.js";
+import { busbwGBps, computeFor, decodePlan, median } from "./plan.js";
 
 const SUM = { op: "sum" } as const;
 const plan = decodePlan(process.argv[2] ?? "");
 const world = await init();
 const lead = world.rank === 0;
 
-for (const { bytes, iters, warmup } of plan) {
+for (const { bytes, iters, warmup, gapUs } of plan) {
   const input = new Float32Array(bytes / 4);
   for (let i = 0; i < input.length; i++) input[i] = Math.random();
   const buf = new Float32Array(input.length);
@@ -22,6 +22,7 @@ for (const { bytes, iters, warmup } of plan) {
       // Summing the result again and again would overflow to inf; every run reduces the same data.
       buf.set(input);
       await world.barrier();
+      if (gapUs) computeFor(gapUs);
       const t0 = process.hrtime.bigint();
       if (impl === "unicc") await world.allreduce(buf, SUM);
       else world.allreduceSync(buf, SUM);

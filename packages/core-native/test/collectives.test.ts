@@ -34,6 +34,17 @@ describe("collectives on one host (shared memory)", () => {
     });
   }
 
+  // Around the switch from one round to owner rounds (64 KiB: 8192 and 16384 elements of 8 and
+  // 4 bytes), with a late rank each time, so that promise calls also finish on the core's thread.
+  const AROUND_SMALL = [1, 8192, 8193, 16384, 16385];
+  for (const np of [2, 3, 4]) {
+    it(`sizes ${AROUND_SMALL.join(", ")} at ${np} ranks, one rank late each time`, async () => {
+      const r = await runJob(["-np", String(np), "node", `${WORKERS}collectives.mjs`, AROUND_SMALL.join(","), "3"]);
+      expect(r.code, r.stderr).toBe(0);
+      expectAllCasesAgree(r.byRank, np, AROUND_SMALL);
+    });
+  }
+
   it("8 ranks oversubscribed on this machine's cores", async () => {
     const r = await runJob(["-np", "8", "node", `${WORKERS}collectives.mjs`, SIZES.join(",")], { timeoutMs: 300_000 });
     expect(r.code, r.stderr).toBe(0);

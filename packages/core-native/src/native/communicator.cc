@@ -18,6 +18,10 @@ namespace unicc {
 
 namespace {
 
+// How long a caller that must not block looks for its peers before it leaves the rest of a
+// collective to this communicator's thread.
+constexpr int64_t kEagerNs = 20'000;
+
 uint64_t fnv1a64(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
@@ -339,15 +343,19 @@ void Communicator::allgather(const Desc& d, Op& op) {
       std::memcpy(out + topo_.hosts[h][l] * bytes, all.data() + (h * L + l) * bytes, bytes);
 }
 
-void Communicator::execute(Op& op) {
+Desc Communicator::describe(const Op& op) {
   Desc d;
-  d.seq = seq_;
+  d.seq = seq_++;
   d.coll = static_cast<uint8_t>(op.coll);
   d.dtype = static_cast<uint8_t>(op.dtype);
   d.op = static_cast<uint8_t>(op.op);
   d.root = op.root;
   d.count = op.count;
-  ++seq_;
+  return d;
+}
+
+void Communicator::execute(Op& op) {
+  const Desc d = describe(op);
   if (opt_.size == 1) {
     if (op.coll == Coll::Allgather) std::memmove(op.out, op.buf, op.count * dtype_size(op.dtype));
     return;
@@ -419,11 +427,68 @@ void Communicator::submit_or_run(Op op) {
   auto shared = std::make_shared<Op>(std::move(op));
   Task task{[this, shared] { execute(*shared); }, [shared](const std::string& err) { shared->done(err); }};
   run_task(task);
+  release_lane();
+}
+
+void Communicator::release_lane() {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     running_ = false;
+    wake = !queue_.empty() || stopping_;
   }
-  cv_.notify_all();  // the worker waits for running_ to clear before it takes what queued meanwhile
+  // The worker (and close()) wait for running_ to clear before they take what queued meanwhile;
+  // with nothing queued, waking the worker would only cost it a pointless trip (a context switch).
+  if (wake) cv_.notify_all();
+}
+
+bool Communicator::one_local_round(const Op& op) const {
+  if (!shm_ || topo_.num_hosts != 1) return false;
+  return op.coll == Coll::Barrier ||
+         (op.coll == Coll::Allreduce && local_small(*shm_, op.count * dtype_size(op.dtype), opt_.small_bytes));
+}
+
+void Communicator::finish_local_round(Op& op, uint64_t round) {
+  local_small_finish(*shm_, round, op.buf, op.count, op.dtype, op.op);
+  if (op.coll == Coll::Allreduce && op.op == RedOp::Avg) divide(op.buf, op.count, op.dtype, opt_.size);
+}
+
+bool Communicator::submit_eager(Op op) {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!one_local_round(op) || !queue_.empty() || running_ || stopping_) {
+      lock.unlock();
+      submit(std::move(op));
+      return false;
+    }
+    running_ = true;
+  }
+  auto shared = std::make_shared<Op>(std::move(op));
+  std::function<void()> rest;  // what this communicator's thread is left to do, if anything
+  Task here{[&] {
+              if (!shm_->round_free()) {
+                rest = [this, shared] { execute(*shared); };
+                return;
+              }
+              const size_t bytes = shared->count * dtype_size(shared->dtype);
+              const uint64_t R = local_small_start(*shm_, describe(*shared), shared->buf, bytes);
+              if (shm_->arrived(R, ShmGroup::IN, kEagerNs)) finish_local_round(*shared, R);
+              else rest = [this, shared, R] { finish_local_round(*shared, R); };
+            },
+            [&](const std::string& err) {
+              if (!rest) shared->done(err);
+            }};
+  run_task(here);
+  if (!rest) {
+    release_lane();
+    return true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_front({std::move(rest), [shared](const std::string& err) { shared->done(err); }});
+  }
+  release_lane();
+  return false;
 }
 
 void Communicator::run_task(Task& task) {

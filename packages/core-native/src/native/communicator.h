@@ -99,6 +99,12 @@ class Communicator {
   // hand-off less for a caller that has nothing else to do meanwhile (the command ring's thread).
   // Order is kept: op runs here only after everything submitted before it finished.
   void submit_or_run(Op op);
+  // For a caller that must not block for long (a promise call on the JavaScript thread): as
+  // submit_or_run, except that only a one-round collective inside one host (a small allreduce, a
+  // barrier) starts here, and it finishes here only if every peer joins within a few
+  // microseconds; otherwise this communicator's thread finishes it. Returns whether it finished
+  // here (op.done has then run on the calling thread).
+  bool submit_eager(Op op);
   // Runs op now on the calling thread, which must be this communicator's own (a task of
   // run_async); a failure is passed on to the peers and thrown.
   void run_inline(Op& op);
@@ -123,9 +129,16 @@ class Communicator {
   void set_piece_bytes(size_t bytes) { piece_bytes_ = std::max<size_t>(bytes, 64 << 10); }
   // `bounds`: local_size + 1 cumulative shares of kShareUnits (empty: equal blocks).
   void set_host_split(std::vector<uint32_t> bounds);
+  // Ends a task run outside the worker (submit_or_run, submit_eager): clears running_.
+  void release_lane();
   // Runs one task and its completion (the first failure passed on to the peers).
   void run_task(Task& task);
+  // The request every rank checks against its peers; numbers it in the sequence of collectives.
+  Desc describe(const Op& op);
   void execute(Op& op);
+  // Whether op is one round inside this host (local_small_start / local_small_finish).
+  bool one_local_round(const Op& op) const;
+  void finish_local_round(Op& op, uint64_t round);
   void allreduce(const Desc& d, Op& op);
   void pipelined_allreduces(const std::vector<Op*>& ops);
   void broadcast(const Desc& d, Op& op);

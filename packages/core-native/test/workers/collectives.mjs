@@ -7,6 +7,9 @@ import { init } from "@unicc/core";
 import { word } from "./seeded.mjs";
 
 const sizes = process.argv[2].split(",").map(Number);
+// Optional: before each collective one rank (a different one each time) comes this many ms late,
+// so the others' calls cannot finish where they started (the core's thread finishes them).
+const lateMs = Number(process.argv[3] ?? 0);
 const world = await init();
 const { rank, size } = world;
 
@@ -85,12 +88,14 @@ function report(name, arr) {
 
 let seed = 1;
 let sync = false;
+const maybeLate = () => lateMs && seed % size === rank ? new Promise((r) => setTimeout(r, lateMs)) : undefined;
 for (const n of sizes) {
   for (const dtype of Object.keys(DTYPES)) {
     for (const op of ["sum", "average", "min", "max", "product"]) {
       seed++;
       sync = !sync; // alternate the promise and the blocking variants
       const buf = fill(dtype, seed, rank, n, op);
+      await maybeLate();
       if (sync) world.allreduceSync(buf, { op });
       else {
         const same = await world.allreduce(buf, { op });
@@ -106,6 +111,7 @@ for (const n of sizes) {
     for (const root of new Set([0, size - 1])) {
       seed++;
       const buf = rank === root ? fill(dtype, seed, root, n) : fill(dtype, seed + 1000, rank, n);
+      await maybeLate();
       await world.broadcast(buf, { root });
       const name = `broadcast/${dtype}/root${root}/${n}`;
       for (let i = rank; i < n; i += size) check(name, buf[i], DTYPES[dtype].value(seed, root, i), 0, i);

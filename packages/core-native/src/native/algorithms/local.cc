@@ -78,25 +78,38 @@ void owner_rounds(ShmGroup& g, const Desc& d, char* buf, const Partition& blocks
 
 }  // namespace
 
+bool local_small(const ShmGroup& g, size_t bytes, size_t small_bytes) {
+  return bytes <= small_bytes && bytes <= g.in_bytes();
+}
+
+uint64_t local_small_start(ShmGroup& g, const Desc& d, const void* buf, size_t bytes) {
+  const uint64_t R = g.begin_round();
+  g.publish_desc(R, d);
+  if (bytes) std::memcpy(g.in_area(g.local_rank(), R), buf, bytes);
+  g.post(R, ShmGroup::IN);
+  return R;
+}
+
+void local_small_finish(ShmGroup& g, uint64_t round, void* buf, size_t count, DType t, RedOp op) {
+  g.wait_all(round, ShmGroup::IN);
+  g.check_descs(round);
+  if (count) {
+    const void* srcs[ShmGroup::kMaxLocal];
+    for (int p = 0; p < g.local_size(); ++p) srcs[p] = g.in_area(p, round);
+    reduce_many(buf, srcs, g.local_size(), count, t, op);
+  }
+  g.post(round, ShmGroup::DONE);
+}
+
 void local_allreduce(ShmGroup& g, const Desc& d, void* buf, size_t count, DType t, RedOp op,
                      size_t small_bytes) {
   const size_t esize = dtype_size(t), bytes = count * esize;
-  if (bytes > small_bytes || bytes > g.in_bytes()) {
+  if (!local_small(g, bytes, small_bytes)) {
     const Partition blocks{count, static_cast<size_t>(g.local_size())};
     owner_rounds(g, d, static_cast<char*>(buf), blocks, esize, t, op, OwnerMode::ReduceScatterAllgather);
     return;
   }
-  const uint64_t R = g.begin_round();
-  g.publish_desc(R, d);
-  std::memcpy(g.in_area(g.local_rank(), R), buf, bytes);
-  g.post(R, ShmGroup::IN);
-  g.wait_all(R, ShmGroup::IN);
-  g.check_descs(R);
-  // Every rank sums in the same order, so every rank gets bit-identical results.
-  const void* srcs[ShmGroup::kMaxLocal];
-  for (int p = 0; p < g.local_size(); ++p) srcs[p] = g.in_area(p, R);
-  reduce_many(buf, srcs, g.local_size(), count, t, op);
-  g.post(R, ShmGroup::DONE);
+  local_small_finish(g, local_small_start(g, d, buf, bytes), buf, count, t, op);
 }
 
 void local_reduce_scatter(ShmGroup& g, const Desc& d, void* buf, const Partition& blocks, DType t, RedOp op) {
@@ -150,12 +163,7 @@ void local_allgather(ShmGroup& g, const Desc& d, const void* in, void* out, size
 }
 
 void local_barrier(ShmGroup& g, const Desc& d) {
-  const uint64_t R = g.begin_round();
-  g.publish_desc(R, d);
-  g.post(R, ShmGroup::IN);
-  g.wait_all(R, ShmGroup::IN);
-  g.check_descs(R);
-  g.post(R, ShmGroup::DONE);
+  local_small_finish(g, local_small_start(g, d, nullptr, 0), nullptr, 0, DType::F32, RedOp::Sum);
 }
 
 }  // namespace unicc

@@ -14,6 +14,14 @@ namespace unicc {
 // above it each rank owns a block, reduces it, and the others copy it (reads each byte once).
 void local_allreduce(ShmGroup& g, const Desc& d, void* buf, size_t count, DType t, RedOp op,
                      size_t small_bytes);
+// The one-round collectives (an allreduce that fits local_small, a barrier: count 0) in two
+// halves, for a caller that must not block: start copies this rank's bytes into its slot and
+// posts them (call it when g.round_free()); finish waits for every peer's, reduces all slots in
+// rank order into buf (so every rank gets bit-identical results) and releases the round; it does
+// not wait once g.arrived(round, IN) said so.
+bool local_small(const ShmGroup& g, size_t bytes, size_t small_bytes);
+uint64_t local_small_start(ShmGroup& g, const Desc& d, const void* buf, size_t bytes);
+void local_small_finish(ShmGroup& g, uint64_t round, void* buf, size_t count, DType t, RedOp op);
 // Afterwards local rank o holds block o of `blocks` (L parts) reduced over the host.
 void local_reduce_scatter(ShmGroup& g, const Desc& d, void* buf, const Partition& blocks, DType t, RedOp op);
 // Copies block o of `blocks` (L parts) from local rank o to everybody.

@@ -2,8 +2,10 @@
 // promises settle back on the JavaScript thread through a thread-safe function.
 #include <napi.h>
 
-#include <future>
+#include <condition_variable>
+#include <mutex>
 #include <memory>
+#include <thread>
 
 #include "binding/command_ring.h"
 #include "binding/ring_binding.h"
@@ -14,6 +16,25 @@
 
 namespace unicc {
 namespace {
+
+// A blocking call's wait for `left` completions (the first error wins).
+struct Waiter {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t left = 1;
+  std::string error;
+
+  void done(const std::string& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!e.empty() && error.empty()) error = e;
+    if (--left == 0) cv.notify_all();
+  }
+  const std::string& wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return left == 0; });
+    return error;
+  }
+};
 
 struct Completion {
   Napi::Promise::Deferred deferred;
@@ -181,25 +202,13 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     const int op = info[2].As<Napi::Number>().Int32Value(), wire = info[3].As<Napi::Number>().Int32Value();
     std::vector<NamedRequest> reqs;
     for (uint32_t i = 0; i < names.Length(); ++i) reqs.push_back(Named(env, names.Get(i), bufs.Get(i), op, wire));
-    struct Waiter {
-      std::mutex mu;
-      std::condition_variable cv;
-      size_t left;
-      std::string error;
-    };
     auto w = std::make_shared<Waiter>();
     w->left = reqs.size();
     for (auto& r : reqs) {
-      r.done = [w](const std::string& e) {
-        std::lock_guard<std::mutex> lock(w->mu);
-        if (!e.empty() && w->error.empty()) w->error = e;
-        if (--w->left == 0) w->cv.notify_all();
-      };
+      r.done = [w](const std::string& e) { w->done(e); };
       engine_->submit(std::move(r));
     }
-    std::unique_lock<std::mutex> lock(w->mu);
-    w->cv.wait(lock, [&] { return w->left == 0; });
-    if (!w->error.empty()) throw Napi::Error::New(env, w->error);
+    if (!w->wait().empty()) throw Napi::Error::New(env, w->error);
   }
 
   // stopEngine(): collective; settles once every rank stopped its engine.
@@ -255,12 +264,10 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     }
     const bool sync = info[5].As<Napi::Boolean>().Value();
     if (sync) {
-      auto done = std::make_shared<std::promise<std::string>>();
-      std::future<std::string> result = done->get_future();
-      op.done = [done](const std::string& e) { done->set_value(e); };
-      comm_->submit(std::move(op));
-      const std::string error = result.get();
-      if (!error.empty()) throw Napi::Error::New(env, error);
+      auto w = std::make_shared<Waiter>();
+      op.done = [w](const std::string& e) { w->done(e); };
+      comm_->submit_or_run(std::move(op));  // on this thread when the lane is idle: no hand-off
+      if (!w->wait().empty()) throw Napi::Error::New(env, w->error);
       return env.Undefined();
     }
     Napi::Array keep = Napi::Array::New(env);
@@ -268,8 +275,12 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     keep.Set(1u, info[4]);
     auto c = Begin(env, keep);
     Napi::Promise p = c->deferred.Promise();
-    op.done = [this, c](const std::string& e) { Finish(c, e); };
-    comm_->submit(std::move(op));
+    // Settled right here when the collective finishes on this thread; else from the core's.
+    op.done = [this, c, js = std::this_thread::get_id()](const std::string& e) {
+      if (std::this_thread::get_id() == js) c->error = e;
+      else Finish(c, e);
+    };
+    if (comm_->submit_eager(std::move(op))) Settle(env, c);
     return p;
   }
 
@@ -329,11 +340,16 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     tsfn_.BlockingCall(boxed, [this](Napi::Env env, Napi::Function, std::shared_ptr<Completion>* b) {
       std::shared_ptr<Completion> done = std::move(*b);
       delete b;
-      if (done->error.empty()) done->deferred.Resolve(env.Undefined());
-      else done->deferred.Reject(Napi::Error::New(env, done->error).Value());
-      done->keep_alive.Reset();
-      if (--pending_ == 0) tsfn_.Unref(env);
+      Settle(env, done);
     });
+  }
+
+  // On the JavaScript thread.
+  void Settle(Napi::Env env, const std::shared_ptr<Completion>& c) {
+    if (c->error.empty()) c->deferred.Resolve(env.Undefined());
+    else c->deferred.Reject(Napi::Error::New(env, c->error).Value());
+    c->keep_alive.Reset();
+    if (--pending_ == 0) tsfn_.Unref(env);
   }
 
   void Shutdown() {

@@ -24,7 +24,10 @@ namespace {
 constexpr uint64_t kMagic = 0x31636369'6e75ull;  // "unicc1"
 constexpr size_t kPage = 4096;
 constexpr int kSleepSliceMs = 50;      // how often a sleeping waiter looks at peers' health
-constexpr int64_t kSpinNs = 30'000;    // spin this long before sleeping, only if cores suffice
+// A waiter looks for its peer this long before it sleeps, spinning for the first kPauseNs where
+// the host has a core per rank and giving its core away at every look after that.
+constexpr int64_t kLookNs = 50'000;
+constexpr int64_t kPauseNs = 5'000;
 
 size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
@@ -155,21 +158,47 @@ void ShmGroup::post(uint64_t round, Phase ph) {
   if (h.sleepers.load(std::memory_order_seq_cst) != 0) futex_wake_all(&h.seq);
 }
 
+bool ShmGroup::look(const RankHeader& h, uint32_t want, int64_t budget_ns) const {
+  auto there = [&] { return reached(h.seq.load(std::memory_order_acquire), want); };
+  // A peer running on another core answers within a short spin. After that (at once where
+  // ranks share cores) each look gives the core away: the peer may be waiting for this very
+  // core (ranks share cores, or other processes crowd them), and spinning on would delay it.
+  const auto start = Clock::now(), until = start + std::chrono::nanoseconds(budget_ns),
+             yield_from = start + std::chrono::nanoseconds(spin_ ? std::min(budget_ns, kPauseNs) : 0);
+  for (;;) {
+    for (int k = 0; k < 16; ++k) {
+      if (there()) return true;
+      cpu_relax();
+    }
+    const auto now = Clock::now();
+    if (now > until) return false;
+    if (now > yield_from) sched_yield();
+  }
+}
+
+bool ShmGroup::round_free() const {
+  if (next_round_ < 2) return true;
+  const uint32_t want = target(next_round_ - 2, DONE);
+  for (int p = 0; p < local_size(); ++p)
+    if (p != me_ && !reached(rh(p).seq.load(std::memory_order_acquire), want)) return false;
+  return true;
+}
+
+bool ShmGroup::arrived(uint64_t round, Phase ph, int64_t budget_ns) const {
+  const auto until = Clock::now() + std::chrono::nanoseconds(budget_ns);
+  for (int p = 0; p < local_size(); ++p) {
+    const int64_t left = std::chrono::duration_cast<std::chrono::nanoseconds>(until - Clock::now()).count();
+    if (p != me_ && !look(rh(p), target(round, ph), left)) return false;
+  }
+  return true;
+}
+
 void ShmGroup::wait(int peer, uint64_t round, Phase ph) {
   RankHeader& h = rh(peer);
   const uint32_t want = target(round, ph);
   if (reached(h.seq.load(std::memory_order_acquire), want)) return;
   throw_if_aborted();
-  if (spin_) {
-    const auto until = Clock::now() + std::chrono::nanoseconds(kSpinNs);
-    for (int i = 0;; ++i) {
-      for (int k = 0; k < 64; ++k) {
-        cpu_relax();
-        if (reached(h.seq.load(std::memory_order_acquire), want)) return;
-      }
-      if (Clock::now() > until) break;
-    }
-  }
+  if (look(h, want, kLookNs)) return;
   const int64_t started = now_ms();
   int64_t last_check = started;
   for (;;) {

@@ -16,7 +16,8 @@ namespace unicc {
 // readers post DONE when they no longer need anybody's areas of round R. Areas are double
 // buffered by round parity, so round R+2 may overwrite them once every peer is DONE with R.
 // Each rank publishes its progress as one 32-bit counter, which is also the futex word that
-// waiters sleep on: nobody spins while a peer is descheduled.
+// waiters sleep on after a short look (bounded, and yielding the core where ranks share cores),
+// so nobody spins long while a peer is descheduled.
 class ShmGroup {
  public:
   enum Phase : uint32_t { IN = 1, OUT = 2, DONE = 3 };
@@ -46,6 +47,10 @@ class ShmGroup {
   void post(uint64_t round, Phase ph);
   void wait(int peer, uint64_t round, Phase ph);
   void wait_all(uint64_t round, Phase ph);
+  // Never sleeps: whether begin_round would start the next round without waiting, and whether
+  // every peer reaches phase ph of round within budget_ns (for a caller that must not block).
+  bool round_free() const;
+  bool arrived(uint64_t round, Phase ph, int64_t budget_ns) const;
 
   char* in_area(int lr, uint64_t round);
   char* out_area(int lr, uint64_t round);
@@ -71,6 +76,8 @@ class ShmGroup {
   uint32_t target(uint64_t round, Phase ph) const {
     return static_cast<uint32_t>(round * 3 + ph);
   }
+  // Looks at a peer's counter for up to budget_ns before a waiter sleeps (see the .cc).
+  bool look(const RankHeader& h, uint32_t want, int64_t budget_ns) const;
   bool peer_alive(int lr) const;
   RankHeader& rh(int lr) const;
 
@@ -81,7 +88,7 @@ class ShmGroup {
   size_t slot_bytes_;
   size_t map_bytes_;
   int timeout_ms_;
-  bool spin_;
+  bool spin_;  // a core per local rank: a waiter may spin before it yields
   uint64_t next_round_ = 0;
   char* base_ = nullptr;
   Header* hdr_ = nullptr;

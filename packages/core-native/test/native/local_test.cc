@@ -1,0 +1,149 @@
+// Collectives inside one host over a real shared-memory group: simulated local ranks as threads,
+// each with its own mapping of one segment, on random data against a reference reduction; and
+// the split one-round path that a caller which must not block uses (start, arrived, finish).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "algorithms/local.h"
+#include "common/error.h"
+
+namespace unicc {
+namespace {
+
+constexpr size_t kPiece = 4096;  // shared-memory piece; also where the one-round path ends
+constexpr size_t kSmall = 4096;
+
+struct Host {
+  std::vector<std::unique_ptr<ShmGroup>> groups;  // one per local rank, each its own mapping
+  explicit Host(int L, int timeout_ms = 10000) {
+    static std::atomic<int> serial{0};
+    const std::string name = "/unicc-test-" + std::to_string(getpid()) + "-" + std::to_string(serial++);
+    std::vector<ShmGroup::Member> members;
+    for (int r = 0; r < L; ++r) members.push_back({"rank " + std::to_string(r)});
+    for (int r = 0; r < L; ++r) groups.push_back(std::make_unique<ShmGroup>(name, r == 0, r, members, kPiece, timeout_ms));
+    groups[0]->unlink();
+  }
+  // Runs fn(local rank, its group) on one thread per local rank.
+  template <typename F>
+  void run(F fn) {
+    std::vector<std::thread> threads;
+    for (size_t r = 0; r < groups.size(); ++r) threads.emplace_back([&, r] { fn(static_cast<int>(r), *groups[r]); });
+    for (auto& t : threads) t.join();
+  }
+};
+
+Desc allreduce_desc(uint32_t seq, size_t count) {
+  Desc d;
+  d.seq = seq;
+  d.coll = static_cast<uint8_t>(Coll::Allreduce);
+  d.count = count;
+  return d;
+}
+
+std::vector<std::vector<float>> random_inputs(int L, size_t n, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<std::vector<float>> in(L, std::vector<float>(n));
+  for (auto& v : in)
+    for (auto& x : v) x = u(rng);
+  return in;
+}
+
+void expect_sums(const std::vector<std::vector<float>>& in, const std::vector<std::vector<float>>& out, size_t n) {
+  const int L = static_cast<int>(in.size());
+  for (size_t i = 0; i < n; ++i) {
+    double ref = 0, mag = 0;
+    for (int r = 0; r < L; ++r) ref += in[r][i], mag += std::fabs(in[r][i]);
+    ASSERT_NEAR(out[0][i], ref, (L + 1) * mag * 6e-8) << "element " << i << " of " << n;
+  }
+  for (int r = 1; r < L; ++r)
+    ASSERT_EQ(std::memcmp(out[r].data(), out[0].data(), n * sizeof(float)), 0) << "rank " << r << " differs, n " << n;
+}
+
+// Sizes around the switch from one round (every rank reduces everything) to owner rounds, and
+// some that take several pieces, back to back on one group so rounds also wrap their buffers.
+TEST(LocalAllreduce, MatchesReferenceAroundTheSmallSwitch) {
+  std::mt19937_64 rng(7);
+  const size_t at = kSmall / sizeof(float);
+  const std::vector<size_t> sizes{1, 7, at - 1, at, at + 1, 3 * at + 5, 17 * at};
+  for (int L : {2, 3, 4}) {
+    Host host(L);
+    uint32_t seq = 0;
+    for (size_t n : sizes) {
+      const auto in = random_inputs(L, n, rng);
+      auto out = in;
+      host.run([&](int r, ShmGroup& g) {
+        local_allreduce(g, allreduce_desc(seq, n), out[r].data(), n, DType::F32, RedOp::Sum, kSmall);
+      });
+      ++seq;
+      expect_sums(in, out, n);
+    }
+  }
+}
+
+// The last rank comes late: the others' arrived() says no (they would leave the rest to another
+// thread) until it has posted, then yes; finish gives everybody the reference result.
+TEST(LocalAllreduce, SplitRoundWaitsForTheLateRank) {
+  std::mt19937_64 rng(11);
+  for (int L : {2, 3, 4}) {
+    Host host(L);
+    for (size_t n : {size_t{1}, kSmall / sizeof(float)}) {
+      const auto in = random_inputs(L, n, rng);
+      auto out = in;
+      std::atomic<int> refused{0};
+      host.run([&](int r, ShmGroup& g) {
+        const Desc d = allreduce_desc(static_cast<uint32_t>(n), n);
+        EXPECT_TRUE(local_small(g, n * sizeof(float), kSmall));
+        if (r == L - 1) {
+          while (refused.load() < L - 1) std::this_thread::yield();
+        }
+        EXPECT_TRUE(g.round_free());
+        const uint64_t R = local_small_start(g, d, out[r].data(), n * sizeof(float));
+        if (r != L - 1) {
+          EXPECT_FALSE(g.arrived(R, ShmGroup::IN, 2000));
+          ++refused;
+        }
+        local_small_finish(g, R, out[r].data(), n, DType::F32, RedOp::Sum);
+        EXPECT_TRUE(g.arrived(R, ShmGroup::IN, 0));
+      });
+      expect_sums(in, out, n);
+    }
+  }
+}
+
+// A rank that gives up (a dying peer seen, a timeout) wakes the others wherever they wait: in
+// the spin, yielding, or asleep on the futex; each fails with the same message.
+TEST(LocalAllreduce, AbortReachesEveryWaiter) {
+  for (int L : {2, 4}) {
+    for (int delay_ms : {0, 200}) {
+      Host host(L);
+      std::atomic<int> failed{0};
+      const auto t0 = std::chrono::steady_clock::now();
+      host.run([&](int r, ShmGroup& g) {
+        std::vector<float> buf(16, 1.0f);
+        if (r == 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+          g.abort("rank 0 gave up");
+          return;
+        }
+        try {
+          local_allreduce(g, allreduce_desc(0, buf.size()), buf.data(), buf.size(), DType::F32, RedOp::Sum, kSmall);
+        } catch (const CommError& e) {
+          EXPECT_STREQ(e.what(), "rank 0 gave up");
+          ++failed;
+        }
+      });
+      EXPECT_EQ(failed.load(), L - 1);
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(delay_ms + 1000));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace unicc
