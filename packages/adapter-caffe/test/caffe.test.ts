@@ -3,27 +3,12 @@
 import { randomInt } from "node:crypto";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
-import { bullseyeRoot, IN_CONTAINER, IN_ROOT, inRoot, pipInstalled, jobFolder, leftovers, lines, runJob, UNICC_CAFFE, WORKERS } from "./helpers.js";
+import { caffeJobs, IN_CONTAINER, IN_ROOT, inRoot, pipInstalled, lines, runJob, UNICC_CAFFE, WORKERS } from "./helpers.js";
 
 const TIMEOUT_S = 10;
-let root: string;
-let job: { dir: string; env: NodeJS.ProcessEnv };
-let before: Set<string>;
-
-beforeAll(() => {
-  root = bullseyeRoot();
-}, 600_000);
-beforeEach(() => {
-  job = jobFolder();
-  before = new Set(leftovers(root));
-});
-// Every rank's mounts go with its mount namespace, and the launcher removes its bridges' files.
-afterEach(() => {
-  expect(leftovers(root).filter((f) => !before.has(f))).toEqual([]);
-  rmSync(job.dir, { recursive: true, force: true });
-});
+const job = caffeJobs();
 
 const inRootJob = (np: number, cmd: string[]) =>
   runJob(["-np", String(np), "--bridge", "--timeout", String(TIMEOUT_S), "--", IN_ROOT, ...cmd], { env: job.env });

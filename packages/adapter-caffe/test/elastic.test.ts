@@ -5,31 +5,17 @@
 // iterations at the same sizes on the combined batches (workers/elastic.py).
 import { spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import { expectReference } from "../../core-native/test/elastic-check.js";
 import { CLI, collect } from "../../core-native/test/run-job.js";
-import { bullseyeRoot, IN_ROOT, inRoot, jobFolder, leftovers, WORKERS } from "./helpers.js";
+import { caffeJobs, IN_ROOT, inRoot, WORKERS } from "./helpers.js";
 
 const TRAIN = `${WORKERS}elastic.py`;
 const STEPS = 10;
-let root: string;
-let job: { dir: string; env: NodeJS.ProcessEnv };
-let before: Set<string>;
-
-beforeAll(() => {
-  root = bullseyeRoot();
-}, 600_000);
-beforeEach(() => {
-  job = jobFolder();
-  before = new Set(leftovers(root));
-});
-afterEach(() => {
-  expect(leftovers(root).filter((f) => !before.has(f))).toEqual([]);
-  rmSync(job.dir, { recursive: true, force: true });
-});
+const job = caffeJobs();
 
 /** Live bridge processes serving slabs in `dir` (the bridges of one --bridge-dir job). */
 function bridgesIn(dir: string): string[] {

@@ -1,27 +1,12 @@
 // unicc.caffe.evaluate: real Caffe in the bullseye root on 1, 2 and 4 ranks through `unicc run --bridge`;
 // the totals must equal one plain pycaffe process forwarding the whole set (computed by rank 0 of the worker).
 import { randomInt } from "node:crypto";
-import { rmSync } from "node:fs";
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
-import { bullseyeRoot, IN_ROOT, inRoot, jobFolder, leftovers, lines, runJob, UNICC_CAFFE, WORKERS } from "./helpers.js";
+import { caffeJobs, IN_ROOT, inRoot, lines, runJob, UNICC_CAFFE, WORKERS } from "./helpers.js";
 
 const TIMEOUT_S = 10;
-let root: string;
-let job: { dir: string; env: NodeJS.ProcessEnv };
-let before: Set<string>;
-
-beforeAll(() => {
-  root = bullseyeRoot();
-}, 600_000);
-beforeEach(() => {
-  job = jobFolder();
-  before = new Set(leftovers(root));
-});
-afterEach(() => {
-  expect(leftovers(root).filter((f) => !before.has(f))).toEqual([]);
-  rmSync(job.dir, { recursive: true, force: true });
-});
+const job = caffeJobs();
 
 const TOTALS = /^(?:TOTALS|REF) (\d+) (\d+) (\w+) (\S+)$/m;
 

@@ -1,9 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterEach, beforeAll, beforeEach, expect } from "vitest";
 
 import type { Cluster } from "../../../tests/cluster/cluster.js";
 import { CLI, collect, type JobResult } from "../../core-native/test/run-job.js";
@@ -25,6 +26,29 @@ export function bullseyeRoot(): string {
 export function jobFolder(): { dir: string; env: NodeJS.ProcessEnv } {
   const dir = mkdtempSync(join(tmpdir(), "unicc-caffe-test-"));
   return { dir, env: { UNICC_ROOT_BINDS: dir, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1" } };
+}
+
+/**
+ * Gives each test of the file a fresh job folder (the object returned, updated before each test) and
+ * checks after it that nothing of its job is left: every rank's mounts go with its mount namespace,
+ * and the launcher removes its bridges' files.
+ */
+export function caffeJobs(): { dir: string; env: NodeJS.ProcessEnv } {
+  const job = { dir: "", env: {} as NodeJS.ProcessEnv };
+  let root = "";
+  let before = new Set<string>();
+  beforeAll(() => {
+    root = bullseyeRoot();
+  }, 600_000);
+  beforeEach(() => {
+    Object.assign(job, jobFolder());
+    before = new Set(leftovers(root));
+  });
+  afterEach(() => {
+    expect(leftovers(root).filter((f) => !before.has(f))).toEqual([]);
+    rmSync(job.dir, { recursive: true, force: true });
+  });
+  return job;
 }
 
 const CLIENT = fileURLToPath(new URL("../../core-native/python/unicc/", import.meta.url));
