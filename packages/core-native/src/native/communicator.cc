@@ -416,18 +416,18 @@ void Communicator::run_async(std::function<void()> fn, std::function<void(const 
 }
 
 void Communicator::submit_or_run(Op op) {
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!queue_.empty() || running_ || stopping_) {
-      lock.unlock();
-      return submit(std::move(op));
-    }
-    running_ = true;
-  }
+  if (!claim_lane()) return submit(std::move(op));
   auto shared = std::make_shared<Op>(std::move(op));
   Task task{[this, shared] { execute(*shared); }, [shared](const std::string& err) { shared->done(err); }};
   run_task(task);
   release_lane();
+}
+
+bool Communicator::claim_lane() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!queue_.empty() || running_ || stopping_) return false;
+  running_ = true;
+  return true;
 }
 
 void Communicator::release_lane() {
@@ -454,14 +454,9 @@ void Communicator::finish_local_round(Op& op, uint64_t round) {
 }
 
 bool Communicator::submit_eager(Op op) {
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!one_local_round(op) || !queue_.empty() || running_ || stopping_) {
-      lock.unlock();
-      submit(std::move(op));
-      return false;
-    }
-    running_ = true;
+  if (!one_local_round(op) || !claim_lane()) {
+    submit(std::move(op));
+    return false;
   }
   auto shared = std::make_shared<Op>(std::move(op));
   std::function<void()> rest;  // what this communicator's thread is left to do, if anything

@@ -129,7 +129,10 @@ class Communicator {
   void set_piece_bytes(size_t bytes) { piece_bytes_ = std::max<size_t>(bytes, 64 << 10); }
   // `bounds`: local_size + 1 cumulative shares of kShareUnits (empty: equal blocks).
   void set_host_split(std::vector<uint32_t> bounds);
-  // Ends a task run outside the worker (submit_or_run, submit_eager): clears running_.
+  // Takes the lane for a task run outside the worker (submit_or_run, submit_eager) when nothing is
+  // queued or running; release_lane() gives it back.
+  bool claim_lane();
+  // Ends a task run outside the worker: clears running_.
   void release_lane();
   // Runs one task and its completion (the first failure passed on to the peers).
   void run_task(Task& task);
