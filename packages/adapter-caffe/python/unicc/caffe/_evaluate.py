@@ -6,6 +6,10 @@ are exact; the loss sum is f64 (the ranks' partial sums add in another order tha
 
 import numpy as np
 
+# Caffe's SoftmaxWithLoss takes -log(max(p, FLT_MIN)) of float32 probabilities, so a sample's loss never
+# exceeds this; without the cap one confidently wrong sample makes our sum differ from Caffe's.
+_CAFFE_MAX_SAMPLE_LOSS = -float(np.log(np.finfo(np.float32).tiny))
+
 from ._solver import init
 
 
@@ -27,7 +31,8 @@ def _batch_metrics(scores, labels, classes):
     guess = s.argmax(axis=1)
     confusion = np.zeros((classes, classes), np.int64)
     np.add.at(confusion, (y, guess), 1)
-    return int((guess == y).sum()), float(-logp[np.arange(len(y)), y].sum()), confusion
+    losses = np.minimum(-logp[np.arange(len(y)), y], _CAFFE_MAX_SAMPLE_LOSS)
+    return int((guess == y).sum()), float(losses.sum()), confusion
 
 
 def _local(net, x, y, scores, classes):
@@ -49,7 +54,8 @@ def _local(net, x, y, scores, classes):
 def evaluate(net, x, y, scores, confusion=False):
     """Evaluates net (TEST phase, MemoryData input, `scores` the blob before softmax) on the rows
     (x, y) of the whole test set, every rank passing the same arrays; returns the totals over all
-    ranks: {"samples", "correct", "accuracy", "loss" (mean softmax cross-entropy), "loss_sum",
+    ranks: {"samples", "correct", "accuracy", "loss" (mean softmax cross-entropy, each sample's capped as
+    Caffe's SoftmaxWithLoss caps it), "loss_sum",
     "confusion" (labels x guesses, int64, only with confusion=True)}."""
     b = init()
     x, y = np.asarray(x), np.asarray(y).reshape(-1)
