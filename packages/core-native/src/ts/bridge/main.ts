@@ -1,6 +1,7 @@
-// Entry of dist/bridge.js: `node bridge.js --socket <dir>/<name> [--slab-dir DIR]`, started with the
-// rank's environment by the Python client (python/unicc/_bridge.py), or by `unicc run --bridge`
-// (launcher/bridges.ts, which names the shared slab folder). Exit code 0 on a clean close.
+// Entry of dist/bridge.js: `node bridge.js --socket <dir>/<name> [--slab-dir DIR] [--connect-timeout-ms MS]`,
+// started with the rank's environment by the Python client (python/unicc/_bridge.py), or by
+// `unicc run --bridge` (launcher/bridges.ts, which names the shared slab folder and waits longer for
+// a client that has yet to start Python). Exit code 0 on a clean close.
 import { readEnv } from "../env.js";
 import { runBridge } from "./server.js";
 
@@ -11,10 +12,9 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write("usage: node bridge.js --socket <private dir>/<socket name>\n");
     return 2;
   }
-  const j = argv.indexOf("--slab-dir");
-  const slabDir = j >= 0 ? argv[j + 1] : undefined;
-  const { timeoutMs } = readEnv(process.env);
-  return runBridge({ socketPath, slabDir, connectTimeoutMs: timeoutMs });
+  const value = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
+  const connectTimeoutMs = Number(value("--connect-timeout-ms") ?? readEnv(process.env).timeoutMs);
+  return runBridge({ socketPath, slabDir: value("--slab-dir"), connectTimeoutMs });
 }
 
 // A stopped job signals the client's whole process group, us included. The client decides: it

@@ -23,19 +23,22 @@ export interface RankBridge {
   unclaimed(): boolean;
 }
 
-/** Starts rank `rank`'s bridge with the rank's environment; its output is relayed with the rank's prefix. */
+/**
+ * Starts rank `rank`'s bridge with the rank's environment; its output is relayed with the rank's prefix.
+ * It waits connectTimeoutMs for its client: the launcher ends it at once if the rank exits first.
+ */
 export function startBridge(
-  dir: string,
-  jobId: string,
-  rank: number,
+  where: { dir: string; jobId: string; rank: number },
   env: NodeJS.ProcessEnv,
   out: { stdout: Writable; stderr: Writable },
+  connectTimeoutMs: number,
 ): RankBridge {
+  const { dir, jobId, rank } = where;
   // A private (0700) folder per rank: the bridge refuses any other, and removes it once its client is in.
   const home = join(dir, `unicc-${jobId}-bridge-${rank}`);
   mkdirSync(home, { mode: 0o700 });
   const socket = join(home, "s");
-  const child = spawn(process.execPath, [BRIDGE_JS, "--socket", socket, "--slab-dir", dir], {
+  const child = spawn(process.execPath, [BRIDGE_JS, "--socket", socket, "--slab-dir", dir, "--connect-timeout-ms", String(connectTimeoutMs)], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,

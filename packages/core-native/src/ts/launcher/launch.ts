@@ -95,6 +95,14 @@ function nodeJobId(node: NonNullable<LaunchOptions["node"]>): string {
   return createHash("sha256").update(`${node.masterAddr}:${node.masterPort}/${node.count}`).digest("hex").slice(0, 16);
 }
 
+/**
+ * How long a rank's first contact may take: its bridge's first client, the first elastic round. A busy
+ * machine can take minutes to start Python and a framework, and a rank that exits first ends it at once.
+ */
+function firstConnectMs(o: LaunchOptions): number {
+  return o.elastic?.startTimeoutMs ?? Math.max(120, 2 * (o.timeoutS ?? DEFAULT_TIMEOUT_S) + 10) * 1000;
+}
+
 function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -288,7 +296,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
         MASTER_ADDR: addr,
         MASTER_PORT: String(masterPort),
       };
-      const bridge = o.bridge && local ? startBridge(o.bridgeDir ?? DEFAULT_BRIDGE_DIR, jobId, rank, { ...baseEnv, ...env }, { stdout, stderr }) : undefined;
+      const bridge = o.bridge && local ? startBridge({ dir: o.bridgeDir ?? DEFAULT_BRIDGE_DIR, jobId, rank }, { ...baseEnv, ...env }, { stdout, stderr }, firstConnectMs(o)) : undefined;
       Object.assign(env, bridge?.env);
       const { UNICC_JOB_TOKEN: _secret, ...visible } = env;
       const argv = local
@@ -378,8 +386,7 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
       membership = new ElasticMembership(o.elastic, {
         store: membershipStore ? etcdMembership(membershipStore, (e) => stderr.write(`unicc run: ${e.message}\n`)) : store!,
         roundMs: (o.timeoutS ?? DEFAULT_TIMEOUT_S) * 1000,
-        // A busy machine can take minutes to start Python and a framework: the first round waits long.
-        startMs: o.elastic.startTimeoutMs ?? Math.max(120, 2 * (o.timeoutS ?? DEFAULT_TIMEOUT_S) + 10) * 1000,
+        startMs: firstConnectMs(o),
         log: (line) => stderr.write(`${line}\n`),
         fail: (message) => {
           elasticFailure = message;

@@ -118,7 +118,8 @@ export const USAGE = `usage: unicc run [options] [--] <command...>
                           actor on its node (UNICC_RAY_PYTHON: a Python with ray and unicc)
   --start-timeout S       elastic job: how long the first generation waits for every started
                           rank to connect (default 120 or 2 x --timeout + 10, whichever is
-                          longer); the ranks still missing then are stopped and named
+                          longer); the ranks still missing then are stopped and named. A
+                          --bridge rank's bridge waits as long for its client
   --nnodes N --node-rank K --master-addr A --master-port P
                           one launcher per node, as torchrun's: this node's -np ranks are
                           K*np..; node 0 hosts the store at A:P; every node needs the same
