@@ -54,9 +54,9 @@ def _local(net, x, y, scores, classes):
 def evaluate(net, x, y, scores, confusion=False):
     """Evaluates net (TEST phase, MemoryData input, `scores` the blob before softmax) on the rows
     (x, y) of the whole test set, every rank passing the same arrays; returns the totals over all
-    ranks: {"samples", "correct", "accuracy", "loss" (mean softmax cross-entropy, each sample's capped as
-    Caffe's SoftmaxWithLoss caps it), "loss_sum",
-    "confusion" (labels x guesses, int64, only with confusion=True)}."""
+    ranks: {"samples", "correct", "accuracy", "loss" (mean softmax cross-entropy, each sample's capped
+    as Caffe's SoftmaxWithLoss caps it), "loss_sum", "confusion" (labels x guesses, int64, only with
+    confusion=True)}."""
     b = init()
     x, y = np.asarray(x), np.asarray(y).reshape(-1)
     if len(x) != len(y):
