@@ -311,6 +311,20 @@ describe("unicc run", () => {
     expect(r.stderr).toMatch(/elastic job ended: 1 rank left, fewer than --min-np 2; lost: worker 1 \(host \S+, pid \d+\) did not connect within 4 s \(--start-timeout\)\n$/);
   });
 
+  it("a discovery that fails at the start is named as the user gave it: --host-discovery-script S, or --ray HOST:PORT", async () => {
+    const empty = script("no-hosts.sh", "#!/bin/sh\n");
+    chmodSync(empty, 0o755);
+    for (const [args, env, pattern] of [
+      [["--min-np", "1", "--host-discovery-script", "/bin/false"], {}, /^unicc run: --host-discovery-script \/bin\/false failed \(Command failed: \/bin\/false/],
+      [["--min-np", "1", "--host-discovery-script", empty], {}, /^unicc run: --host-discovery-script \S+no-hosts.sh offers 0 slots, fewer than the 1 to start with/],
+      [["--min-np", "1", "--ray", "127.0.0.1:9"], { UNICC_RAY_PYTHON: "/bin/false" }, /^unicc run: --ray 127.0.0.1:9 failed \(Command failed: \/bin\/false -m unicc._ray hosts 127.0.0.1:9/],
+    ] as const) {
+      const r = await runJob([...args, "node", "-e", "0"], { env });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(pattern);
+    }
+  });
+
   it("elastic --bridge: a host the discovery script lists elsewhere gets no ranks (its bridge could not start there), said once", async () => {
     const hosts = script("hosts.sh", "#!/bin/sh\necho localhost:1\necho elsewhere-unicc:1\n");
     chmodSync(hosts, 0o755);

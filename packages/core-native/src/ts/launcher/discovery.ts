@@ -7,28 +7,37 @@ import { parseHosts, type HostSlots } from "./options.js";
 /** How long one run of the script may take before it is killed and its answer skipped. */
 const SCRIPT_TIMEOUT_MS = 10_000;
 
-/** Runs the script once (with `args`: unicc run --ray's is a Python module): its hosts, or an error saying what was wrong with it. */
-export function discoverHosts(script: string, args: string[] = []): Promise<HostSlots[]> {
-  const name = [script, ...args].join(" ");
+/** Where an elastic job's hosts come from: a command that prints "host:slots" lines. */
+export interface HostDiscovery {
+  command: string;
+  /** unicc run --ray's command is a Python module. */
+  args: string[];
+  /** What the user gave, for messages: "--host-discovery-script S" or "--ray HOST:PORT". */
+  name: string;
+}
+
+/** Runs the command once: its hosts, or an error saying what was wrong with it. */
+export function discoverHosts(d: HostDiscovery): Promise<HostSlots[]> {
+  const { name } = d;
   return new Promise((resolve, reject) => {
-    execFile(script, args, { timeout: SCRIPT_TIMEOUT_MS, encoding: "utf8" }, (e, stdout, stderr) => {
-      if (e) return reject(new Error(`--host-discovery-script ${name} failed (${e.message.trim()}${stderr ? `: ${stderr.trim()}` : ""})`));
+    execFile(d.command, d.args, { timeout: SCRIPT_TIMEOUT_MS, encoding: "utf8" }, (e, stdout, stderr) => {
+      if (e) return reject(new Error(`${name} failed (${e.message.trim()}${stderr ? `: ${stderr.trim()}` : ""})`));
       const lines = stdout.split("\n").map((l) => l.replace(/#.*/, "").trim()).filter(Boolean);
       try {
         resolve(lines.length ? parseHosts(lines.join(",")) : []);
       } catch (err) {
-        reject(new Error(`--host-discovery-script ${name}: ${(err as Error).message}`));
+        reject(new Error(`${name}: ${(err as Error).message}`));
       }
     });
   });
 }
 
-/** Polls the script every intervalMs (one run at a time) and passes each answer on; returns the stop. */
-export function pollHosts(script: string, args: string[], intervalMs: number, onHosts: (h: HostSlots[]) => void, onError: (e: Error) => void): () => void {
+/** Polls the command every intervalMs (one run at a time) and passes each answer on; returns the stop. */
+export function pollHosts(d: HostDiscovery, intervalMs: number, onHosts: (h: HostSlots[]) => void, onError: (e: Error) => void): () => void {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const tick = () => {
-    discoverHosts(script, args).then(
+    discoverHosts(d).then(
       (h) => !stopped && onHosts(h),
       (e: Error) => !stopped && onError(e),
     ).finally(() => {

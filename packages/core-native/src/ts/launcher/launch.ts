@@ -170,12 +170,12 @@ function unlisted(ranks: Rank[], found: HostSlots[]): number[] {
 async function firstHostsOfScript(e: ElasticLaunch): Promise<HostSlots[]> {
   let found: HostSlots[];
   try {
-    found = await discoverHosts(e.discoveryScript!, e.discoveryArgs);
+    found = await discoverHosts(e.discovery!);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const slots = found.reduce((n, h) => n + h.slots, 0);
-  if (slots < (e.startNp ?? e.minNp)) throw new UsageError(`--host-discovery-script ${e.discoveryScript} offers ${slots} slots, fewer than the ${e.startNp ?? e.minNp} to start with`);
+  if (slots < (e.startNp ?? e.minNp)) throw new UsageError(`${e.discovery!.name} offers ${slots} slots, fewer than the ${e.startNp ?? e.minNp} to start with`);
   return firstSlots(found, Math.min(e.startNp ?? e.maxNp, slots), "the discovered hosts");
 }
 
@@ -398,13 +398,13 @@ export async function launch(o: LaunchOptions, io: LaunchIO = {}): Promise<Launc
     for (const host of hosts)
       for (let localRank = 0; localRank < host.slots; localRank++, rank++)
         startRank(host, rank, localRank, host.slots, o.elastic ? String(rank) : undefined);
-    if (o.elastic?.discoveryScript) {
+    if (o.elastic?.discovery) {
       const elastic = o.elastic;
+      const discovery = o.elastic.discovery;
       let nextId = rank;
       const bridgeless = new Set<string>(); // hosts of the script's where --bridge cannot start ranks
       stopDiscovery = pollHosts(
-        elastic.discoveryScript!,
-        elastic.discoveryArgs ?? [],
+        discovery,
         elastic.discoveryIntervalMs,
         (found) => {
           if (signalled || elasticFailure || !membership?.accepting) return;

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 
 import { newLauncherCommand, parseCommand, UsageError, wholeNumber } from "../cli-options.js";
+import type { HostDiscovery } from "./discovery.js";
 import { RAY_DISCOVERY_INTERVAL_MS, raySlots } from "./ray.js";
 
 export { UsageError };
@@ -43,9 +44,7 @@ export interface ElasticLaunch {
   minNp: number;
   maxNp: number;
   /** Prints "host:slots" lines; polled every discoveryIntervalMs, new slots get ranks. */
-  discoveryScript?: string;
-  /** The script's arguments (--ray's discovery is a Python module). */
-  discoveryArgs?: string[];
+  discovery?: HostDiscovery;
   discoveryIntervalMs: number;
   /** --start-timeout: how long the first generation waits for every worker it started to connect. */
   startTimeoutMs?: number;
@@ -260,7 +259,7 @@ function positiveSeconds(flag: string, v: string): number {
 }
 
 type ElasticArgs = {
-  minNp?: number; maxNp?: number; discoveryScript?: string; discoveryArgs?: string[]; discoveryIntervalMs?: number; startTimeoutMs?: number; ray?: string;
+  minNp?: number; maxNp?: number; discoveryScript?: string; discovery?: HostDiscovery; discoveryIntervalMs?: number; startTimeoutMs?: number; ray?: string;
 };
 
 function elasticOptions(
@@ -275,25 +274,26 @@ function elasticOptions(
     if (e.discoveryScript || o.hostsGiven || o.slurm) throw new UsageError("--ray takes its hosts from the Ray cluster; drop -H/--hostfile/--host-discovery-script/--slurm");
     const ray = raySlots(e.ray, process.env);
     Object.assign(o, { launchAgent: ray.launchAgent, agentForAll: true, ray: e.ray });
-    Object.assign(e, { discoveryScript: ray.discoveryScript, discoveryArgs: ray.discoveryArgs, discoveryIntervalMs: e.discoveryIntervalMs ?? RAY_DISCOVERY_INTERVAL_MS });
+    Object.assign(e, { discovery: ray.discovery, discoveryIntervalMs: e.discoveryIntervalMs ?? RAY_DISCOVERY_INTERVAL_MS });
+  } else if (e.discoveryScript) {
+    e.discovery = { command: e.discoveryScript, args: [], name: `--host-discovery-script ${e.discoveryScript}` };
   }
   const minNp = e.minNp ?? 1;
-  const maxNp = e.maxNp ?? (e.discoveryScript ? Number.MAX_SAFE_INTEGER : start ?? minNp);
+  const maxNp = e.maxNp ?? (e.discovery ? Number.MAX_SAFE_INTEGER : start ?? minNp);
   if (minNp > maxNp) throw new UsageError(`--min-np ${minNp} is more than --max-np ${maxNp}`);
   if (start !== undefined && (start < minNp || start > maxNp))
     throw new UsageError(`the job starts with ${start} ranks, outside --min-np ${minNp} .. --max-np ${maxNp}`);
   if (e.startTimeoutMs !== undefined && Object.keys(e).length === 1) throw new UsageError("--start-timeout goes with --min-np/--max-np");
-  if (e.discoveryIntervalMs !== undefined && !e.discoveryScript) throw new UsageError("--discovery-interval goes with --host-discovery-script");
+  if (e.discoveryIntervalMs !== undefined && !e.discovery) throw new UsageError("--discovery-interval goes with --host-discovery-script");
   if (o.node) throw new UsageError("--min-np/--max-np work with -np, -H, --hostfile, --host-discovery-script, --ray and Slurm only (not --nnodes)");
   if (o.slurm && e.discoveryScript) throw new UsageError("--host-discovery-script does not go with --slurm: the allocation's nodes are the hosts");
   return {
     minNp,
     maxNp,
-    discoveryScript: e.discoveryScript,
-    discoveryArgs: e.discoveryArgs,
+    discovery: e.discovery,
     discoveryIntervalMs: e.discoveryIntervalMs ?? 1000,
     startTimeoutMs: e.startTimeoutMs,
-    hostsFromScript: !!e.discoveryScript && !o.hostsGiven,
+    hostsFromScript: !!e.discovery && !o.hostsGiven,
     startNp: np,
   };
 }

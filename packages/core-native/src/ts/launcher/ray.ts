@@ -4,6 +4,7 @@
 // Ray actor on its node, started and stopped like `ssh host command`. The membership stays the
 // launcher's (launcher/elastic.ts): a node that joins the cluster adds ranks at the next commit,
 // an actor that dies is a rank lost.
+import type { HostDiscovery } from "./discovery.js";
 import { UsageError } from "./options.js";
 
 /** How often Ray is asked for its nodes unless --discovery-interval says otherwise: each ask starts Python and connects to Ray. */
@@ -13,8 +14,7 @@ export interface RaySlots {
   /** The launch agent: runs `{host}`'s rank as an actor on the Ray node at that address. */
   launchAgent: string;
   /** The discovery command: the Ray cluster's nodes as "ip:cpus" lines. */
-  discoveryScript: string;
-  discoveryArgs: string[];
+  discovery: HostDiscovery;
 }
 
 /** What --ray ADDRESS sets; UNICC_RAY_PYTHON (default python3) is a Python with ray and unicc. */
@@ -24,7 +24,6 @@ export function raySlots(address: string, env: NodeJS.ProcessEnv): RaySlots {
   if (/\s/.test(python)) throw new UsageError(`UNICC_RAY_PYTHON must be one path without spaces, got '${python}'`);
   return {
     launchAgent: `${python} -m unicc._ray exec ${address} {host} --`,
-    discoveryScript: python,
-    discoveryArgs: ["-m", "unicc._ray", "hosts", address],
+    discovery: { command: python, args: ["-m", "unicc._ray", "hosts", address], name: `--ray ${address}` },
   };
 }

@@ -82,7 +82,7 @@ async function allocationEnv(jobId: string, req: SlurmRequest, env: NodeJS.Proce
  * step that dies, or a node that fails (its steps end), is a rank lost.
  */
 function shrinkOnly(e: ElasticLaunch, hosts: HostSlots[]): ElasticLaunch {
-  if (e.discoveryScript) return e; // inside an allocation, a script that lists other allocations' nodes
+  if (e.discovery) return e; // inside an allocation, a script that lists other allocations' nodes
   const slots = hosts.reduce((n, h) => n + h.slots, 0);
   if (e.minNp > slots) throw new UsageError(`--min-np ${e.minNp} is more than the ${slots} slots of the allocation`);
   return { ...e, maxNp: slots };
