@@ -83,7 +83,15 @@ describe("engine: named requests, negotiated without a coordinator", () => {
   it("close() with a name only one rank submitted: the request fails, naming it, and every rank leaves", async () => {
     const r = await runJob(["-np", "3", ...worker("orphan")], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.byRank.get(0)).toContainEqual(expect.stringMatching(/^ORPHAN 'only-on-0' on rank 0: the world closed on every rank/));
+    expect(r.byRank.get(0)).toContainEqual(expect.stringMatching(/^ORPHAN 'only-on-0' on rank 0: ranks? [\d, ]+ closed (its world|their worlds) without submitting it$/));
+  });
+
+  it("a rank that closes while a peer waits on a name it never submitted: the peer's request fails at once, naming it (no wait for a timeout)", async () => {
+    // Ranks 1 and 2 close at once; 300 ms later rank 0 submits a name neither will (before: it waited for ever).
+    const r = await runJob(["-np", "3", "--timeout", "60", ...worker("closing")], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const line = r.byRank.get(0)?.find((l) => l.startsWith("CLOSING"));
+    expect(line, r.stdout + r.stderr).toMatch(/^CLOSING after \d+ ms: 'never-on-last' on rank 0: ranks 1, 2 closed their worlds without submitting it$/);
   });
 
   it("the tuner settles on the same stream count and fusion size on every rank", async () => {

@@ -9,6 +9,8 @@
 //   stall:    the last rank submits 'late' 3 s after the others (run with UNICC_STALL_WARN_S=1)
 //   tune:     many steps so the tuner finishes; prints what it chose
 //   orphan:   rank 0 submits a name no other rank submits, then every rank closes
+//   closing:  every rank but 0 closes at once; rank 0 then submits a name they never will and
+//             prints the error and how long it took
 //   balance:  local rank 1 crosses hosts over 1 TCP stream, local rank 0 over 4; a 16 MiB tensor
 //             many times, checked exactly; prints the engine's settings (the host split) at the end
 import { init } from "@unicc/core";
@@ -133,6 +135,15 @@ if (mode === "mixed" || mode === "sync") {
   await world.close();
   await pending;
   process.exit(0);
+} else if (mode === "closing") {
+  if (rank === 0) {
+    await sleep(300);
+    const t0 = Date.now();
+    await world.allreduce(new Float32Array(4), { name: "never-on-last" }).then(
+      () => console.log("CLOSING completed"),
+      (e) => console.log(`CLOSING after ${Date.now() - t0} ms: ${e.message}`),
+    );
+  }
 } else if (mode === "balance") {
   const t = { name: "big", n: 4 << 20, kind: KINDS[0], seed: 7 };
   const mine = input(t, rank, 0);

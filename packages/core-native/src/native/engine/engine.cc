@@ -149,9 +149,6 @@ void Engine::loop() {
       else if (!pending_.empty()) sleep_ms = opt_.cycle_ms;
       else sleep_ms = std::min(kMaxIdleSleepMs, std::max(opt_.cycle_ms, sleep_ms * 2));
     }
-    const std::string leftover = "the world closed on every rank while this allreduce waited for ranks that never submitted it";
-    for (auto& [name, p] : pending_) p.req.done("'" + name + "' on " + label() + ": " + leftover);
-    pending_.clear();
   } catch (const std::exception& e) {
     fail_all(e.what());
     finish();
@@ -241,7 +238,9 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
     if (negotiation_.agreed(id) == p.meta()) p.id = id;
   }
 
-  const std::string stall = stalls_.update(negotiation_.partly_held(round), now_ms());
+  std::map<std::string, std::vector<int>> partly = negotiation_.partly_held(round);
+  const bool failed_lacked = fail_lacked_by_closing(round, partly);
+  const std::string stall = stalls_.update(partly, now_ms());
   if (!stall.empty()) std::fprintf(stderr, "unicc: %s: %s\n", label().c_str(), stall.c_str());
   if (!decision.ready.empty()) {
     for (int id : decision.ready) {
@@ -251,7 +250,32 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
     }
     execute(decision.ready);
   }
-  return !decision.ready.empty() || !decision.errors.empty();
+  return !decision.ready.empty() || !decision.errors.empty() || failed_lacked;
+}
+
+// A closing rank submits nothing more, so a name it does not hold now can never be reduced: this
+// rank's request for it fails at once instead of waiting for the others to close too (or for a
+// timeout). Such names leave `partly`; returns whether any did.
+bool Engine::fail_lacked_by_closing(const Round& round, std::map<std::string, std::vector<int>>& partly) {
+  bool failed = false;
+  for (auto it = partly.begin(); it != partly.end();) {
+    std::vector<int> closing;
+    for (int r = 0; r < size_; ++r)
+      if ((round.flags(r) & kStopping) && !std::binary_search(it->second.begin(), it->second.end(), r)) closing.push_back(r);
+    auto mine = pending_.find(it->first);
+    if (closing.empty() || mine == pending_.end()) {
+      ++it;
+      continue;
+    }
+    std::string who = closing.size() == 1 ? "rank " : "ranks ";
+    for (size_t i = 0; i < closing.size(); ++i) who += (i ? ", " : "") + std::to_string(closing[i]);
+    mine->second.req.done("'" + it->first + "' on " + label() + ": " + who + (closing.size() == 1 ? " closed its world" : " closed their worlds") +
+                          " without submitting it");
+    pending_.erase(mine);
+    it = partly.erase(it);
+    failed = true;
+  }
+  return failed;
 }
 
 void Engine::execute(const std::vector<int>& ready_ids) {

@@ -74,6 +74,7 @@ class Engine {
   void execute(const std::vector<int>& ready_ids);
   void reduce_groups(const std::vector<std::vector<Pending*>>& groups);
   void fail_all(const std::string& error);
+  bool fail_lacked_by_closing(const Round& round, std::map<std::string, std::vector<int>>& partly);
   void finish();
   void tune(size_t bytes, int64_t took_us, int reductions);
   std::string label() const;
