@@ -2,6 +2,7 @@
 #   peer V:   rank V kills itself mid-job; every other rank must raise naming rank V
 #   bridge V: rank V's bridge is killed; rank V must raise naming its bridge, the others naming rank V
 #   stall V:  rank V's bridge is stopped (SIGSTOP), alive but silent; rank V must give up on it
+#   raise V:  rank V raises mid-job (uncaught); it must exit at once, every other rank raising naming it
 import os
 import signal
 import sys
@@ -34,6 +35,9 @@ if r == victim:
     if mode == "peer":
         print("DYING %d" % ms(), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "raise":
+        print("DYING %d" % ms(), flush=True)
+        raise ValueError("rank %d gives up" % r)
     os.kill(unicc.bridge().pid, signal.SIGSTOP if mode == "stall" else signal.SIGKILL)
     print("DYING %d" % ms(), flush=True)
 try:

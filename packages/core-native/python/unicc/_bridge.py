@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 
-from . import _ring
+from . import _raising, _ring
 from ._attach import LauncherBridge
 from ._node import NodeNotFound, bridge_js, find_node
 
@@ -244,6 +244,7 @@ class Bridge:
         self._reader.start()
         if attached:
             self._proc.follow(self._sock, self._reader)
+        _raising.watch()
         atexit.register(self.close)
 
     # ---- startup
@@ -642,6 +643,13 @@ class Bridge:
             return
         self._closing = True
         atexit.unregister(self.close)
+        if _raising.ending():
+            # Failing: leave at once. Our exit closes the connection, which ends the bridge after
+            # us, so the launcher names this rank's exit as the failure, not its bridge's.
+            self._unlink_unmapped()
+            if self._dir:
+                shutil.rmtree(self._dir, ignore_errors=True)
+            return
         if self._fatal is None:
             try:
                 self._send({"t": "close"})
@@ -657,8 +665,7 @@ class Bridge:
         if self._ring is not None:
             self._ring.reap()  # what the bridge finished before it exited
         self._fail(UniccError("unicc: rank %d: the bridge was closed while this request was pending" % self.rank))
-        for sid in list(self._unmapped):
-            self._unlink(self._unmapped.pop(sid, None))
+        self._unlink_unmapped()
         for s in self._slabs:
             s.views.clear()
             try:
@@ -668,6 +675,10 @@ class Bridge:
         self._slabs.clear()
         if self._ring is not None:
             self._ring.close()
+
+    def _unlink_unmapped(self):
+        for sid in list(self._unmapped):
+            self._unlink(self._unmapped.pop(sid, None))
 
     def _stop_process(self):
         try:
