@@ -1,8 +1,9 @@
 // Elastic jobs on a real local Ray cluster (`unicc run --ray`): the slots are the cluster's CPUs,
 // each rank a Ray actor. torch ranks under unicc.elastic.State (the torch elastic test's worker):
 // an actor killed (ray.kill, or SIGKILL of its process) leaves the job at the smaller size, the CPU
-// it frees is filled again at a later commit, and a node joining the cluster adds a rank at the next
-// commit; the final weights equal a reference trained in one process at the same sizes.
+// it frees is filled again at a later commit, a node joining the cluster adds a rank at the next
+// commit, and a node lost takes its rank along; the final weights equal a reference trained in one
+// process at the same sizes.
 import { execFileSync } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -102,5 +103,22 @@ print("\\n".join(a["Name"] for a in actors().values() if a["State"] == "ALIVE" a
     expect(r.stderr).toMatch(/generation 2: 3 ranks \(1 joined\)/);
     expect(r.stdout).toMatch(/^\[2\] FINAL /m);
     expectReference(r, "0:2,4:3", 3, reference, 1e-12);
+  }, 420_000);
+
+  it("a Ray node lost mid-job (its `ray start` stopped) takes its rank's actor along: the others go on from the last commit at the smaller size", async () => {
+    added ??= await RayNode.start(python, address, "127.0.0.3", [`--address=${address}`, "--num-cpus=1"]);
+    const lose = `${out}/lose-${seed}`;
+    // 3 ranks: 2 on the head, 1 on the added node (which rank that is follows Ray's node order);
+    // at step 4 the ranks commit until the world has 2.
+    const run = job(3, 2, 3, "", 4, 2, lose);
+    const until = Date.now() + 300_000;
+    while (!existsSync(lose) && Date.now() < until) await new Promise((res) => setTimeout(res, 200));
+    await added.stop();
+    added = undefined;
+    const r = await run;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/worker \d \(rank \d of generation 1, host 127\.0\.0\.3, pid \d+\) [^;\n]+; re-forming the world without it/);
+    expect(r.stderr).toMatch(/generation 2: 2 ranks/);
+    expectReference(r, "0:3,4:2", 2, reference, 1e-12);
   }, 420_000);
 });
