@@ -26,10 +26,13 @@ export function splitByRank(stdout: string): Map<number, string[]> {
   return byRank;
 }
 
+/** After a timeout's SIGTERM, how long a launcher has to stop its ranks (its --grace, 5 s by default) before SIGKILL. */
+const KILL_AFTER_MS = 15_000;
+
 /**
  * Waits for processes that make up one job (launchers, or ranks started by hand) and gathers
  * their output; `byRank` turns each process's stdout into lines by rank (default: the "[rank] "
- * prefixes of all of it). Kills them all and fails if they have not ended within timeoutMs.
+ * prefixes of all of it). Stops them all and fails if they have not ended within timeoutMs.
  */
 export function collect(
   children: ChildProcess[],
@@ -44,11 +47,19 @@ export function collect(
     return new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on("close", (code, signal) => resolve([code, signal])));
   });
   return new Promise((resolve, reject) => {
+    let timedOut = false;
     const timer = setTimeout(() => {
-      children.forEach((c) => c.kill("SIGKILL"));
-      reject(new Error(`job did not end within ${opts.timeoutMs ?? 110_000} ms\n${outs.join("")}\n${stderr}`));
+      timedOut = true;
+      // SIGTERM first: a launcher then stops every rank it started; SIGKILLed, it would leave them running.
+      children.forEach((c) => c.kill("SIGTERM"));
+      const hard = setTimeout(() => children.forEach((c) => c.kill("SIGKILL")), KILL_AFTER_MS);
+      void Promise.all(ends).then(() => {
+        clearTimeout(hard);
+        reject(new Error(`job did not end within ${opts.timeoutMs ?? 110_000} ms\n${outs.join("")}\n${stderr}`));
+      });
     }, opts.timeoutMs ?? 110_000);
     void Promise.all(ends).then((results) => {
+      if (timedOut) return;
       clearTimeout(timer);
       const failed = results.find(([code, signal]) => code !== 0 || signal !== null);
       const [code, signal] = failed ?? [0, null];
