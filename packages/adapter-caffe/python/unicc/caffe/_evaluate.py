@@ -6,11 +6,11 @@ are exact; the loss sum is f64 (the ranks' partial sums add in another order tha
 
 import numpy as np
 
+from ._solver import init
+
 # Caffe's SoftmaxWithLoss takes -log(max(p, FLT_MIN)) of float32 probabilities, so a sample's loss never
 # exceeds this; without the cap one confidently wrong sample makes our sum differ from Caffe's.
 _CAFFE_MAX_SAMPLE_LOSS = -float(np.log(np.finfo(np.float32).tiny))
-
-from ._solver import init
 
 
 def part(n, rank, size):

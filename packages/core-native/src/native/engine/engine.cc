@@ -259,11 +259,11 @@ bool Engine::run_round(bool stopping, bool* all_stopping) {
 bool Engine::fail_lacked_by_closing(const Round& round, std::map<std::string, std::vector<int>>& partly) {
   bool failed = false;
   for (auto it = partly.begin(); it != partly.end();) {
-    std::vector<int> closing;
-    for (int r = 0; r < size_; ++r)
-      if ((round.flags(r) & kStopping) && !std::binary_search(it->second.begin(), it->second.end(), r)) closing.push_back(r);
     auto mine = pending_.find(it->first);
-    if (closing.empty() || mine == pending_.end()) {
+    std::vector<int> closing;
+    for (int r = 0; mine != pending_.end() && r < size_; ++r)
+      if ((round.flags(r) & kStopping) && !std::binary_search(it->second.begin(), it->second.end(), r)) closing.push_back(r);
+    if (closing.empty()) {
       ++it;
       continue;
     }
