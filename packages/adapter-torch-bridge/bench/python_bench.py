@@ -1,7 +1,9 @@
 """Bridge and training benchmarks, run on every rank by bench/run.mjs. Rank 0 prints one
 `RESULT {json}` line of medians in seconds (and a progress line per measure on stderr):
   latency_1k_s, allreduce_4m_s, allreduce_64m_s
-                                    uc.allreduce_ through the bridge (compare: node_bench.mjs)
+                                    uc.allreduce_ of plain tensors through the bridge (compare:
+                                    node_bench.mjs), by cross-memory attach where the bridge has it
+  *_copied_s                        the same copied through a slab (attach off)
   *_shared_s                        the same on share_memory_()'d tensors (reduced in place)
   <model>_opt_s                     a training step with uc.DistributedOptimizer
   <model>_exchange_s                its named allreduces alone (the gradients already in place)
@@ -32,6 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+import unicc
 import unicc.torch as uc
 
 ap = argparse.ArgumentParser()
@@ -72,8 +75,14 @@ def measure(key, fn, iters, warmup):
         print("progress %s: %.2f ms (median of %d)" % (key, out[key] * 1e3, iters), file=sys.stderr, flush=True)
 
 
-for shared in (False, True):
-    tail = "_shared_s" if shared else "_s"
+bridge = unicc.bridge()
+attach = bridge.attach
+if uc.rank() == 0 and attach is not True:
+    print("progress: the bridge refused cross-memory attach (%s): the plain rows are copies too" % attach, file=sys.stderr, flush=True)
+# Plain tensors by cross-memory attach (where the bridge has it), plain tensors copied through a
+# slab (attach switched off on this client for the measure), share_memory_()'d ones in place.
+for tail, shared, attached in (("_s", False, attach), ("_copied_s", False, "off for this measure"), ("_shared_s", True, attach)):
+    bridge.attach = attached
     for key, elements, iters, warmup in (("latency_1k", 256, 500, 20), ("allreduce_4m", 1 << 20, 50, 5),
                                          ("allreduce_64m", 16 << 20, 10, 2)):
         t = torch.ones(elements)
@@ -81,6 +90,7 @@ for shared in (False, True):
             t.share_memory_()
         measure(key + tail, lambda: uc.allreduce_(t, op=uc.Sum), iters, warmup)
         del t
+bridge.attach = attach
 
 
 class Shapes(nn.Module):

@@ -190,8 +190,9 @@ const ms = (s) => (s < 1 ? `${(s * 1e3).toFixed(2)} ms` : `${s.toFixed(3)} s`);
 const gbs = (bytes) => (s) => `${(bytes / s / 1e9).toFixed(2)} GB/s`;
 const ratio = (a, b) => (a / b).toFixed(2);
 const rows = [];
-// Plain tensors are copied into a slab and back; share_memory_()'d ones are reduced in place.
-for (const [tail, how] of [["_s", "copied"], ["_shared_s", "shared, in place"]]) {
+// Plain tensors by cross-memory attach, then copied into a slab and back (attach off);
+// share_memory_()'d ones reduced in place through the bridge's mapping.
+for (const [tail, how] of [["_s", "plain, cross-memory attach"], ["_copied_s", "plain, copied through a slab"], ["_shared_s", "shared, in place"]]) {
   for (const [key, what, fmt] of [["latency_1k", "1 KiB allreduce, round trip", us], ["allreduce_4m", "4 MiB allreduce (algbw)", gbs(4 << 20)],
                                    ["allreduce_64m", "64 MiB allreduce (algbw)", gbs(64 << 20)]]) {
     const a = py[key + tail];

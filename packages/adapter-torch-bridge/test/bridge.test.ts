@@ -34,10 +34,19 @@ describe("collectives through the bridge", () => {
 });
 
 describe("each way a tensor reaches the core", () => {
-  it("shared storages in place (no slab), views at an offset, copied non-contiguous / float16 / plain tensors (one size in several shapes, 0-dim) on 3 ranks match references; oversize, misaligned, unmapped and on-disk memory are refused; a tensor dist.all_reduce sees again moves to shared memory and is then reduced in place, memory torch only wraps (a slab) stays", async () => {
-    const r = await runJob(["-np", "3", python, `${WORKERS}paths.py`, String(randomInt(1, 1 << 20))]);
+  const paths = async (launch: string[], env: Record<string, string>, ranks: number, okLine: string) => {
+    const r = await runJob([...launch, python, `${WORKERS}paths.py`, String(randomInt(1, 1 << 20))], { env });
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    for (let rank = 0; rank < 3; rank++) expect(lines(r, rank)).toContain(`OK 25 checks rank ${rank} of 3`);
+    for (let rank = 0; rank < ranks; rank++) expect(lines(r, rank)).toContain(`OK ${okLine.replace("RANK", String(rank))}`);
+  };
+  it("shared storages in place (no slab), views at an offset, plain tensors where they lie by cross-memory attach (no slab: averages over many pieces, integers, an odd address, a broadcast), copied non-contiguous / float16 tensors (one size in several shapes, 0-dim) on 3 ranks match references; oversize, misaligned, unmapped, on-disk and absent memory are refused; a tensor dist.all_reduce sees again moves to shared memory and is then reduced in place, memory torch only wraps (a slab) stays", async () => {
+    await paths(["-np", "3"], {}, 3, "29 checks rank RANK of 3, attach True");
+  });
+  it("the same where the bridge may not attach (UNICC_BRIDGE_ATTACH=0): plain tensors are copied through slabs, with the same results", async () => {
+    await paths(["-np", "3"], { UNICC_BRIDGE_ATTACH: "0" }, 3, "28 checks rank RANK of 3, attach False");
+  });
+  it("across host identities (a TCP ring, no shared memory between the hosts): plain tensors are read whole by the core's thread, reduced, written back; same results", async () => {
+    await paths(["-H", "a:1,b:2", "--launch-agent", "env"], {}, 3, "29 checks rank RANK of 3, attach True");
   });
 });
 
@@ -50,10 +59,10 @@ describe("mappings in use stay mapped", () => {
 });
 
 describe("the command ring", () => {
-  it("entries naming an unmapped buffer, a span beyond it, a misaligned offset, an unknown dtype/op/collective, a root out of range, a named broadcast or bytes a pending request uses are answered with errors naming the rank, and the ring stays usable (sum against a reference) on 2 ranks", async () => {
+  it("entries naming an unmapped buffer, a span beyond it, a misaligned offset, an unknown dtype/op/collective, a root out of range, a named broadcast, bytes a pending request uses, and requests on the client's own memory (buffer 0) that are named, an allgather, absent, too long or wrapping are answered with errors naming the rank, and the ring stays usable (sum against a reference) on 2 ranks", async () => {
     const r = await runJob(["-np", "2", python, `${WORKERS}ring.py`]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK ring 11 checks rank ${rank} of 2`);
+    for (let rank = 0; rank < 2; rank++) expect(lines(r, rank)).toContain(`OK ring 16 checks rank ${rank} of 2`);
   });
 
   it("a submission counter that jumps ahead: the bridge drops its client, whose wait raises BridgeError at once; the peer's collective fails", async () => {

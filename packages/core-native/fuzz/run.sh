@@ -21,7 +21,7 @@ for h in hello frame; do
     "${h}_fuzz.cc" "$src/transport/tcp.cc" "$src/common/siphash.cc" -o ".build/${h}_fuzz"
 done
 "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I "$src" \
-  ring_fuzz.cc "$src/binding/ring_format.cc" -o .build/ring_fuzz
+  ring_fuzz.cc "$src/binding/ring_format.cc" "$src/memory/user_buffer.cc" -o .build/ring_fuzz
 # The store's decoder as one ES module beside the harness, so that its coverage is the harness's.
 npx --no-install esbuild "$here/../src/ts/store/protocol.ts" --bundle --format=esm --platform=node \
   --log-level=warning --outfile="$here/.build/protocol.mjs"

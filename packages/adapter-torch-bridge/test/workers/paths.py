@@ -1,6 +1,7 @@
 # Each way a tensor reaches the core, against references computed here from every rank's inputs
 # (seeded by (seed, rank), so any rank can rebuild all): shared storages reduced in place (no slab),
-# views into them at an offset, and the copied ones (plain, non-contiguous, other dtypes); then the
+# views into them at an offset, plain memory (worked on where it lies by cross-memory attach, or
+# copied where the bridge cannot attach), the copied ones (non-contiguous, other dtypes); then the
 # bounds on descriptor-mapped memory (oversize requests, files that are not shared memory); and a
 # tensor dist.all_reduce sees again and again (as DDP's buckets) moving to shared memory.
 import sys
@@ -77,7 +78,10 @@ assert slabs_made(lambda: uc.broadcast_(t, root_rank=n - 1)) == 0
 check("shared broadcast", t, inputs(n - 1, torch.float64, (4097,)).to(torch.float64))
 checks += 1
 
-# Copied: shared but non-contiguous, shared but a dtype the core lacks, and plain memory.
+# Copied: shared but non-contiguous, shared but a dtype the core lacks; plain memory too where
+# the bridge cannot attach to ours (else it works on it where it lies: no slab).
+attached = b.attach is True
+copied = 0 if attached else 1
 base = inputs(r, torch.float32, (64, 33)).share_memory_()
 strided = base.t()
 assert slabs_made(lambda: uc.allreduce_(strided, op=uc.Sum)) == 1
@@ -86,9 +90,36 @@ half = inputs(r, torch.float16, (999,)).share_memory_()
 assert slabs_made(lambda: uc.allreduce_(half, op=uc.Sum)) == 1
 check("float16 shared", half, reference(torch.float16, (999,)), tol=1e-2)
 plain = inputs(r, torch.int64, (12345,))
-assert slabs_made(lambda: uc.allreduce_(plain, op=uc.Sum)) == 1
+assert slabs_made(lambda: uc.allreduce_(plain, op=uc.Sum)) == copied
 check("plain", plain, reference(torch.int64, (12345,)))
 checks += 3
+
+# Plain memory where attach works or not, the same results: an average over several shared-memory
+# pieces (divided piece by piece), integer averages truncating, an address no element boundary
+# aligns, a broadcast, and one-round sizes.
+for dtype, shape in ((torch.float32, ((1 << 18) + 3,)), (torch.int64, (70001,)), (torch.float64, (3,))):
+    t = inputs(r, dtype, shape)
+    assert slabs_made(lambda: uc.allreduce_(t, op=uc.Average)) == copied
+    total = reference(dtype, shape)
+    check("plain average %s %s" % (dtype, shape), t, total / n if dtype.is_floating_point else torch.div(total, n, rounding_mode="trunc"))
+raw_bytes = bytearray(4 * 5001 + 2)
+odd = torch.frombuffer(raw_bytes, dtype=torch.float32, offset=2, count=5001)
+assert odd.data_ptr() % 4 == 2
+odd.copy_(inputs(r, torch.float32, (5001,)))
+assert slabs_made(lambda: uc.allreduce_(odd, op=uc.Sum)) == copied
+check("plain at an odd address", odd, reference(torch.float32, (5001,)))
+t = inputs(r, torch.float64, (100003,))
+assert slabs_made(lambda: uc.broadcast_(t, root_rank=1)) == copied
+check("plain broadcast", t, inputs(1, torch.float64, (100003,)))
+checks += 3
+if attached:
+    # Memory that is not there: refused before the collective starts, naming the rank; the world goes on.
+    try:
+        b.submit_at("allreduce", 8, "f32", 4, op="sum").wait()
+        raise SystemExit("an allreduce at address 8 was accepted")
+    except unicc.UniccError as e:
+        assert "Bad address" in str(e) and "rank %d" % r in str(e), str(e)
+    checks += 1
 
 # Copied tensors of one size in different shapes (and none: a 0-dim tensor) reuse one pooled
 # slab, whose views are cached by shape: each result lands in its own shape.
@@ -150,7 +181,7 @@ grads = bucket[100:200]  # a view, as DDP's gradients are of its bucket
 once = sum(inputs(k, torch.float32, (1 << 15,)).to(torch.float64) for k in range(n))
 for step in range(3):
     made = slabs_made(lambda: dist.all_reduce(bucket))
-    assert made == (1 if step == 0 else 0), "step %d took %d slabs" % (step, made)
+    assert made == (copied if step == 0 else 0), "step %d took %d slabs" % (step, made)
     check("dist.all_reduce step %d" % step, bucket, once * n ** step)  # each step sums n equal tensors
     assert bucket.untyped_storage().data_ptr() == grads.untyped_storage().data_ptr() and torch.equal(grads, bucket[100:200])
 assert bucket.is_shared() and bucket.untyped_storage()._cdata == storage._cdata
@@ -165,5 +196,5 @@ assert not wrapped.is_shared() and wrapped.data_ptr() == torch.frombuffer(slab.b
 b.release(slab)
 checks += 1
 dist.destroy_process_group()
-print("OK %d checks rank %d of %d" % (checks + 1, r, n), flush=True)
+print("OK %d checks rank %d of %d, attach %s" % (checks + 1, r, n, attached), flush=True)
 uc.shutdown()

@@ -62,6 +62,22 @@ bad = [
     (dict(coll=1, dtype=0, buf=slab.id, count=1, name=b"x"), "only an allreduce may be named"),
     (dict(coll=2, dtype=0, buf=slab.id, count=1, out=slab.id, out_offset=4096 - 4), "do not fit buffer"),
 ]
+# Buffer 0 is this process's own memory (cross-memory attach): only for unnamed allreduces and
+# broadcasts of memory that is there, and only where the bridge could attach.
+own = slab.buffer  # our mapping of the slab: memory of ours, at a real address
+import ctypes  # noqa: E402
+
+addr = ctypes.addressof(ctypes.c_char.from_buffer(own))
+if b.attach is True:
+    bad += [
+        (dict(coll=2, dtype=0, buf=0, offset=addr, count=1, out=slab.id), "only an allreduce or a broadcast"),
+        (dict(coll=0, dtype=0, buf=0, offset=addr, count=1, name=b"n"), "needs a mapped buffer"),
+        (dict(coll=0, dtype=0, buf=0, offset=8, count=1), "Bad address"),
+        (dict(coll=0, dtype=0, buf=0, offset=addr, count=1 << 62), "do not fit the address space"),
+        (dict(coll=0, dtype=0, buf=0, offset=(1 << 64) - 8, count=4), "wraps around"),
+    ]
+else:
+    bad.append((dict(coll=0, dtype=0, buf=0, offset=addr, count=1), "needs cross-memory attach"))
 for fields, words in bad:
     try:
         raw(**fields).wait()

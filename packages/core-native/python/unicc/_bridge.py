@@ -215,6 +215,7 @@ class Bridge:
         self._fd_maps = {}  # slab id -> Handle of a map_fd the bridge has not answered yet
         self._mapping = {}  # slab id -> Event set once the bridge mapped it (ring requests wait for it)
         self._ring = None
+        self.attach = "no command ring"
         self._watched = 0  # requests with callbacks in flight: the ring's reaper thread reads for them
         self._watch_cv = threading.Condition()
         self._free = collections.defaultdict(list)
@@ -235,7 +236,7 @@ class Bridge:
             self._sock = self._connect(path)
             self._handshake(env.get("UNICC_JOB_TOKEN") or None)
             if env.get("UNICC_BRIDGE_RING", "1") != "0" and _ring.available():
-                self._open_ring()
+                self._open_ring(env.get("UNICC_BRIDGE_ATTACH", "1") != "0")
         except BaseException:
             self._proc.kill()
             self._stop_process()
@@ -323,14 +324,18 @@ class Bridge:
         #: Elastic jobs: the generation of the current world (-1 in a job that is not elastic).
         self.generation = welcome.get("generation", -1)
 
-    def _open_ring(self):
+    def _open_ring(self, attach):
         """Offers the bridge a command ring (before any mapping, as the protocol asks); a refusal
-        leaves requests on the socket."""
+        leaves requests on the socket. With attach, offers cross-memory attach too."""
         path = self._shm_prefix + "ring"
         ring = _ring.Ring(path, self._complete)
+        msg = {"t": "ring", "path": path, "bytes": _ring.BYTES}
+        if attach:
+            _ring.allow_tracer(self.pid)
+            msg.update(pid=os.getpid(), probe=ring.address)
         try:
             self._sock.settimeout(self.timeout_s + MARGIN_S)
-            self._send({"t": "ring", "path": path, "bytes": _ring.BYTES})
+            self._send(msg)
             reply = self._recv()
             self._sock.settimeout(None)
         finally:
@@ -342,6 +347,8 @@ class Bridge:
             ring.close()
             return
         self._ring = ring
+        #: Whether collectives may work on this process's own memory (submit_at); else why not.
+        self.attach = reply.get("attach", "not offered") if attach else "off (UNICC_BRIDGE_ATTACH=0)"
         threading.Thread(target=self._reap_for_callbacks, name="unicc-ring-reaper", daemon=True).start()
 
     @property
@@ -580,6 +587,27 @@ class Bridge:
         self._register(self._pending, req, h)
         ring = self._ring
         ring.submit(req, c, dt, buf, offset, count, o, root or 0, wire, out_id, out_offset, raw, self._ring_full)
+        return h
+
+    def submit_at(self, coll, address, dtype, count, op=None, root=None, compression=None):
+        """submit() of an unnamed allreduce or broadcast on `count` elements at `address` in this
+        process's own memory (a tensor's data pointer, any alignment), which the core reads and
+        writes there: no slab, no copy. Only where self.attach is True; keep the memory alive and
+        untouched until the handle is done."""
+        if self.attach is not True:
+            raise UniccError("unicc: rank %d: this bridge cannot work on the client's memory: %s" % (self.rank, self.attach))
+        if coll not in ("allreduce", "broadcast"):
+            raise ValueError("unicc: submit_at takes an allreduce or a broadcast, not %r" % (coll,))
+        req = next(self._ids)
+        h = Handle(self, coll, self._ring)
+        dt = _ring.DTYPES.get(dtype)
+        if dt is None:
+            raise TypeError("unicc: dtype %r is not one of %s" % (dtype, sorted(DTYPE_BYTES)))
+        o = 0 if op is None else _code(_ring.OPS, "reduce op", op)
+        wire = _ring.DEFAULT_WIRE if compression is None else _code(_ring.WIRES, "compression", compression)
+        self._register(self._pending, req, h)
+        self._ring.submit(req, _ring.COLLS[coll], dt, _ring.CLIENT_MEMORY, address, count, o, root or 0, wire,
+                          full=self._ring_full)
         return h
 
     def _ring_full(self):

@@ -12,6 +12,7 @@
 #include "algorithms/schedules.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "memory/user_buffer.h"
 #include "transport/executor.h"
 
 namespace unicc {
@@ -236,7 +237,10 @@ void Communicator::allreduce(const Desc& d, Op& op) {
   if (topo_.flat_ring) {
     group_allreduce(make_group(0), d, op.buf, op.count, op.dtype, op.op, op.wire);
   } else if (topo_.num_hosts == 1) {
-    if (shm_) local_allreduce(*shm_, d, op.buf, op.count, op.dtype, op.op, opt_.small_bytes);
+    // The average too, piece by piece while in cache (and a client's memory is written once).
+    if (shm_) local_allreduce(*shm_, d, UserBuffer(op.buf, op.client_pid), op.count, op.dtype, op.op, opt_.small_bytes,
+                              op.op == RedOp::Avg ? opt_.size : 1);
+    return;
   } else {
     // Reduce inside the host, one slice per local rank across hosts (all at once), share inside.
     const Partition blocks = host_blocks(op.count);
@@ -312,7 +316,7 @@ void Communicator::broadcast(const Desc& d, Op& op) {
   if (topo_.num_hosts > 1 && topo_.local_rank == root_lr) {
     group_broadcast(make_group(root_lr), d, op.buf, bytes, root_host);
   }
-  if (shm_) local_broadcast(*shm_, d, op.buf, bytes, root_lr);
+  if (shm_) local_broadcast(*shm_, d, UserBuffer(op.buf, op.client_pid), bytes, root_lr);
 }
 
 void Communicator::allgather(const Desc& d, Op& op) {
@@ -354,7 +358,26 @@ Desc Communicator::describe(const Op& op) {
   return d;
 }
 
+// Where a client's buffer reaches an algorithm that works on a pointer (TCP rings cross hosts),
+// it is staged: read whole first, written whole after, by this thread.
+bool Communicator::works_on_client_memory(const Op& op) const {
+  return shm_ && topo_.num_hosts == 1 && !topo_.flat_ring && (op.coll == Coll::Allreduce || op.coll == Coll::Broadcast);
+}
+
+void Communicator::execute_staged(Op& op) {
+  const size_t bytes = op.count * dtype_size(op.dtype);
+  const UserBuffer client(op.buf, op.client_pid);
+  std::vector<char> stage(bytes);
+  client.read(0, stage.data(), bytes);
+  Op here = op;
+  here.buf = stage.data();
+  here.client_pid = 0;
+  execute(here);
+  if (op.coll != Coll::Broadcast || op.root != opt_.rank) client.write(0, stage.data(), bytes);
+}
+
 void Communicator::execute(Op& op) {
+  if (op.client_pid && !works_on_client_memory(op) && opt_.size > 1) return execute_staged(op);
   const Desc d = describe(op);
   if (opt_.size == 1) {
     if (op.coll == Coll::Allgather) std::memmove(op.out, op.buf, op.count * dtype_size(op.dtype));
@@ -449,8 +472,8 @@ bool Communicator::one_local_round(const Op& op) const {
 }
 
 void Communicator::finish_local_round(Op& op, uint64_t round) {
-  local_small_finish(*shm_, round, op.buf, op.count, op.dtype, op.op);
-  if (op.coll == Coll::Allreduce && op.op == RedOp::Avg) divide(op.buf, op.count, op.dtype, opt_.size);
+  local_small_finish(*shm_, round, op.buf, op.count, op.dtype, op.op,
+                     op.coll == Coll::Allreduce && op.op == RedOp::Avg ? opt_.size : 1);
 }
 
 bool Communicator::submit_eager(Op op) {

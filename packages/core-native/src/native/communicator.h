@@ -57,6 +57,7 @@ struct Op {
   DType dtype = DType::F32;
   RedOp op = RedOp::Sum;
   void* buf = nullptr;  // in place; allgather: this rank's input
+  int client_pid = 0;   // allreduce, broadcast: buf is an address in this process (the bridge's client), not ours
   void* out = nullptr;  // allgather output (size * count elements)
   size_t count = 0;
   int root = 0;
@@ -139,6 +140,8 @@ class Communicator {
   // The request every rank checks against its peers; numbers it in the sequence of collectives.
   Desc describe(const Op& op);
   void execute(Op& op);
+  bool works_on_client_memory(const Op& op) const;
+  void execute_staged(Op& op);
   // Whether op is one round inside this host (local_small_start / local_small_finish).
   bool one_local_round(const Op& op) const;
   void finish_local_round(Op& op, uint64_t round);

@@ -31,7 +31,8 @@ export interface NativeComm {
   engineSettings(): string;
   engineTuning(): boolean;
   /** A client's command ring (bridge/ring.ts): submits to this lane and to engine's engine. */
-  openRing(engine: NativeComm, path: string, bytes: number, defaultWire: number, who: string, onFatal: (message: string) => void): NativeRing;
+  /** client: its pid and the address of its own mapping of the ring, to try cross-memory attach with. */
+  openRing(engine: NativeComm, path: string, bytes: number, defaultWire: number, who: string, onFatal: (message: string) => void, client?: { pid: number; probe: number }): NativeRing;
   close(): void;
 }
 
@@ -42,6 +43,8 @@ export interface NativeRing {
   unmap(id: number): boolean;
   /** Settles once everything the client submitted before has completed; the ring takes no more. */
   stop(): Promise<void>;
+  /** true when the core may work on the client's own memory (ring buffer 0), else why not. */
+  attach: true | string;
 }
 
 export interface NativeOptions {

@@ -79,12 +79,70 @@ TEST(LocalAllreduce, MatchesReferenceAroundTheSmallSwitch) {
       const auto in = random_inputs(L, n, rng);
       auto out = in;
       host.run([&](int r, ShmGroup& g) {
-        local_allreduce(g, allreduce_desc(seq, n), out[r].data(), n, DType::F32, RedOp::Sum, kSmall);
+        local_allreduce(g, allreduce_desc(seq, n), out[r].data(), n, DType::F32, RedOp::Sum, kSmall, 1);
       });
       ++seq;
       expect_sums(in, out, n);
     }
   }
+}
+
+// A client's buffer (here this process's own memory, reached as another process's would be, by
+// cross-memory attach, at an odd address) ends bit-identical to the same allreduce on local
+// memory, averages included, at sizes from one round to many pieces; a broadcast likewise.
+TEST(LocalAllreduce, ClientMemoryMatchesLocalMemory) {
+  std::mt19937_64 rng(13);
+  const size_t at = kSmall / sizeof(float);
+  for (int L : {2, 3}) {
+    Host host(L);
+    uint32_t seq = 0;
+    for (size_t n : {size_t{1}, at - 1, 3 * at + 5, 17 * at}) {
+      for (RedOp op : {RedOp::Sum, RedOp::Avg}) {
+        const auto in = random_inputs(L, n, rng);
+        auto local = in;
+        std::vector<std::vector<char>> client(L, std::vector<char>(n * sizeof(float) + 1));
+        for (int r = 0; r < L; ++r) std::memcpy(client[r].data() + 1, in[r].data(), n * sizeof(float));
+        host.run([&](int r, ShmGroup& g) {
+          local_allreduce(g, allreduce_desc(seq, n), local[r].data(), n, DType::F32, op, kSmall, op == RedOp::Avg ? L : 1);
+          local_allreduce(g, allreduce_desc(seq + 1, n), UserBuffer(client[r].data() + 1, getpid()), n, DType::F32, op,
+                          kSmall, op == RedOp::Avg ? L : 1);
+        });
+        seq += 2;
+        if (op == RedOp::Sum) expect_sums(in, local, n);
+        for (int r = 0; r < L; ++r)
+          ASSERT_EQ(std::memcmp(client[r].data() + 1, local[0].data(), n * sizeof(float)), 0) << "rank " << r << ", n " << n;
+      }
+    }
+    const size_t bytes = 5 * kSmall + 3;
+    std::vector<std::vector<char>> bufs(L, std::vector<char>(bytes));
+    for (auto& b : bufs)
+      for (auto& c : b) c = static_cast<char>(rng());
+    const std::vector<char> root = bufs[L - 1];
+    host.run([&](int r, ShmGroup& g) {
+      Desc d;
+      d.seq = seq;
+      d.coll = static_cast<uint8_t>(Coll::Broadcast);
+      d.count = bytes;
+      d.root = L - 1;
+      local_broadcast(g, d, UserBuffer(bufs[r].data(), getpid()), bytes, L - 1);
+    });
+    for (int r = 0; r < L; ++r) ASSERT_EQ(bufs[r], root) << "rank " << r;
+  }
+}
+
+// What the bridge checks before a request on a client's memory starts: both ends of the span
+// reachable; a probe of memory both sides map.
+TEST(ClientMemory, SpansAndProbesAreChecked) {
+  std::vector<char> mine(64, 'x');
+  const auto at = reinterpret_cast<uintptr_t>(mine.data());
+  EXPECT_EQ(check_client_span(getpid(), at, mine.size()), "");
+  EXPECT_NE(check_client_span(getpid(), 8, 16).find("Bad address"), std::string::npos);
+  EXPECT_NE(check_client_span(getpid(), at, SIZE_MAX).find("wraps"), std::string::npos);
+  EXPECT_EQ(probe_client_memory(getpid(), at, mine.data(), 12), "");
+  const std::vector<char> other(12, 'y');
+  EXPECT_NE(probe_client_memory(getpid(), at, other.data(), 12).find("other bytes"), std::string::npos);
+  char c = 0;
+  EXPECT_THROW(UserBuffer(reinterpret_cast<void*>(8), getpid()).read(0, &c, 1), CommError);
 }
 
 // The last rank comes late: the others' arrived() says no (they would leave the rest to another
@@ -109,7 +167,7 @@ TEST(LocalAllreduce, SplitRoundWaitsForTheLateRank) {
           EXPECT_FALSE(g.arrived(R, ShmGroup::IN, 2000));
           ++refused;
         }
-        local_small_finish(g, R, out[r].data(), n, DType::F32, RedOp::Sum);
+        local_small_finish(g, R, out[r].data(), n, DType::F32, RedOp::Sum, 1);
         EXPECT_TRUE(g.arrived(R, ShmGroup::IN, 0));
       });
       expect_sums(in, out, n);
@@ -133,7 +191,7 @@ TEST(LocalAllreduce, AbortReachesEveryWaiter) {
           return;
         }
         try {
-          local_allreduce(g, allreduce_desc(0, buf.size()), buf.data(), buf.size(), DType::F32, RedOp::Sum, kSmall);
+          local_allreduce(g, allreduce_desc(0, buf.size()), buf.data(), buf.size(), DType::F32, RedOp::Sum, kSmall, 1);
         } catch (const CommError& e) {
           EXPECT_STREQ(e.what(), "rank 0 gave up");
           ++failed;

@@ -1,7 +1,9 @@
-"""Collectives on torch tensors through this rank's bridge: copy into a shared-memory slab, let the
-core work on it in place, copy back. A tensor whose storage is shared already (share_memory_(),
-torch.multiprocessing's default "file_descriptor" strategy) is not copied: the bridge maps that
-storage's descriptor and the core reduces the tensor where it lies. CUDA tensors are staged through
+"""Collectives on torch tensors through this rank's bridge, with no copy where the core can reach
+the tensor's memory: a storage that is shared already (share_memory_(), torch.multiprocessing's
+default "file_descriptor" strategy) is mapped by the bridge through its descriptor; any other
+contiguous CPU tensor of a core dtype is read and written where it lies by cross-memory attach
+(Bridge.submit_at). The rest (non-contiguous, other dtypes, allgather, attach refused) is copied
+into a shared-memory slab, worked on there, and copied back. CUDA tensors are staged through
 host memory (the copy_ calls move them); a device transport would hand the core device pointers."""
 
 import collections
@@ -192,6 +194,15 @@ class _Repeats:
 share_if_repeated = _Repeats().share_if_repeated
 
 
+def _attached(t):
+    """The wire code when the core can work on t's own memory by cross-memory attach (a plain
+    contiguous CPU tensor of a dtype the core has), else None."""
+    if _bridge().attach is not True or not t.is_cpu or not t.is_contiguous() or not t.numel():
+        return None
+    wire, code = _wire(t)
+    return code if wire == t.dtype else None
+
+
 def _in_place(t):
     """(slab, byte offset, wire code) when t's own memory is mapped by the bridge (the slab pinned
     until the TensorHandle's request is done), else None."""
@@ -278,6 +289,10 @@ def allreduce_async_(tensor, op=Average, name=None, compression=None):
         slab, offset, code = shared
         return _pinned_request(slab, tensor, lambda: _bridge().submit(
             "allreduce", slab, code, tensor.numel(), offset, op=op, name=name, compression=compression))
+    code = _attached(tensor) if name is None else None
+    if code is not None:
+        h = _bridge().submit_at("allreduce", tensor.data_ptr(), code, tensor.numel(), op=op, compression=compression)
+        return TensorHandle(h, tensor, None, [])
     slab, v, code = _stage(tensor)
     try:
         h = _bridge().submit("allreduce", slab, code, tensor.numel(), op=op, name=name, compression=compression)
@@ -306,6 +321,10 @@ def broadcast_async_(tensor, root_rank=0):
         slab, offset, code = shared
         return _pinned_request(slab, tensor, lambda: _bridge().submit(
             "broadcast", slab, code, tensor.numel(), offset, root=root_rank))
+    code = _attached(tensor)
+    if code is not None:
+        return TensorHandle(_bridge().submit_at("broadcast", tensor.data_ptr(), code, tensor.numel(), root=root_rank),
+                            tensor, None, [])
     slab, v, code = _stage(tensor)
     try:
         h = _bridge().submit("broadcast", slab, code, tensor.numel(), root=root_rank)

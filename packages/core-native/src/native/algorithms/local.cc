@@ -1,13 +1,13 @@
 #include "algorithms/local.h"
 
 #include <cstring>
+#include <vector>
 
 #include "algorithms/partition.h"
 
 namespace unicc {
 
 namespace {
-
 
 // The first round of a collective also checks that every rank asked for the same thing.
 void finish_first_in(ShmGroup& g, uint64_t round, bool first) {
@@ -18,33 +18,58 @@ void finish_first_in(ShmGroup& g, uint64_t round, bool first) {
 
 enum class OwnerMode { ReduceScatterAllgather, ReduceScatter, Allgather };
 
+// A piece of a client's buffer, reduced here: cross-memory attach cannot hand the reduction a
+// pointer into another process, so that piece passes through this cache-hot scratch instead.
+char* scratch(size_t bytes) {
+  thread_local std::vector<char> area;
+  if (area.size() < bytes) area.resize(bytes);
+  return area.data();
+}
+
+// Reduces this rank's own piece (at `off` in buf) with the peers' (srcs[1..]) into `out`, divides
+// by divisor (> 1: an average), and, where out is not the buffer itself, writes the result back
+// to the buffer when write_back.
+void reduce_own_piece(const UserBuffer& buf, size_t off, const char** srcs, int nsrc, size_t n, size_t esize,
+                      DType t, RedOp op, char* out, bool write_back, int divisor) {
+  if (buf.local()) {
+    srcs[0] = buf.local_at(off);
+    if (divisor <= 1 && write_back) return reduce_many(out, reinterpret_cast<const void* const*>(srcs), nsrc, n, t, op, buf.local_at(off));
+  } else {
+    srcs[0] = scratch(n * esize);
+    buf.read(off, const_cast<char*>(srcs[0]), n * esize);
+  }
+  reduce_many(out, reinterpret_cast<const void* const*>(srcs), nsrc, n, t, op);
+  if (divisor > 1) divide(out, n, t, divisor);
+  if (write_back) buf.write(off, out, n * esize);
+}
+
 // Owner o's block of the buffer moves through the group a piece per round, so the shared
 // areas stay small and cache-hot however large the buffer is.
-void owner_rounds(ShmGroup& g, const Desc& d, char* buf, const Partition& blocks, size_t esize, DType t, RedOp op,
-                  OwnerMode mode) {
+void owner_rounds(ShmGroup& g, const Desc& d, const UserBuffer& buf, const Partition& blocks, size_t esize, DType t,
+                  RedOp op, OwnerMode mode, int divisor = 1) {
   const int L = g.local_size(), me = g.local_rank();
   const size_t piece_elems = g.piece_bytes() / esize;
   const size_t rounds = std::max<size_t>(1, ceil_div(blocks.longest(), piece_elems));
-  auto sub = [&](int o, size_t k, size_t* n) {
+  auto sub = [&](int o, size_t k, size_t* n) {  // byte offset of owner o's piece k, its length in *n
     const size_t begin = std::min(blocks.len(o), k * piece_elems);
     *n = std::min(blocks.len(o), begin + piece_elems) - begin;
-    return buf + (blocks.start(o) + begin) * esize;
+    return (blocks.start(o) + begin) * esize;
   };
   for (size_t k = 0; k < rounds; ++k) {
     const uint64_t R = g.begin_round();
     if (k == 0) g.publish_desc(R, d);
     size_t mine_n;
-    char* mine = sub(me, k, &mine_n);
+    const size_t mine = sub(me, k, &mine_n);
     if (mode == OwnerMode::Allgather) {
-      std::memcpy(g.out_area(me, R), mine, mine_n * esize);
+      buf.read(mine, g.out_area(me, R), mine_n * esize);
       g.post(R, ShmGroup::OUT);
       finish_first_in(g, R, k == 0);
     } else {
       for (int o = 0; o < L; ++o) {
         if (o == me) continue;
         size_t n;
-        const char* src = sub(o, k, &n);
-        std::memcpy(g.in_area(me, R) + o * g.piece_bytes(), src, n * esize);
+        const size_t src = sub(o, k, &n);
+        buf.read(src, g.in_area(me, R) + o * g.piece_bytes(), n * esize);
       }
       g.post(R, ShmGroup::IN);
       g.wait_all(R, ShmGroup::IN);
@@ -52,13 +77,12 @@ void owner_rounds(ShmGroup& g, const Desc& d, char* buf, const Partition& blocks
       // Mine first, then the peers in rank order. Fused mode reduces straight into the out
       // area that the peers copy from, and into my buffer on the way.
       const char* srcs[ShmGroup::kMaxLocal];
-      int nsrc = 0;
-      srcs[nsrc++] = mine;
+      int nsrc = 1;
       for (int p = 0; p < L; ++p)
         if (p != me) srcs[nsrc++] = g.in_area(p, R) + me * g.piece_bytes();
       const bool fused = mode == OwnerMode::ReduceScatterAllgather;
-      reduce_many(fused ? g.out_area(me, R) : mine, reinterpret_cast<const void* const*>(srcs), nsrc, mine_n, t, op,
-                  fused ? mine : nullptr);
+      char* out = fused ? g.out_area(me, R) : buf.local() ? buf.local_at(mine) : scratch(mine_n * esize);
+      reduce_own_piece(buf, mine, srcs, nsrc, mine_n, esize, t, op, out, fused || !buf.local(), fused ? divisor : 1);
       if (mode == OwnerMode::ReduceScatter) {
         g.post(R, ShmGroup::DONE);
         continue;
@@ -69,8 +93,8 @@ void owner_rounds(ShmGroup& g, const Desc& d, char* buf, const Partition& blocks
     for (int o = 0; o < L; ++o) {
       if (o == me) continue;
       size_t n;
-      char* dst = sub(o, k, &n);
-      std::memcpy(dst, g.out_area(o, R), n * esize);
+      const size_t dst = sub(o, k, &n);
+      buf.write(dst, g.out_area(o, R), n * esize);
     }
     g.post(R, ShmGroup::DONE);
   }
@@ -82,61 +106,65 @@ bool local_small(const ShmGroup& g, size_t bytes, size_t small_bytes) {
   return bytes <= small_bytes && bytes <= g.in_bytes();
 }
 
-uint64_t local_small_start(ShmGroup& g, const Desc& d, const void* buf, size_t bytes) {
+uint64_t local_small_start(ShmGroup& g, const Desc& d, const UserBuffer& buf, size_t bytes) {
   const uint64_t R = g.begin_round();
   g.publish_desc(R, d);
-  if (bytes) std::memcpy(g.in_area(g.local_rank(), R), buf, bytes);
+  if (bytes) buf.read(0, g.in_area(g.local_rank(), R), bytes);
   g.post(R, ShmGroup::IN);
   return R;
 }
 
-void local_small_finish(ShmGroup& g, uint64_t round, void* buf, size_t count, DType t, RedOp op) {
+void local_small_finish(ShmGroup& g, uint64_t round, const UserBuffer& buf, size_t count, DType t, RedOp op,
+                        int divisor) {
   g.wait_all(round, ShmGroup::IN);
   g.check_descs(round);
   if (count) {
     const void* srcs[ShmGroup::kMaxLocal];
     for (int p = 0; p < g.local_size(); ++p) srcs[p] = g.in_area(p, round);
-    reduce_many(buf, srcs, g.local_size(), count, t, op);
+    const size_t bytes = count * dtype_size(t);
+    char* out = buf.local() ? buf.local_at(0) : scratch(bytes);
+    reduce_many(out, srcs, g.local_size(), count, t, op);
+    if (divisor > 1) divide(out, count, t, divisor);
+    if (!buf.local()) buf.write(0, out, bytes);
   }
   g.post(round, ShmGroup::DONE);
 }
 
-void local_allreduce(ShmGroup& g, const Desc& d, void* buf, size_t count, DType t, RedOp op,
-                     size_t small_bytes) {
+void local_allreduce(ShmGroup& g, const Desc& d, const UserBuffer& buf, size_t count, DType t, RedOp op,
+                     size_t small_bytes, int divisor) {
   const size_t esize = dtype_size(t), bytes = count * esize;
   if (!local_small(g, bytes, small_bytes)) {
     const Partition blocks{count, static_cast<size_t>(g.local_size())};
-    owner_rounds(g, d, static_cast<char*>(buf), blocks, esize, t, op, OwnerMode::ReduceScatterAllgather);
+    owner_rounds(g, d, buf, blocks, esize, t, op, OwnerMode::ReduceScatterAllgather, divisor);
     return;
   }
-  local_small_finish(g, local_small_start(g, d, buf, bytes), buf, count, t, op);
+  local_small_finish(g, local_small_start(g, d, buf, bytes), buf, count, t, op, divisor);
 }
 
 void local_reduce_scatter(ShmGroup& g, const Desc& d, void* buf, const Partition& blocks, DType t, RedOp op) {
-  owner_rounds(g, d, static_cast<char*>(buf), blocks, dtype_size(t), t, op, OwnerMode::ReduceScatter);
+  owner_rounds(g, d, buf, blocks, dtype_size(t), t, op, OwnerMode::ReduceScatter);
 }
 
 void local_allgather_blocks(ShmGroup& g, const Desc& d, void* buf, const Partition& blocks, size_t elem_size) {
-  owner_rounds(g, d, static_cast<char*>(buf), blocks, elem_size, DType::F32, RedOp::Sum, OwnerMode::Allgather);
+  owner_rounds(g, d, buf, blocks, elem_size, DType::F32, RedOp::Sum, OwnerMode::Allgather);
 }
 
-void local_broadcast(ShmGroup& g, const Desc& d, void* buf, size_t bytes, int root) {
+void local_broadcast(ShmGroup& g, const Desc& d, const UserBuffer& buf, size_t bytes, int root) {
   const size_t chunk = g.in_bytes();
   const size_t rounds = std::max<size_t>(1, ceil_div(bytes, chunk));
-  char* p = static_cast<char*>(buf);
   for (size_t k = 0; k < rounds; ++k) {
     const uint64_t R = g.begin_round();
     if (k == 0) g.publish_desc(R, d);
     const size_t off = k * chunk, n = std::min(bytes - std::min(bytes, off), chunk);
     if (g.local_rank() == root) {
-      std::memcpy(g.in_area(root, R), p + off, n);
+      buf.read(off, g.in_area(root, R), n);
       g.post(R, ShmGroup::OUT);
       finish_first_in(g, R, k == 0);
     } else {
       g.post(R, ShmGroup::IN);
       finish_first_in(g, R, k == 0);
       g.wait(root, R, ShmGroup::OUT);
-      std::memcpy(p + off, g.in_area(root, R), n);
+      buf.write(off, g.in_area(root, R), n);
     }
     g.post(R, ShmGroup::DONE);
   }
@@ -163,7 +191,7 @@ void local_allgather(ShmGroup& g, const Desc& d, const void* in, void* out, size
 }
 
 void local_barrier(ShmGroup& g, const Desc& d) {
-  local_small_finish(g, local_small_start(g, d, nullptr, 0), nullptr, 0, DType::F32, RedOp::Sum);
+  local_small_finish(g, local_small_start(g, d, nullptr, 0), nullptr, 0, DType::F32, RedOp::Sum, 1);
 }
 
 }  // namespace unicc

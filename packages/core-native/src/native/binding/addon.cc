@@ -11,6 +11,7 @@
 #include "binding/ring_binding.h"
 #include "binding/shared_memory.h"
 #include "common/error.h"
+#include "memory/user_buffer.h"
 #include "communicator.h"
 #include "engine/engine.h"
 
@@ -310,15 +311,27 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
       });
     };
     std::shared_ptr<CommandRing> ring;
+    std::string attach = "the client offered none";
     try {
-      ring = std::make_shared<CommandRing>(map_shared_file(path, bytes), std::move(t));
+      std::shared_ptr<Mapping> file = map_shared_file(path, bytes);
+      // info[6]: {pid, probe}, the client's pid and where its own mapping of the ring starts.
+      if (info[6].IsObject()) {
+        const Napi::Object c = info[6].As<Napi::Object>();
+        const int pid = c.Get("pid").As<Napi::Number>().Int32Value();
+        attach = probe_client_memory(pid, static_cast<uintptr_t>(c.Get("probe").As<Napi::Number>().Int64Value()),
+                                     file->data, ring::kHeaderProbeBytes);
+        if (attach.empty()) t.client_pid = pid;
+      }
+      ring = std::make_shared<CommandRing>(std::move(file), std::move(t));
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
     // Both lanes stop it before they close: its thread submits to them.
     rings_.push_back(ring);
     if (lane != this) lane->rings_.push_back(ring);
-    return ring_object(env, ring);
+    Napi::Object o = ring_object(env, ring);
+    o.Set("attach", attach.empty() ? Napi::Value(Napi::Boolean::New(env, true)) : Napi::String::New(env, attach));
+    return o;
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "memory/user_buffer.h"
+
 namespace unicc {
 
 namespace {
@@ -180,7 +182,10 @@ void CommandRing::take(const uint8_t* entry) {
   std::string error = ring::decode_submission(entry, s);
   std::shared_ptr<Mapping> in, out;
   const size_t elem = error.empty() ? dtype_size(static_cast<DType>(s.dtype)) : 1;
-  if (error.empty() && s.coll != static_cast<uint8_t>(Coll::Barrier)) {
+  const bool client_memory = s.buf == ring::kClientMemory && s.coll != static_cast<uint8_t>(Coll::Barrier);
+  if (error.empty() && client_memory) {
+    error = client_memory_error(s, elem);
+  } else if (error.empty() && s.coll != static_cast<uint8_t>(Coll::Barrier)) {
     in = buffer(s.buf);
     if (!in) error = "buffer " + std::to_string(s.buf) + " is not mapped";
     else if (!ring::span_fits(s.offset, s.count, elem, in->bytes)) error = ring::span_error(s.offset, s.count, s.dtype, s.buf, in->bytes);
@@ -199,7 +204,7 @@ void CommandRing::take(const uint8_t* entry) {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (error.empty()) {
       std::vector<State::Span> spans;
-      if (in && s.count) spans.push_back({0, s.buf, s.offset, s.offset + s.count * elem});
+      if ((in || client_memory) && s.count) spans.push_back({0, s.buf, s.offset, s.offset + s.count * elem});
       if (out && s.count) spans.push_back({0, s.out, s.out_offset, s.out_offset + s.count * targets_.size * elem});
       error = state_->claim(spans, ticket);
     }
@@ -210,7 +215,7 @@ void CommandRing::take(const uint8_t* entry) {
   const Wire wire = s.coll != static_cast<uint8_t>(Coll::Allreduce) ? Wire::Exact
                     : s.wire == ring::kDefaultWire ? targets_.default_wire
                                                    : static_cast<Wire>(s.wire);
-  char* base = in ? static_cast<char*>(in->data) + s.offset : nullptr;
+  char* base = client_memory ? reinterpret_cast<char*>(s.offset) : in ? static_cast<char*>(in->data) + s.offset : nullptr;
   // The completion keeps the mappings: an unmap while the request runs frees nothing under it.
   auto done = [state = state_, req = s.req, ticket, in, out](const std::string& e) { state->complete(req, e, ticket); };
   if (!s.name.empty()) {
@@ -231,10 +236,23 @@ void CommandRing::take(const uint8_t* entry) {
   op.buf = base;
   op.out = out ? static_cast<char*>(out->data) + s.out_offset : nullptr;
   op.count = s.count;
+  op.client_pid = client_memory ? targets_.client_pid : 0;
   op.root = s.root;
   op.wire = wire;
   op.done = std::move(done);
   hand_over([&] { targets_.submit(std::move(op)); }, s.req);
+}
+
+// A request on the client's own memory: only where attach works, only unnamed (the engine fuses
+// from pointers of this process), and only where the span can be reached now. Any alignment: the
+// core copies those bytes into its own aligned areas.
+std::string CommandRing::client_memory_error(const ring::Submission& s, size_t elem) const {
+  if (!targets_.client_pid) return "buffer 0 (the client's own memory) needs cross-memory attach, which this bridge was refused";
+  if (s.coll != static_cast<uint8_t>(Coll::Allreduce) && s.coll != static_cast<uint8_t>(Coll::Broadcast))
+    return "only an allreduce or a broadcast may work on the client's own memory (buffer 0)";
+  if (!s.name.empty()) return "a named allreduce needs a mapped buffer, not the client's own memory (buffer 0)";
+  if (s.count > UINT64_MAX / elem) return std::to_string(s.count) + " elements do not fit the address space";
+  return check_client_span(targets_.client_pid, s.offset, s.count * elem);
 }
 
 // A core that refuses a request (closing) fails it like any other error.

@@ -29,6 +29,7 @@ struct RingTargets {
   int size = 1;                                    // ranks, for allgather's output
   Wire default_wire = Wire::Exact;                 // UNICC_COMPRESSION
   std::string who;                                 // "the bridge of rank R", for messages
+  int client_pid = 0;                              // cross-memory attach to the client works (0: refused)
   std::function<void(const std::string&)> fatal;   // the client broke the ring: drop it (any thread)
 };
 
@@ -51,6 +52,7 @@ class CommandRing {
   void run();
   bool take_all();
   void take(const uint8_t* entry);
+  std::string client_memory_error(const ring::Submission& s, size_t elem) const;
   void hand_over(const std::function<void()>& submit, uint64_t req);
   std::shared_ptr<Mapping> buffer(uint64_t id);
 

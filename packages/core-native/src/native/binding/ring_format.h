@@ -23,6 +23,7 @@ constexpr size_t kRingBytes = kHeaderBytes + kEntries * (kSubmissionBytes + kCom
 
 // Header: u32 words, each on its own cache line.
 constexpr size_t kMagicAt = 0, kVersionAt = 4, kEntriesAt = 8;
+constexpr size_t kHeaderProbeBytes = 12;  // magic, version, entries: what a probe of the client's mapping compares
 constexpr size_t kSqTailAt = 64;   // client: submissions written
 constexpr size_t kSqHeadAt = 128;  // bridge: submissions taken
 constexpr size_t kCqTailAt = 192;  // bridge: completions written
@@ -36,6 +37,9 @@ constexpr size_t kCqAt = kHeaderBytes + kEntries * kSubmissionBytes;
 constexpr size_t kNameAt = 58;
 constexpr size_t kNameMax = kSubmissionBytes - kNameAt;
 constexpr uint8_t kDefaultWire = 255;
+// buf kClientMemory (an allreduce or broadcast, unnamed): offset is an address in the client's
+// own memory, which the core reaches by cross-memory attach (the client's tensor, not a mapping).
+constexpr uint64_t kClientMemory = 0;
 // Completion entry: u64 req, u32 error length (0: success), then the error's bytes.
 constexpr size_t kErrorAt = 12;
 constexpr size_t kErrorMax = kCompletionBytes - kErrorAt;

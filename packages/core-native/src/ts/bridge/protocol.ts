@@ -34,8 +34,12 @@
 // The command ring, the second transport of op and done (see the README, "Bridge"): a shared-memory
 // file with a submission and a completion queue, futex doorbells, read and written by a native
 // thread of the bridge (src/native/binding/ring_format.h has its bytes). Once, before any map:
-//   client -> {t:"ring", path, bytes}          bridge maps the file (a slab-folder unicc-* file)
-//   bridge -> {t:"ring"} or {t:"ring", error}  (refused: the client keeps sending op messages)
+//   client -> {t:"ring", path, bytes, pid?, probe?}  bridge maps the file (a slab-folder unicc-* file);
+//             pid and probe (the address of the client's own mapping of it) offer cross-memory attach
+//   bridge -> {t:"ring", attach: true | <why not>} or {t:"ring", error}  (refused: the client keeps
+//             sending op messages). With attach true, a ring request on buffer 0 is an unnamed
+//             allreduce or broadcast whose offset is an address in the client's own memory: the core
+//             reads and writes that tensor there (process_vm_readv/writev), with no slab and no copy.
 // Requests may then go either way; a client sends all of them one way, so that they keep its order.
 // Elastic jobs (unicc run --min-np/--max-np; python/unicc/elastic.py):
 //   client -> {t:"changed", req}   collective: whether any rank saw the launcher replace this generation
@@ -76,7 +80,7 @@ export type ClientMessage =
   | { t: "map"; id: number; path: string; bytes: number }
   | { t: "mapfd"; id: number; pid: number; fd: number; bytes: number }
   | { t: "unmap"; id: number }
-  | { t: "ring"; path: string; bytes: number }
+  | { t: "ring"; path: string; bytes: number; pid?: number; probe?: number }
   | OpMessage
   | { t: "changed"; req: number }
   | { t: "reform"; req: number }

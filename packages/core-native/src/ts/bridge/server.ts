@@ -154,11 +154,13 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
             // The ring's native thread is bound to one world's lanes; an elastic job replaces the world.
             if (world.generation >= 0) throw new Error("the command ring does not follow re-formed worlds yet (elastic job): requests use the socket");
             const lanes = world.nativeLanes();
+            const { pid, probe } = msg;
+            const client = Number.isSafeInteger(pid) && Number.isSafeInteger(probe) ? { pid: pid!, probe: probe! } : undefined;
             ring = lanes.comm.openRing(lanes.engine, msg.path, msg.bytes, lanes.wire, who, (message) => {
               send({ t: "error", message: `unicc: ${who}: bad message from the client: ${message}` });
               sock.destroy();
-            });
-            send({ t: "ring" });
+            }, client);
+            send({ t: "ring", attach: ring.attach });
           } catch (e) {
             send({ t: "ring", error: `unicc: ${who}: ${(e as Error).message}` });
           }
