@@ -1,6 +1,6 @@
-// The one option parser (commander, src/ts/cli-options.ts) as `unicc run`, `unicc k8s` and
-// `unicc doctor` use it: mpirun's -np, the user's command left alone, and bad input as one line
-// naming the flag. In-process except the doctor's two runs of the CLI.
+// The one option parser (commander, src/ts/cli-options.ts) as `unicc run`, `unicc k8s`,
+// `unicc doctor` and bridge.js use it: mpirun's -np, the user's command left alone, and bad input
+// as one line naming the flag. In-process except the runs of the doctor and of bridge.js.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 
@@ -8,6 +8,8 @@ import { UsageError } from "../src/ts/cli-options.js";
 import { parseK8sArgs } from "../src/ts/k8s.js";
 import { HelpRequested, parseRunArgs } from "../src/ts/launcher/options.js";
 import { CLI } from "./run-job.js";
+
+const BRIDGE_JS = CLI.replace(/cli\.js$/, "bridge.js");
 
 const pick = <T>(xs: readonly T[]) => xs[Math.floor(Math.random() * xs.length)];
 
@@ -78,5 +80,17 @@ describe("option parser", () => {
     expect(doctor(["--help"])).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: unicc doctor\n/) });
     expect(doctor(["--bogus"])).toMatchObject({ status: 2, stderr: "unicc doctor: unknown option '--bogus' (see unicc doctor --help)\n" });
     expect(doctor(["extra"])).toMatchObject({ status: 2, stderr: expect.stringMatching(/^unicc doctor: too many arguments.*\n$/) });
+  });
+
+  it("bridge.js (started by the Python client and by unicc run --bridge) parses its flags the same way", () => {
+    const bridge = (args: string[]) => spawnSync(process.execPath, [BRIDGE_JS, ...args], { encoding: "utf8", timeout: 10000 });
+    expect(bridge(["--help"])).toMatchObject({ status: 0, stdout: expect.stringMatching(/^usage: node bridge.js --socket/) });
+    for (const [args, want] of [
+      [[], "--socket is required"],
+      [["--socket"], "--socket needs a value"],
+      [["--socket", "/tmp/x/s", "--connect-timeout-ms", "soon"], "--connect-timeout-ms needs a whole number of at least 1, got 'soon'"],
+      [["--socket", "/tmp/x/s", "--bogus"], "unknown option '--bogus'"],
+    ] as const)
+      expect(bridge([...args]), args.join(" ")).toMatchObject({ status: 2, stderr: `bridge.js: ${want} (see bridge.js --help)\n` });
   });
 });

@@ -2,19 +2,35 @@
 // started with the rank's environment by the Python client (python/unicc/_bridge.py), or by
 // `unicc run --bridge` (launcher/bridges.ts, which names the shared slab folder and waits longer for
 // a client that has yet to start Python). Exit code 0 on a clean close.
+import { newCommand, parseCommand, parseOrExit, UsageError, wholeNumber } from "../cli-options.js";
 import { readEnv } from "../env.js";
 import { runBridge } from "./server.js";
 
+const USAGE = `usage: node bridge.js --socket <private dir>/<socket name> [--slab-dir DIR] [--connect-timeout-ms MS]
+`;
+
+interface BridgeArgs {
+  socketPath: string;
+  slabDir?: string;
+  connectTimeoutMs?: number;
+}
+
+function parseArgs(argv: string[]): BridgeArgs | "help" {
+  const o: Partial<BridgeArgs> = {};
+  const cmd = newCommand("bridge.js")
+    .option("--socket <PATH>", "", (v) => void (o.socketPath = v))
+    .option("--slab-dir <DIR>", "", (v) => void (o.slabDir = v))
+    .option("--connect-timeout-ms <MS>", "", (v) => void (o.connectTimeoutMs = wholeNumber("--connect-timeout-ms", v, 1)));
+  if (parseCommand(cmd, argv).opts.help) return "help";
+  if (!o.socketPath) throw new UsageError("--socket is required");
+  return { ...o, socketPath: o.socketPath };
+}
+
 async function main(argv: string[]): Promise<number> {
-  const i = argv.indexOf("--socket");
-  const socketPath = i >= 0 ? argv[i + 1] : undefined;
-  if (!socketPath) {
-    process.stderr.write("usage: node bridge.js --socket <private dir>/<socket name>\n");
-    return 2;
-  }
-  const value = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
-  const connectTimeoutMs = Number(value("--connect-timeout-ms") ?? readEnv(process.env).timeoutMs);
-  return runBridge({ socketPath, slabDir: value("--slab-dir"), connectTimeoutMs });
+  const o = parseOrExit("bridge.js", USAGE, () => parseArgs(argv));
+  if (typeof o === "number") return o;
+  const connectTimeoutMs = o.connectTimeoutMs ?? readEnv(process.env).timeoutMs;
+  return runBridge({ socketPath: o.socketPath, slabDir: o.slabDir, connectTimeoutMs });
 }
 
 // A stopped job signals the client's whole process group, us included. The client decides: it
