@@ -56,6 +56,15 @@ describe("failures with --bridge name what died", () => {
     expect(r.stderr).toMatch(new RegExp(`unicc: rank ${victim} \\(.*\\) was killed by SIGKILL first`));
   });
 
+  it("a rank that raises: the launcher names its exit, the others raise naming it, and its bridge adds no line to the traceback (the client said it was leaving)", async () => {
+    const victim = randomInt(0, 3);
+    const r = await runJob(["-np", "3", "--bridge", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "raise", String(victim)]);
+    expectDeathNamed(r, victim, 3, TIMEOUT_S * 1000);
+    expect(r.stderr).toContain(`[${victim}] ValueError: rank ${victim} gives up`);
+    expect(r.stderr).toMatch(new RegExp(`unicc: rank ${victim} \\(host [^,]+, pid \\d+\\) exited with code 1 first`));
+    expect(r.stderr).not.toContain("closed the connection without closing the world");
+  });
+
   it("a killed bridge: its rank raises BridgeError, the others name that rank, the launcher names the bridge", async () => {
     const victim = randomInt(0, 3);
     const r = await runJob(["-np", "3", "--bridge", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "bridge", String(victim)]);

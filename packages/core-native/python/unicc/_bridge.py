@@ -673,7 +673,12 @@ class Bridge:
         atexit.unregister(self.close)
         if _raising.ending():
             # Failing: leave at once. Our exit closes the connection, which ends the bridge after
-            # us, so the launcher names this rank's exit as the failure, not its bridge's.
+            # us, so the launcher names this rank's exit as the failure, not its bridge's; told
+            # first, the bridge adds no line of its own to our traceback.
+            try:
+                self._send({"t": "leaving"})
+            except OSError:
+                pass
             self._unlink_unmapped()
             if self._dir:
                 shutil.rmtree(self._dir, ignore_errors=True)

@@ -50,6 +50,8 @@
 // Shutdown: client -> {t:"close"}; the bridge waits for requests in flight, closes the world (with
 // the other ranks) and exits. A socket closed without it, or a parent that went away, ends the
 // bridge at once: its rank leaves, and the other ranks' collectives fail naming it.
+// A client ending on an uncaught exception sends {t:"leaving"} and closes the connection without
+// waiting: the bridge then ends at once too, without a message of its own (the traceback says why).
 
 export const PROTOCOL_VERSION = 1;
 /** Largest control message either side sends; anything bigger is garbage or an attack. */
@@ -84,7 +86,8 @@ export type ClientMessage =
   | OpMessage
   | { t: "changed"; req: number }
   | { t: "reform"; req: number }
-  | { t: "close" };
+  | { t: "close" }
+  | { t: "leaving" };
 
 export class BridgeProtocolError extends Error {}
 

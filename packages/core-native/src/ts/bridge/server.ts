@@ -108,6 +108,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
     let authed = false;
     const buffers = new Map<number, ArrayBuffer>();
     let ring: NativeRing | undefined; // the client's command ring, once it sent one
+    let leaving = false; // the client is ending on an exception: its traceback is the message
     const map = (id: number, path: string, bytes: number) => (ring ? ring.map(id, path, bytes) : mapShared(path, bytes));
     const reader = new FrameReader();
     const send = (m: object) => {
@@ -204,6 +205,9 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
             (e: Error) => void end(1, `could not re-form the world: ${e.message}`),
           );
         }
+        case "leaving":
+          leaving = true;
+          return;
         case "close":
           // What the client submitted on its ring before it asked to close is done first.
           return void (ring?.stop() ?? Promise.resolve()).then(() => end(0, undefined, true));
@@ -259,7 +263,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
     });
     sock.on("error", () => undefined);
     sock.on("close", () => {
-      if (sock === client) void end(1, "its client closed the connection without closing the world");
+      if (sock === client) void end(1, leaving ? undefined : "its client closed the connection without closing the world");
     });
   });
 
