@@ -239,7 +239,7 @@ void Communicator::allreduce(const Desc& d, Op& op) {
   } else if (topo_.num_hosts == 1) {
     // The average too, piece by piece while in cache (and a client's memory is written once).
     if (shm_) local_allreduce(*shm_, d, UserBuffer(op.buf, op.client_pid), op.count, op.dtype, op.op, opt_.small_bytes,
-                              op.op == RedOp::Avg ? opt_.size : 1);
+                              average_divisor(op));
     return;
   } else {
     // Reduce inside the host, one slice per local rank across hosts (all at once), share inside.
@@ -358,6 +358,10 @@ Desc Communicator::describe(const Op& op) {
   return d;
 }
 
+int Communicator::average_divisor(const Op& op) const {
+  return op.coll == Coll::Allreduce && op.op == RedOp::Avg ? opt_.size : 1;
+}
+
 // Where a client's buffer reaches an algorithm that works on a pointer (TCP rings cross hosts),
 // it is staged: read whole first, written whole after, by this thread.
 bool Communicator::works_on_client_memory(const Op& op) const {
@@ -472,8 +476,7 @@ bool Communicator::one_local_round(const Op& op) const {
 }
 
 void Communicator::finish_local_round(Op& op, uint64_t round) {
-  local_small_finish(*shm_, round, op.buf, op.count, op.dtype, op.op,
-                     op.coll == Coll::Allreduce && op.op == RedOp::Avg ? opt_.size : 1);
+  local_small_finish(*shm_, round, op.buf, op.count, op.dtype, op.op, average_divisor(op));
 }
 
 bool Communicator::submit_eager(Op op) {

@@ -140,6 +140,8 @@ class Communicator {
   // The request every rank checks against its peers; numbers it in the sequence of collectives.
   Desc describe(const Op& op);
   void execute(Op& op);
+  // What an allreduce's sums are divided by inside one host (the rank count for Avg, else 1).
+  int average_divisor(const Op& op) const;
   bool works_on_client_memory(const Op& op) const;
   void execute_staged(Op& op);
   // Whether op is one round inside this host (local_small_start / local_small_finish).

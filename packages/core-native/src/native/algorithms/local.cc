@@ -27,24 +27,25 @@ char* scratch(size_t bytes) {
 }
 
 // Reduces this rank's own piece (at `off` in buf) with the peers' (srcs[1..]) into `out`, divides
-// by divisor (> 1: an average), and, where out is not the buffer itself, writes the result back
-// to the buffer when write_back.
+// by divisor (> 1: an average), and writes the result to the buffer unless out is the buffer.
 void reduce_own_piece(const UserBuffer& buf, size_t off, const char** srcs, int nsrc, size_t n, size_t esize,
-                      DType t, RedOp op, char* out, bool write_back, int divisor) {
+                      DType t, RedOp op, char* out, int divisor) {
+  const bool into_buffer = buf.local() && out == buf.local_at(off);
   if (buf.local()) {
     srcs[0] = buf.local_at(off);
-    if (divisor <= 1 && write_back) return reduce_many(out, reinterpret_cast<const void* const*>(srcs), nsrc, n, t, op, buf.local_at(off));
+    if (divisor <= 1 && !into_buffer) return reduce_many(out, reinterpret_cast<const void* const*>(srcs), nsrc, n, t, op, buf.local_at(off));
   } else {
     srcs[0] = scratch(n * esize);
     buf.read(off, const_cast<char*>(srcs[0]), n * esize);
   }
   reduce_many(out, reinterpret_cast<const void* const*>(srcs), nsrc, n, t, op);
   if (divisor > 1) divide(out, n, t, divisor);
-  if (write_back) buf.write(off, out, n * esize);
+  if (!into_buffer) buf.write(off, out, n * esize);
 }
 
 // Owner o's block of the buffer moves through the group a piece per round, so the shared
 // areas stay small and cache-hot however large the buffer is.
+// divisor > 1 (an average) only with ReduceScatterAllgather, whose sums are final.
 void owner_rounds(ShmGroup& g, const Desc& d, const UserBuffer& buf, const Partition& blocks, size_t esize, DType t,
                   RedOp op, OwnerMode mode, int divisor = 1) {
   const int L = g.local_size(), me = g.local_rank();
@@ -82,7 +83,7 @@ void owner_rounds(ShmGroup& g, const Desc& d, const UserBuffer& buf, const Parti
         if (p != me) srcs[nsrc++] = g.in_area(p, R) + me * g.piece_bytes();
       const bool fused = mode == OwnerMode::ReduceScatterAllgather;
       char* out = fused ? g.out_area(me, R) : buf.local() ? buf.local_at(mine) : scratch(mine_n * esize);
-      reduce_own_piece(buf, mine, srcs, nsrc, mine_n, esize, t, op, out, fused || !buf.local(), fused ? divisor : 1);
+      reduce_own_piece(buf, mine, srcs, nsrc, mine_n, esize, t, op, out, divisor);
       if (mode == OwnerMode::ReduceScatter) {
         g.post(R, ShmGroup::DONE);
         continue;
