@@ -64,6 +64,17 @@ def _code(table, what, v):
     return c
 
 
+def _ring_codes(coll, dtype, op, compression):
+    """The ring's numbers for a request's dtype (0 for a barrier, which has none), op and compression."""
+    dt = 0
+    if coll != "barrier":
+        dt = _ring.DTYPES.get(dtype)
+        if dt is None:
+            raise TypeError("unicc: dtype %r is not one of %s" % (dtype, sorted(DTYPE_BYTES)))
+    o = 0 if op is None else _code(_ring.OPS, "reduce op", op)
+    return dt, o, _ring.DEFAULT_WIRE if compression is None else _code(_ring.WIRES, "compression", compression)
+
+
 class Handle:
     """One request in flight. wait() returns once the bridge answered, or raises its error."""
 
@@ -570,14 +581,8 @@ class Bridge:
         where the socket's bridge would check them, since they travel as numbers. Every request
         pays for this function: table lookups and one entry written, nothing built per call."""
         c = _code(_ring.COLLS, "collective", coll)
-        dt = buf = 0
-        if coll != "barrier":
-            dt = _ring.DTYPES.get(dtype)
-            if dt is None:
-                raise TypeError("unicc: dtype %r is not one of %s" % (dtype, sorted(DTYPE_BYTES)))
-            buf = self._mapped_id(slab)
-        o = 0 if op is None else _code(_ring.OPS, "reduce op", op)
-        wire = _ring.DEFAULT_WIRE if compression is None else _code(_ring.WIRES, "compression", compression)
+        dt, o, wire = _ring_codes(coll, dtype, op, compression)
+        buf = 0 if coll == "barrier" else self._mapped_id(slab)
         raw = b""
         if name is not None:
             raw = name.encode()
@@ -598,13 +603,9 @@ class Bridge:
             raise UniccError("unicc: rank %d: this bridge cannot work on the client's memory: %s" % (self.rank, self.attach))
         if coll not in ("allreduce", "broadcast"):
             raise ValueError("unicc: submit_at takes an allreduce or a broadcast, not %r" % (coll,))
+        dt, o, wire = _ring_codes(coll, dtype, op, compression)
         req = next(self._ids)
         h = Handle(self, coll, self._ring)
-        dt = _ring.DTYPES.get(dtype)
-        if dt is None:
-            raise TypeError("unicc: dtype %r is not one of %s" % (dtype, sorted(DTYPE_BYTES)))
-        o = 0 if op is None else _code(_ring.OPS, "reduce op", op)
-        wire = _ring.DEFAULT_WIRE if compression is None else _code(_ring.WIRES, "compression", compression)
         self._register(self._pending, req, h)
         self._ring.submit(req, _ring.COLLS[coll], dt, _ring.CLIENT_MEMORY, address, count, o, root or 0, wire,
                           full=self._ring_full)

@@ -106,11 +106,12 @@ class _SharedStorages:
         self._refused = set()  # files the bridge could not map: copy those
 
     def acquire(self, t):
-        """The mapped slab holding t's storage, pinned, or None when t must be copied."""
-        # Cheapest checks first (this runs for every request); untyped_storage().is_shared() is t.is_shared() without its Python wrapper.
-        if not t.is_cpu or not t.is_contiguous() or not t.numel() or _wire(t)[0] != t.dtype or not t.untyped_storage().is_shared():
-            return None
+        """The mapped slab holding t's storage (a tensor _core_code accepts), pinned, or None when
+        its storage is not shared."""
         storage = t.untyped_storage()
+        # untyped_storage().is_shared() is t.is_shared() without its Python wrapper (this runs for every request).
+        if not storage.is_shared():
+            return None
         try:
             fd, nbytes = storage._share_fd_cpu_()[:2]
         except RuntimeError:  # shared by file name (the "file_system" strategy): no descriptor to hand over
@@ -194,20 +195,20 @@ class _Repeats:
 share_if_repeated = _Repeats().share_if_repeated
 
 
-def _attached(t):
-    """The wire code when the core can work on t's own memory by cross-memory attach (a plain
-    contiguous CPU tensor of a dtype the core has), else None."""
-    if _bridge().attach is not True or not t.is_cpu or not t.is_contiguous() or not t.numel():
+def _core_code(t):
+    """The core's dtype code when the core can work on t's own memory as it is (a contiguous,
+    non-empty CPU tensor of a dtype the core has), else None."""
+    if not t.is_cpu or not t.is_contiguous() or not t.numel():
         return None
     wire, code = _wire(t)
     return code if wire == t.dtype else None
 
 
-def _in_place(t):
-    """(slab, byte offset, wire code) when t's own memory is mapped by the bridge (the slab pinned
-    until the TensorHandle's request is done), else None."""
-    slab = _shared.acquire(t)
-    return None if slab is None else (slab, t.storage_offset() * t.element_size(), _wire(t)[1])
+def _in_place(t, code):
+    """(slab, byte offset) when t (of that _core_code) lies in a storage the bridge has mapped (the
+    slab pinned until the TensorHandle's request is done), else None."""
+    slab = None if code is None else _shared.acquire(t)
+    return None if slab is None else (slab, t.storage_offset() * t.element_size())
 
 
 class TensorHandle:
@@ -280,26 +281,32 @@ def _pinned_request(slab, tensor, submit):
     return TensorHandle(h, tensor, None, [], pinned=slab)
 
 
+def _in_place_request(coll, tensor, name=None, **fields):
+    """coll on tensor's own memory: where the bridge maps its storage, else by cross-memory attach,
+    else through a slab that the handle's wait() copies back from. fields: submit()'s op, root,
+    compression."""
+    b = _bridge()
+    code = _core_code(tensor)
+    shared = _in_place(tensor, code)
+    if shared is not None:
+        slab, offset = shared
+        return _pinned_request(slab, tensor, lambda: b.submit(coll, slab, code, tensor.numel(), offset, name=name, **fields))
+    if code is not None and name is None and b.attach is True:  # the engine fuses named ones from slabs
+        return TensorHandle(b.submit_at(coll, tensor.data_ptr(), code, tensor.numel(), **fields), tensor, None, [])
+    slab, v, code = _stage(tensor)
+    try:
+        h = b.submit(coll, slab, code, tensor.numel(), name=name, **fields)
+    except BaseException:
+        b.release(slab)
+        raise
+    return TensorHandle(h, tensor, v, [slab])
+
+
 def allreduce_async_(tensor, op=Average, name=None, compression=None):
     """Starts reducing `tensor` in place across ranks; returns a handle whose wait() gives `tensor`."""
     op = _check_op(op)
     compression = None if compression in (None, Compression.none) else compression
-    shared = _in_place(tensor)
-    if shared is not None:
-        slab, offset, code = shared
-        return _pinned_request(slab, tensor, lambda: _bridge().submit(
-            "allreduce", slab, code, tensor.numel(), offset, op=op, name=name, compression=compression))
-    code = _attached(tensor) if name is None else None
-    if code is not None:
-        h = _bridge().submit_at("allreduce", tensor.data_ptr(), code, tensor.numel(), op=op, compression=compression)
-        return TensorHandle(h, tensor, None, [])
-    slab, v, code = _stage(tensor)
-    try:
-        h = _bridge().submit("allreduce", slab, code, tensor.numel(), op=op, name=name, compression=compression)
-    except BaseException:
-        _bridge().release(slab)
-        raise
-    return TensorHandle(h, tensor, v, [slab])
+    return _in_place_request("allreduce", tensor, name, op=op, compression=compression)
 
 
 def allreduce_async(tensor, op=Average, name=None, compression=None):
@@ -316,22 +323,7 @@ def allreduce(tensor, op=Average, name=None, compression=None):
 
 
 def broadcast_async_(tensor, root_rank=0):
-    shared = _in_place(tensor)
-    if shared is not None:
-        slab, offset, code = shared
-        return _pinned_request(slab, tensor, lambda: _bridge().submit(
-            "broadcast", slab, code, tensor.numel(), offset, root=root_rank))
-    code = _attached(tensor)
-    if code is not None:
-        return TensorHandle(_bridge().submit_at("broadcast", tensor.data_ptr(), code, tensor.numel(), root=root_rank),
-                            tensor, None, [])
-    slab, v, code = _stage(tensor)
-    try:
-        h = _bridge().submit("broadcast", slab, code, tensor.numel(), root=root_rank)
-    except BaseException:
-        _bridge().release(slab)
-        raise
-    return TensorHandle(h, tensor, v, [slab])
+    return _in_place_request("broadcast", tensor, root=root_rank)
 
 
 def broadcast_(tensor, root_rank=0):
