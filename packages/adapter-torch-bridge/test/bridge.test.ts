@@ -1,12 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from "vitest";
+
+import { netnsUnavailable, up, type Cluster } from "../../../tests/cluster/cluster.js";
 
 import { bridgeLeftovers, lines, python39, runJob, venvPython, WORKERS } from "./helpers.js";
 import { expectDeathNamed } from "../../core-native/test/death-check.js";
 
 const TIMEOUT_S = 10;
+const netnsSkip = netnsUnavailable();
 let python: string;
 let hasCuda = false;
 let before: Set<string>;
@@ -34,8 +37,8 @@ describe("collectives through the bridge", () => {
 });
 
 describe("each way a tensor reaches the core", () => {
-  const paths = async (launch: string[], env: Record<string, string>, ranks: number, okLine: string) => {
-    const r = await runJob([...launch, python, `${WORKERS}paths.py`, String(randomInt(1, 1 << 20))], { env });
+  const paths = async (launch: string[], env: Record<string, string>, ranks: number, okLine: string, extra: string[] = []) => {
+    const r = await runJob([...launch, python, `${WORKERS}paths.py`, String(randomInt(1, 1 << 20)), ...extra], { env });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     for (let rank = 0; rank < ranks; rank++) expect(lines(r, rank)).toContain(`OK ${okLine.replace("RANK", String(rank))}`);
   };
@@ -45,8 +48,18 @@ describe("each way a tensor reaches the core", () => {
   it("the same where the bridge may not attach (UNICC_BRIDGE_ATTACH=0): plain tensors are copied through slabs, with the same results", async () => {
     await paths(["-np", "3"], { UNICC_BRIDGE_ATTACH: "0" }, 3, "28 checks rank RANK of 3, attach False");
   });
-  it("across host identities (a TCP ring, no shared memory between the hosts): plain tensors are read whole by the core's thread, reduced, written back; same results", async () => {
-    await paths(["-H", "a:1,b:2", "--launch-agent", "env"], {}, 3, "29 checks rank RANK of 3, attach True");
+  describe.skipIf(netnsSkip !== null)(`on 2 emulated hosts x 2 ranks${netnsSkip ? `: skipped, ${netnsSkip}` : ""}`, () => {
+    let cluster: Cluster;
+    beforeAll(async () => {
+      cluster = await up({ hosts: 2, tag: `pt${process.pid % 100000}` });
+    }, 60_000);
+    afterAll(async () => {
+      await cluster?.down();
+    });
+    it("plain tensors are read whole by the core's thread, reduced across the hosts' TCP rings, written back; same results", async () => {
+      const launch = ["-H", cluster.hosts.map((h) => `${h.name}:2`).join(","), "--launch-agent", cluster.launchAgent, "--rendezvous-addr", cluster.rootAddr];
+      await paths(launch, { GLOO_SOCKET_IFNAME: "eth0" }, 4, "29 checks rank RANK of 4, attach True", [cluster.hosts[0].addr]);
+    });
   });
 });
 

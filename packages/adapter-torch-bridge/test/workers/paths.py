@@ -4,6 +4,7 @@
 # copied where the bridge cannot attach), the copied ones (non-contiguous, other dtypes); then the
 # bounds on descriptor-mapped memory (oversize requests, files that are not shared memory); and a
 # tensor dist.all_reduce sees again and again (as DDP's buckets) moving to shared memory.
+import os
 import sys
 import tempfile
 
@@ -13,6 +14,8 @@ import unicc
 import unicc.torch as uc
 
 seed = int(sys.argv[1])
+if len(sys.argv) > 2:  # emulated hosts: torch.distributed's store on host 0's own address
+    os.environ["MASTER_ADDR"] = sys.argv[2]
 uc.init()
 b = unicc.bridge()
 r, n = uc.rank(), uc.size()
