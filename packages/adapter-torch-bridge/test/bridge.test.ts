@@ -132,12 +132,16 @@ describe("failures raise in Python, naming what died, within the bound", () => {
     expectDeathNamed(r, victim, 3, TIMEOUT_S * 1000);
   });
 
-  it("a rank that raises: it leaves at once (no collective close that waits on its peers), the launcher names its exit, the others raise naming it", async () => {
+  it.each([
+    ["raise", "its excepthook is Python's"],
+    ["raise-hooked", "it installed an excepthook of its own after init"],
+  ])("a rank that raises (%s: %s): it leaves at once (no collective close that waits on its peers), the launcher names its exit, the others raise naming it", async (mode) => {
     const victim = randomInt(0, 3);
-    const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "raise", String(victim)]);
+    const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, mode, String(victim)]);
     expectDeathNamed(r, victim, 3, TIMEOUT_S * 1000);
     expect(r.stderr).toContain(`[${victim}] ValueError: rank ${victim} gives up`);
     expect(r.stderr).toMatch(new RegExp(`unicc: rank ${victim} \\(host [^,]+, pid \\d+\\) exited with code 1 first`));
+    if (mode === "raise-hooked") expect(lines(r, victim)).toContain("OWN HOOK ValueError");
   });
 
   it("a killed bridge: its rank raises BridgeError naming the bridge, the others name that rank", async () => {

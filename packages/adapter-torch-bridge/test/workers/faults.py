@@ -3,6 +3,7 @@
 #   bridge V: rank V's bridge is killed; rank V must raise naming its bridge, the others naming rank V
 #   stall V:  rank V's bridge is stopped (SIGSTOP), alive but silent; rank V must give up on it
 #   raise V:  rank V raises mid-job (uncaught); it must exit at once, every other rank raising naming it
+#   raise-hooked V: the same after rank V installed an excepthook of its own (after init)
 import os
 import signal
 import sys
@@ -35,7 +36,13 @@ if r == victim:
     if mode == "peer":
         print("DYING %d" % ms(), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    if mode == "raise":
+    if mode.startswith("raise"):
+        if mode == "raise-hooked":
+            def own_hook(kind, value, tb):
+                print("OWN HOOK %s" % kind.__name__, flush=True)
+                sys.__excepthook__(kind, value, tb)
+
+            sys.excepthook = own_hook
         print("DYING %d" % ms(), flush=True)
         raise ValueError("rank %d gives up" % r)
     os.kill(unicc.bridge().pid, signal.SIGSTOP if mode == "stall" else signal.SIGKILL)

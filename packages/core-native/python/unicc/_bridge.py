@@ -256,7 +256,6 @@ class Bridge:
         self._reader.start()
         if attached:
             self._proc.follow(self._sock, self._reader)
-        _raising.watch()
         atexit.register(self.close)
 
     # ---- startup
