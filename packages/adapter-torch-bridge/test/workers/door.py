@@ -1,5 +1,6 @@
 # The bridge's door: started by hand with UNICC_JOB_TOKEN set, it must refuse a client that cannot
-# prove the token, refuse garbage and oversize frames, and then still let the right client in.
+# prove the token, refuse garbage and oversize frames, and then still let the right client in. Then,
+# for an admitted client: buffer id 0 (the command ring's client memory) is refused in map and mapfd.
 # Needs no torch: the client package alone.
 import json
 import os
@@ -17,7 +18,13 @@ from unicc._node import bridge_js
 token = os.environ["UNICC_JOB_TOKEN"]
 d = tempfile.mkdtemp(prefix="unicc-bridge-")
 path = os.path.join(d, "s")
-proc = subprocess.Popen([shutil.which("node"), bridge_js(), "--socket", path])
+
+
+def start_bridge():
+    return subprocess.Popen([shutil.which("node"), bridge_js(), "--socket", path])
+
+
+proc = start_bridge()
 
 
 def frame(obj):
@@ -31,6 +38,12 @@ def recv(s):
         return None
     (n,) = struct.unpack(">I", head)
     return json.loads(s.recv(n, socket.MSG_WAITALL))
+
+
+def admitted():
+    s, hello = dial()
+    s.sendall(frame({"t": "auth", "answer": unicc.prove_token(token, bytes.fromhex(hello["challenge"]))}))
+    return s, recv(s)
 
 
 def dial():
@@ -68,9 +81,13 @@ s, hello = dial()
 print("GARBAGE", *outcome(s, struct.pack(">I", 5) + b"\x00\x01{[x"), flush=True)
 s, hello = dial()
 print("SKIP-AUTH", *outcome(s, frame({"t": "op", "req": 1, "coll": "barrier"})), flush=True)
-s, hello = dial()
-s.sendall(frame({"t": "auth", "answer": unicc.prove_token(token, bytes.fromhex(hello["challenge"]))}))
-welcome = recv(s)
+s, welcome = admitted()
 print("RIGHT-TOKEN", welcome, flush=True)
 s.sendall(frame({"t": "close"}))
 print("EXIT", proc.wait(timeout=20), "SOCKET-LEFT", os.path.exists(path), "DIR-LEFT", os.path.exists(d), flush=True)
+for what, msg in (("MAP-ZERO", {"t": "map", "id": 0, "path": "/dev/shm/unicc-door", "bytes": 4096}),
+                  ("MAPFD-ZERO", {"t": "mapfd", "id": 0, "pid": os.getpid(), "fd": 0, "bytes": 4096})):
+    os.mkdir(d, 0o700)  # the bridge removed it on admitting the last client
+    proc = start_bridge()
+    s, welcome = admitted()
+    print(what, *outcome(s, frame(msg)), "EXIT", proc.wait(timeout=20), flush=True)

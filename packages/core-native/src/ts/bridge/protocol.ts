@@ -18,7 +18,7 @@
 //   bridge -> {t:"welcome", rank, size, localRank, localSize, algorithm, pid}  or {t:"error", message}
 //
 // Tensor bytes never cross the socket. The client makes files under /dev/shm and registers them:
-//   client -> {t:"map", id, path, bytes}      bridge maps the file (mapShared) and keeps it as buffer `id`
+//   client -> {t:"map", id, path, bytes}      bridge maps the file (mapShared) and keeps it as buffer `id` (from 1)
 //   bridge -> {t:"mapped", id}                the client may now unlink the file's name
 // (mappings last as long as the bridge: clients pool their slabs)
 // Memory the client already shares (torch's share_memory_() storages: an unlinked shm file or a
@@ -117,11 +117,13 @@ export function viewOf(
 }
 
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+/** Client buffers are numbered from 1: on the command ring, buffer 0 is the client's own memory. */
+export const isBufferId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1;
 
 /** The path a mapfd message names (/proc/<pid>/fd/<fd>), or a BridgeProtocolError. */
 export function fdPath(m: { id?: unknown; pid?: unknown; fd?: unknown; bytes?: unknown }): string {
-  if (!Number.isSafeInteger(m.id) || !isCount(m.pid) || !isCount(m.fd) || !isCount(m.bytes) || m.bytes === 0)
-    throw new BridgeProtocolError("mapfd needs an integer id, the client's pid, a descriptor number and a positive byte count");
+  if (!isBufferId(m.id) || !isCount(m.pid) || !isCount(m.fd) || !isCount(m.bytes) || m.bytes === 0)
+    throw new BridgeProtocolError("mapfd needs an integer id from 1 (0 is the ring's client memory), the client's pid, a descriptor number and a positive byte count");
   return `/proc/${m.pid}/fd/${m.fd}`;
 }
 

@@ -13,6 +13,7 @@ import {
   BridgeProtocolError,
   encodeMessage,
   fdPath,
+  isBufferId,
   MAX_MESSAGE,
   parseMessage,
   PROTOCOL_VERSION,
@@ -139,8 +140,8 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
       }
       switch (msg.t) {
         case "map": {
-          if (!Number.isSafeInteger(msg.id) || typeof msg.path !== "string" || !Number.isSafeInteger(msg.bytes))
-            throw new BridgeProtocolError("map needs an integer id, a path and an integer byte count");
+          if (!isBufferId(msg.id) || typeof msg.path !== "string" || !Number.isSafeInteger(msg.bytes))
+            throw new BridgeProtocolError("map needs an integer id from 1 (0 is the ring's client memory), a path and an integer byte count");
           if (!SHM_PATH.test(msg.path)) throw new BridgeProtocolError(`map path ${msg.path} is not a ${opts.slabDir ?? "/dev/shm"}/unicc-* file`);
           buffers.set(msg.id, map(msg.id, msg.path, msg.bytes));
           send({ t: "mapped", id: msg.id });
