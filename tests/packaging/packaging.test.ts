@@ -176,7 +176,7 @@ describe("pip packages", () => {
       "unicc_torch-0.1.0-py3-none-any.whl",
     ]);
     const listing = await sh("python3", ["-m", "zipfile", "-l", join(wheels(), names[0])]);
-    for (const f of ["unicc/_js/dist/bridge.js", "unicc/_js/bin/unicc.js", "unicc/_js/node_modules/@unicc/core-linux-x64-gnu/unicc_core.node", "unicc/_js/node_modules/commander/package.json"])
+    for (const f of ["unicc/_js/dist/bridge.js", "unicc/_js/bin/unicc.js", "unicc/_js/node_modules/@unicc/core-linux-x64-gnu/unicc_core.node", "unicc/_js/node_modules/@unicc/core-linux-x64-gnu/libunicc_client_lane.so", "unicc/_js/node_modules/commander/package.json"])
       expect(listing).toContain(f);
     expect(listing).not.toMatch(/bench|cluster/);
     expect(listing).not.toContain(".data/purelib/"); // a platform wheel's files sit at its root (auditwheel refuses otherwise)

@@ -1,8 +1,10 @@
 """Bridge and training benchmarks, run on every rank by bench/run.mjs. Rank 0 prints one
 `RESULT {json}` line of medians in seconds (and a progress line per measure on stderr):
   latency_1k_s, allreduce_4m_s, allreduce_64m_s
-                                    uc.allreduce_ of plain tensors through the bridge (compare:
-                                    node_bench.mjs), by cross-memory attach where the bridge has it
+                                    uc.allreduce_ of plain tensors (compare: node_bench.mjs): the
+                                    small one on the client lane (one host), the others through the
+                                    bridge by cross-memory attach where the bridge has it
+  latency_1k_ring_s                 the small one with the lane off: through the command ring
   *_copied_s                        the same copied through a slab (attach off)
   *_shared_s                        the same on share_memory_()'d tensors (reduced in place)
   <model>_opt_s                     a training step with uc.DistributedOptimizer
@@ -79,18 +81,26 @@ bridge = unicc.bridge()
 attach = bridge.attach
 if uc.rank() == 0 and attach is not True:
     print("progress: the bridge refused cross-memory attach (%s): the plain rows are copies too" % attach, file=sys.stderr, flush=True)
-# Plain tensors by cross-memory attach (where the bridge has it), plain tensors copied through a
-# slab (attach switched off on this client for the measure), share_memory_()'d ones in place.
-for tail, shared, attached in (("_s", False, attach), ("_copied_s", False, "off for this measure"), ("_shared_s", True, attach)):
-    bridge.attach = attached
+lane = bridge.lane
+if uc.rank() == 0 and lane is None:
+    print("progress: no client lane (%s): small plain tensors go through the bridge" % bridge.lane_why, file=sys.stderr, flush=True)
+# Plain tensors as they go by default (small ones on the client lane, in this process; the rest by
+# cross-memory attach where the bridge has it); then with the lane off (every rank at once): small
+# ones through the command ring, plain tensors copied through a slab (attach switched off on this
+# client too), share_memory_()'d ones in place.
+for tail, shared, attached, laned in (("_s", False, attach, True), ("_ring_s", False, attach, False),
+                                      ("_copied_s", False, "off for this measure", False), ("_shared_s", True, attach, False)):
+    bridge.attach, bridge.lane = attached, lane if laned else None
     for key, elements, iters, warmup in (("latency_1k", 256, 500, 20), ("allreduce_4m", 1 << 20, 50, 5),
                                          ("allreduce_64m", 16 << 20, 10, 2)):
+        if tail == "_ring_s" and key != "latency_1k":
+            continue  # the lane takes small requests only: the others are the "_s" measure again
         t = torch.ones(elements)
         if shared:
             t.share_memory_()
         measure(key + tail, lambda: uc.allreduce_(t, op=uc.Sum), iters, warmup)
         del t
-bridge.attach = attach
+bridge.attach, bridge.lane = attach, lane
 
 
 class Shapes(nn.Module):

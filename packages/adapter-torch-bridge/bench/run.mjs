@@ -190,12 +190,15 @@ const ms = (s) => (s < 1 ? `${(s * 1e3).toFixed(2)} ms` : `${s.toFixed(3)} s`);
 const gbs = (bytes) => (s) => `${(bytes / s / 1e9).toFixed(2)} GB/s`;
 const ratio = (a, b) => (a / b).toFixed(2);
 const rows = [];
-// Plain tensors by cross-memory attach, then copied into a slab and back (attach off);
-// share_memory_()'d ones reduced in place through the bridge's mapping.
-for (const [tail, how] of [["_s", "plain, cross-memory attach"], ["_copied_s", "plain, copied through a slab"], ["_shared_s", "shared, in place"]]) {
+// Plain tensors as they go by default (1 KiB: on the client lane where there is one; larger: by
+// cross-memory attach), the 1 KiB one through the command ring (lane off), then copied into a slab
+// and back (attach off); share_memory_()'d ones reduced in place through the bridge's mapping.
+for (const [tail, how] of [["_s", "plain (1 KiB: client lane; larger: cross-memory attach)"], ["_ring_s", "plain, through the command ring"],
+                           ["_copied_s", "plain, copied through a slab"], ["_shared_s", "shared, in place"]]) {
   for (const [key, what, fmt] of [["latency_1k", "1 KiB allreduce, round trip", us], ["allreduce_4m", "4 MiB allreduce (algbw)", gbs(4 << 20)],
                                    ["allreduce_64m", "64 MiB allreduce (algbw)", gbs(64 << 20)]]) {
     const a = py[key + tail];
+    if (a === undefined) continue; // "_ring_s": 1 KiB only
     const b = node[`${key}_s`];
     rows.push([`${what}, ${how}`, fmt(a), "Node directly", fmt(b), ratio(a, b)]);
   }

@@ -36,6 +36,10 @@ describe("collectives through the bridge", () => {
   });
 });
 
+// These check the bridge's own paths, which small tensors of a one-host world would skip (they
+// run on the client lane, tested below).
+const ONLY_THE_BRIDGE = { UNICC_BRIDGE_LANE: "0" };
+
 describe("each way a tensor reaches the core", () => {
   const paths = async (launch: string[], env: Record<string, string>, ranks: number, okLine: string, extra: string[] = []) => {
     const r = await runJob([...launch, python, `${WORKERS}paths.py`, String(randomInt(1, 1 << 20)), ...extra], { env });
@@ -43,10 +47,10 @@ describe("each way a tensor reaches the core", () => {
     for (let rank = 0; rank < ranks; rank++) expect(lines(r, rank)).toContain(`OK ${okLine.replace("RANK", String(rank))}`);
   };
   it("shared storages in place (no slab), views at an offset, plain tensors where they lie by cross-memory attach (no slab: averages over many pieces, integers, an odd address, a broadcast), copied non-contiguous / float16 tensors (one size in several shapes, 0-dim) on 3 ranks match references; oversize, misaligned, unmapped, on-disk and absent memory are refused; a tensor dist.all_reduce sees again moves to shared memory and is then reduced in place, memory torch only wraps (a slab) stays", async () => {
-    await paths(["-np", "3"], {}, 3, "29 checks rank RANK of 3, attach True");
+    await paths(["-np", "3"], ONLY_THE_BRIDGE, 3, "29 checks rank RANK of 3, attach True");
   });
   it("the same where the bridge may not attach (UNICC_BRIDGE_ATTACH=0): plain tensors are copied through slabs, with the same results", async () => {
-    await paths(["-np", "3"], { UNICC_BRIDGE_ATTACH: "0" }, 3, "28 checks rank RANK of 3, attach False");
+    await paths(["-np", "3"], { ...ONLY_THE_BRIDGE, UNICC_BRIDGE_ATTACH: "0" }, 3, "28 checks rank RANK of 3, attach False");
   });
   describe.skipIf(netnsSkip !== null)(`on 2 emulated hosts x 2 ranks${netnsSkip ? `: skipped, ${netnsSkip}` : ""}`, () => {
     let cluster: Cluster;
@@ -60,6 +64,14 @@ describe("each way a tensor reaches the core", () => {
       const launch = ["-H", cluster.hosts.map((h) => `${h.name}:2`).join(","), "--launch-agent", cluster.launchAgent, "--rendezvous-addr", cluster.rootAddr];
       await paths(launch, { GLOO_SOCKET_IFNAME: "eth0" }, 4, "29 checks rank RANK of 4, attach True", [cluster.hosts[0].addr]);
     });
+  });
+});
+
+describe("the client lane (small requests of a one-host world run in the Python process)", () => {
+  it.each([2, 4])("%i ranks: every dtype and op from 1 element to the lane's limit, broadcasts from every root, a barrier match references; one element more goes to the bridge; large requests through the bridge beside small ones; bad addresses, unaligned and oversize requests refused, the lane usable after; ranks calling different collectives all fail, naming the ranks", async (np) => {
+    const r = await runJob(["-np", String(np), python, `${WORKERS}lane.py`, String(randomInt(1, 1 << 20))]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (let rank = 0; rank < np; rank++) expect(lines(r, rank)).toContain(`OK ${90 + np} checks rank ${rank} of ${np} on the client lane`);
   });
 });
 
@@ -144,11 +156,11 @@ describe("failures raise in Python, naming what died, within the bound", () => {
     if (mode === "raise-hooked") expect(lines(r, victim)).toContain("OWN HOOK ValueError");
   });
 
-  it("a killed bridge: its rank raises BridgeError naming the bridge, the others name that rank", async () => {
+  it("a killed bridge: its rank raises BridgeError naming the bridge (also between requests on the client lane), the others name that rank", async () => {
     const victim = randomInt(0, 3);
     const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "bridge", String(victim)]);
     expect(r.code).not.toBe(0);
-    const [, , bridgePid] = /PID (\d+) (\d+)/.exec(lines(r, victim))!;
+    const [, clientPid, bridgePid] = /PID (\d+) (\d+)/.exec(lines(r, victim))!;
     const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
     const own = /ERROR (\d+) BridgeError: (.*)/.exec(lines(r, victim));
     expect(own, lines(r, victim)).not.toBeNull();
@@ -158,7 +170,8 @@ describe("failures raise in Python, naming what died, within the bound", () => {
       if (rank === victim) continue;
       const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
       expect(m, `rank ${rank}:\n${lines(r, rank)}`).not.toBeNull();
-      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid ${bridgePid}\\) died`));
+      // Its bridge, or its own process where the peers wait on the client lane (it ends on the BridgeError).
+      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid (${bridgePid}|${clientPid})\\) died`));
       expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
     }
   });

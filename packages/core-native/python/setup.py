@@ -64,7 +64,7 @@ class BuildWithJs(build_py):
         subprocess.run(["node", os.path.join(CORE, "scripts", "stage-prebuilt.mjs"), pkg_dir], check=True)
         dest = os.path.join(js, "node_modules", "@unicc", os.path.basename(pkg_dir))
         os.makedirs(dest)
-        for f in ("package.json", "unicc_core.node"):
+        for f in ("package.json", "unicc_core.node", "libunicc_client_lane.so"):
             shutil.copy(os.path.join(pkg_dir, f), dest)
 
 

@@ -13,16 +13,19 @@ const dir = resolve(process.argv[2] ?? ".");
 const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
 const cpu = pkg.cpu[0];
 const buildDir = cpu === process.arch ? "build" : `build-${cpu}`;
-const built = fileURLToPath(new URL(`../${buildDir}/Release/unicc_core.node`, import.meta.url));
-if (!existsSync(built)) {
-  const how = cpu === process.arch ? "npm run build -w @unicc/core" : `see packages/core-linux-${cpu}-gnu/README.md`;
-  console.error(`${pkg.name}: no ${built}; build the core first (${how})`);
-  process.exit(1);
+// The addon, and the client lane's library that the Python client loads beside it.
+for (const file of ["unicc_core.node", "libunicc_client_lane.so"]) {
+  const built = fileURLToPath(new URL(`../${buildDir}/Release/${file}`, import.meta.url));
+  if (!existsSync(built)) {
+    const how = cpu === process.arch ? "npm run build -w @unicc/core" : `see packages/core-linux-${cpu}-gnu/README.md`;
+    console.error(`${pkg.name}: no ${built}; build the core first (${how})`);
+    process.exit(1);
+  }
+  const head = readFileSync(built).subarray(0, 20);
+  const want = ELF_MACHINE[cpu];
+  if (head.readUInt32BE(0) !== 0x7f454c46 || head.readUInt16LE(18) !== want || pkg.os[0] !== process.platform) {
+    console.error(`${pkg.name}: ${built} is not a ${pkg.os[0]}-${cpu} build (ELF machine ${head.readUInt16LE(18)}, want ${want})`);
+    process.exit(1);
+  }
+  copyFileSync(built, join(dir, file));
 }
-const head = readFileSync(built).subarray(0, 20);
-const want = ELF_MACHINE[cpu];
-if (head.readUInt32BE(0) !== 0x7f454c46 || head.readUInt16LE(18) !== want || pkg.os[0] !== process.platform) {
-  console.error(`${pkg.name}: ${built} is not a ${pkg.os[0]}-${cpu} build (ELF machine ${head.readUInt16LE(18)}, want ${want})`);
-  process.exit(1);
-}
-copyFileSync(built, join(dir, "unicc_core.node"));

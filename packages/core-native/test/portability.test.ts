@@ -58,7 +58,7 @@ describe("the core on aarch64", () => {
     if (why) throw new Error(why);
     await run("cmake", ["-S", ROOT, "-B", BUILD, `-DCMAKE_TOOLCHAIN_FILE=${join(ROOT, "cmake/aarch64-linux-gnu.cmake")}`, "-DCMAKE_BUILD_TYPE=Release",
       "-DUNICC_ADDON=ON", `-DCMAKE_LIBRARY_OUTPUT_DIRECTORY=${join(BUILD, "Release")}`]);
-    await run("cmake", ["--build", BUILD, "-j2", "--target", "unicc_native_tests", "unicc_mac_kat", "unicc_core"]);
+    await run("cmake", ["--build", BUILD, "-j2", "--target", "unicc_native_tests", "unicc_mac_kat", "unicc_core", "unicc_client_lane"]);
     const bin = (f: string) => join(BUILD, "Release", f);
     expect(await run("file", [bin("unicc_core.node")])).toMatch(/ARM aarch64/);
 

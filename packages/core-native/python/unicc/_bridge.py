@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 
-from . import _raising, _ring
+from . import _lane, _raising, _ring
 from ._attach import LauncherBridge
 from ._node import NodeNotFound, bridge_js, find_node
 
@@ -227,6 +227,10 @@ class Bridge:
         self._mapping = {}  # slab id -> Event set once the bridge mapped it (ring requests wait for it)
         self._ring = None
         self.attach = "no command ring"
+        #: The client lane (small requests run in this process) when every rank has one, else None.
+        self.lane = None
+        #: Why there is no lane (None when there is).
+        self.lane_why = "no command ring"
         self._watched = 0  # requests with callbacks in flight: the ring's reaper thread reads for them
         self._watch_cv = threading.Condition()
         self._free = collections.defaultdict(list)
@@ -247,7 +251,7 @@ class Bridge:
             self._sock = self._connect(path)
             self._handshake(env.get("UNICC_JOB_TOKEN") or None)
             if env.get("UNICC_BRIDGE_RING", "1") != "0" and _ring.available():
-                self._open_ring(env.get("UNICC_BRIDGE_ATTACH", "1") != "0")
+                self._open_ring(env.get("UNICC_BRIDGE_ATTACH", "1") != "0", env.get("UNICC_BRIDGE_LANE", "1") != "0")
         except BaseException:
             self._proc.kill()
             self._stop_process()
@@ -257,6 +261,8 @@ class Bridge:
         if attached:
             self._proc.follow(self._sock, self._reader)
         atexit.register(self.close)
+        if self._ring is not None:
+            self._agree_on_lane()
 
     # ---- startup
 
@@ -334,9 +340,10 @@ class Bridge:
         #: Elastic jobs: the generation of the current world (-1 in a job that is not elastic).
         self.generation = welcome.get("generation", -1)
 
-    def _open_ring(self, attach):
+    def _open_ring(self, attach, lane):
         """Offers the bridge a command ring (before any mapping, as the protocol asks); a refusal
-        leaves requests on the socket. With attach, offers cross-memory attach too."""
+        leaves requests on the socket. With attach, offers cross-memory attach too; with lane,
+        joins the client lane the bridge may offer in its answer."""
         path = self._shm_prefix + "ring"
         ring = _ring.Ring(path, self._complete)
         msg = {"t": "ring", "path": path, "bytes": _ring.BYTES}
@@ -360,6 +367,33 @@ class Bridge:
         #: Whether collectives may work on this process's own memory (submit_at); else why not.
         self.attach = reply.get("attach", "not offered") if attach else "off (UNICC_BRIDGE_ATTACH=0)"
         threading.Thread(target=self._reap_for_callbacks, name="unicc-ring-reaper", daemon=True).start()
+        offer = reply.get("lane")
+        if not lane:
+            self.lane_why = "off (UNICC_BRIDGE_LANE=0)"
+        elif offer is None:
+            self.lane_why = "not offered (a world of several hosts or of one rank, or no client-lane library)"
+        else:
+            try:
+                self.lane = _lane.Lane(offer, self.local_rank, self.timeout_s)
+                self.lane_why = None
+            except OSError as e:
+                self.lane_why = str(e)
+
+    def _agree_on_lane(self):
+        """Every rank must send small requests the same way: the lane is used only if all joined it."""
+        slab = self.alloc(4)
+        try:
+            flag = memoryview(slab.buffer).cast("i")
+            flag[0] = int(self.lane is not None)
+            self.submit("allreduce", slab, "i32", 1, op="min").wait()
+            everyone = flag[0] == 1
+            flag.release()
+        finally:
+            self.release(slab)
+        if self.lane is not None and not everyone:
+            self.lane.close()
+            self.lane = None
+            self.lane_why = "another rank has none"
 
     @property
     def transport(self):
@@ -557,6 +591,8 @@ class Bridge:
                compression=None, out=None, out_offset=0):
         """Starts a collective on `count` elements of `dtype` at byte `offset` of `slab`; returns a Handle.
         allgather writes size*count elements to `out` at `out_offset`."""
+        if coll == "barrier" and self.lane is not None:
+            return self._run_here(coll, 0, None, 0, 0, 0, False)
         req = next(self._ids)
         h = Handle(self, coll if name is None else "%s '%s'" % (coll, name), self._ring)
         if self._ring is not None:
@@ -593,21 +629,39 @@ class Bridge:
         ring.submit(req, c, dt, buf, offset, count, o, root or 0, wire, out_id, out_offset, raw, self._ring_full)
         return h
 
-    def submit_at(self, coll, address, dtype, count, op=None, root=None, compression=None):
+    def submit_at(self, coll, address, dtype, count, op=None, root=None, compression=None, vouched=False):
         """submit() of an unnamed allreduce or broadcast on `count` elements at `address` in this
         process's own memory (a tensor's data pointer, any alignment), which the core reads and
-        writes there: no slab, no copy. Only where self.attach is True; keep the memory alive and
-        untouched until the handle is done."""
-        if self.attach is not True:
-            raise UniccError("unicc: rank %d: this bridge cannot work on the client's memory: %s" % (self.rank, self.attach))
+        writes there: no slab, no copy. Where runs_here() says so, this process runs it on the
+        client lane before returning; else only where self.attach is True. Keep the memory alive
+        and untouched until the handle is done. vouched: the memory is a live tensor's, so the
+        lane need not make sure first that it is there (about as long as a 1 KiB allreduce)."""
         if coll not in ("allreduce", "broadcast"):
             raise ValueError("unicc: submit_at takes an allreduce or a broadcast, not %r" % (coll,))
         dt, o, wire = _ring_codes(coll, dtype, op, compression)
+        if self.runs_here(address, count * DTYPE_BYTES[dtype], DTYPE_BYTES[dtype]):
+            return self._run_here(coll, dt, address, count, o, root or 0, not vouched)
+        if self.attach is not True:
+            raise UniccError("unicc: rank %d: this bridge cannot work on the client's memory: %s" % (self.rank, self.attach))
         req = next(self._ids)
         h = Handle(self, coll, self._ring)
         self._register(self._pending, req, h)
         self._ring.submit(req, _ring.COLLS[coll], dt, _ring.CLIENT_MEMORY, address, count, o, root or 0, wire,
                           full=self._ring_full)
+        return h
+
+    def runs_here(self, address, nbytes, itemsize):
+        """Whether submit_at of nbytes at address runs in this process, on the client lane (one
+        host, small, aligned to its elements: the reduction works on that memory as an array)."""
+        return self.lane is not None and nbytes <= self.lane.small_bytes and address % itemsize == 0
+
+    def _run_here(self, coll, dtype_code, address, count, op_code, root, check_span):
+        """A request on the client lane: done when this returns; its handle holds any failure."""
+        if self._fatal is not None:  # the bridge is gone: this rank must end, though its lane still works
+            raise self._fatal
+        h = Handle(self, coll)
+        error = self.lane.run(_ring.COLLS[coll], address, dtype_code, count, op_code, root, check_span)
+        h._finish(None if error is None else UniccError(error))
         return h
 
     def _ring_full(self):
@@ -706,6 +760,8 @@ class Bridge:
             except BufferError:  # a view still exported by the caller keeps this mapping until exit
                 pass
         self._slabs.clear()
+        if self.lane is not None:
+            self.lane.close()
         if self._ring is not None:
             self._ring.close()
 

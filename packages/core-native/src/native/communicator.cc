@@ -98,12 +98,17 @@ void Communicator::open_shm(bool create) {
   if (topo_.local_size < 2 || topo_.flat_ring) return;
   std::vector<ShmGroup::Member> members;
   for (int r : topo_.hosts[topo_.host_index]) members.push_back({label(r)});
-  shm_ = std::make_unique<ShmGroup>(shm_name(), create, topo_.local_rank, std::move(members),
-                                    opt_.shm_piece_bytes, opt_.timeout_ms);
+  const auto how = create ? ShmGroup::Open::Create : ShmGroup::Open::Existing;
+  if (opt_.client_lane && topo_.num_hosts == 1)  // pieces such that every request up to small_bytes takes one round
+    client_lane_ = std::make_unique<ShmGroup>(shm_name() + "c", how, topo_.local_rank, members,
+                                              ceil_div(opt_.small_bytes, members.size()), opt_.timeout_ms);
+  shm_ = std::make_unique<ShmGroup>(shm_name(), how, topo_.local_rank, std::move(members), opt_.shm_piece_bytes,
+                                    opt_.timeout_ms);
 }
 
 void Communicator::unlink_shm() {
   if (shm_) shm_->unlink();
+  if (client_lane_) client_lane_->unlink();
 }
 
 std::vector<int> Communicator::ring_members(int lr) const {
@@ -226,6 +231,7 @@ void Communicator::check_abort() {
 void Communicator::fail(const std::string& msg) {
   failed_ = msg;
   if (shm_) shm_->abort(msg);
+  if (client_lane_) client_lane_->abort(msg);
   for (auto& [rank, streams] : conns_)
     for (auto& c : streams)
       if (c) c->send_abort(seq_, msg);

@@ -40,6 +40,9 @@ struct Options {
   size_t tcp_chunk_bytes = 1 << 20;
   bool hierarchical = true;  // false: one flat TCP ring even where hosts could share memory
   int streams = 1;           // TCP connections to each ring neighbour on another host
+  // One host: also make a group for the clients of a bridge (Python processes) to run requests up
+  // to small_bytes themselves, with no hop to the bridge (binding/client_lane.cc).
+  bool client_lane = false;
 };
 
 struct Topology {
@@ -74,6 +77,7 @@ class Communicator {
 
   const Options& options() const { return opt_; }
   const Topology& topology() const { return topo_; }
+  const std::vector<PeerInfo>& peers() const { return peers_; }
 
   int listen(const std::string& addr);
   // Takes every rank's PeerInfo (indexed by rank) and decides the algorithms and transports.
@@ -81,6 +85,8 @@ class Communicator {
   std::string shm_name() const;
   void open_shm(bool create);
   void unlink_shm();
+  // The clients' group (Options::client_lane, one host, two or more local ranks), else null.
+  const ShmGroup* client_lane() const { return client_lane_.get(); }
   // Dials and accepts the TCP connections the algorithms need (blocking; run it off the JS thread).
   void connect();
 
@@ -186,6 +192,7 @@ class Communicator {
   SipKey token_key_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<ShmGroup> shm_;
+  std::unique_ptr<ShmGroup> client_lane_;  // made and held for the clients; this process never runs rounds on it
   std::map<int, std::vector<std::unique_ptr<Conn>>> conns_;  // by neighbour rank, one per stream
   int streams_in_use_ = 1;
   std::vector<uint32_t> host_split_;

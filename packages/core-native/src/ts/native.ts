@@ -22,6 +22,8 @@ export interface NativeComm {
   setPeers(peers: NativePeer[]): NativeTopology;
   openShm(create: boolean): void;
   unlinkShm(): void;
+  /** The group made for this process's client (NativeOptions.clientLane): its descriptor and piece size. */
+  clientLane(): { fd: number; pieceBytes: number; labels: string[] } | null;
   connect(): Promise<void>;
   submit(coll: number, buf: unknown, op: number, root: number, out: unknown, sync: boolean, wire?: number): Promise<void> | undefined;
   startEngine(o: NativeEngineOptions): void;
@@ -59,6 +61,8 @@ export interface NativeOptions {
   tcpChunkBytes: number;
   hierarchical: boolean;
   streams: number;
+  /** One host: also make the group the bridge's client runs its small requests on (client_lane.cc). */
+  clientLane?: boolean;
 }
 
 export interface NativeEngineOptions {

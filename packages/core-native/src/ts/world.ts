@@ -36,6 +36,11 @@ export interface InitOptions {
   store?: RendezvousStore;
   /** Elastic jobs (UNICC_ELASTIC_ID set): join a generation after this one (default: any). */
   after?: number;
+  /**
+   * @internal The bridge's: on one host, also make the shared-memory group its client runs small
+   * requests on itself (World.clientLane; not in elastic jobs).
+   */
+  clientLane?: boolean;
 }
 
 /** A failure of the job's communication: a peer died, timed out, or asked for something else. */
@@ -131,6 +136,14 @@ export class World {
    */
   nativeLanes(): { comm: NativeComm; engine: NativeComm; wire: number } {
     return { comm: this.comm, engine: this.engine, wire: this.wireCode() };
+  }
+
+  /**
+   * @internal The group made for the bridge's client (InitOptions.clientLane): its descriptor in
+   * this process, piece size and each local rank's label; null where there is none.
+   */
+  clientLane(): { fd: number; pieceBytes: number; labels: string[] } | null {
+    return this.comm.clientLane();
   }
 
   /** True while the tuner is still measuring candidates on this rank. */
@@ -314,7 +327,7 @@ export async function init(opts: InitOptions = {}): Promise<World> {
     store = opts.store ?? (await connectStore(env));
     // Each init of the same job gets fresh keys, so a world can be closed and made again.
     const gen = await store.add(`unicc/init-count/${env.rank}`, 1);
-    return await formWorld(env, store, server, (k) => `unicc/${gen}/${k}`, String(gen));
+    return await formWorld(env, store, server, (k) => `unicc/${gen}/${k}`, String(gen), undefined, opts.clientLane);
   } catch (e) {
     store?.close();
     await server?.close();
@@ -332,9 +345,9 @@ function engineOptions(env: RankEnv) {
   return { ...env.engine, autotune: env.engine.autotune && env.size > 1 };
 }
 
-function nativeComm(env: RankEnv, jobId: string): NativeComm {
+function nativeComm(env: RankEnv, jobId: string, clientLane = false): NativeComm {
   const { Comm } = loadAddon();
-  return new Comm({ rank: env.rank, size: env.size, jobId, token: env.token, timeoutMs: env.timeoutMs, ...env.tuning });
+  return new Comm({ rank: env.rank, size: env.size, jobId, token: env.token, timeoutMs: env.timeoutMs, ...env.tuning, clientLane });
 }
 
 /** A world of one rank: no store, no peers (in an elastic job, the store still says who comes next). */
@@ -386,6 +399,7 @@ async function formWorld(
   key: (k: string) => string,
   tag: string,
   watch?: GenerationWatch,
+  clientLane = false,
 ): Promise<World> {
   const t = env.timeoutMs;
   const lanes: NativeComm[] = [];
@@ -399,7 +413,7 @@ async function formWorld(
     // Two lanes with their own sockets, shared memory and thread: calls in program order, and the
     // engine's named requests, which it orders by negotiation. Neither waits behind the other.
     const laneNames = ["", "e"];
-    for (const lane of laneNames) lanes.push(nativeComm(env, `${jobId}-${tag}${lane}`));
+    for (const lane of laneNames) lanes.push(nativeComm(env, `${jobId}-${tag}${lane}`, clientLane && lane === ""));
     const addr = env.hostAddr ?? store.localAddress;
     if (env.hostId === undefined) probe = await probeHost(store, key, env.rank, env.size, `unicc-${jobId}-${tag}`, t);
     const me = { host: env.hostId ?? probe!.hostId, addr, ports: lanes.map((c) => c.listen(addr)), pid: process.pid };

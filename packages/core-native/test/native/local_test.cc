@@ -27,7 +27,7 @@ struct Host {
     const std::string name = "/unicc-test-" + std::to_string(getpid()) + "-" + std::to_string(serial++);
     std::vector<ShmGroup::Member> members;
     for (int r = 0; r < L; ++r) members.push_back({"rank " + std::to_string(r)});
-    for (int r = 0; r < L; ++r) groups.push_back(std::make_unique<ShmGroup>(name, r == 0, r, members, kPiece, timeout_ms));
+    for (int r = 0; r < L; ++r) groups.push_back(std::make_unique<ShmGroup>(name, r == 0 ? ShmGroup::Open::Create : ShmGroup::Open::Existing, r, members, kPiece, timeout_ms));
     groups[0]->unlink();
   }
   // Runs fn(local rank, its group) on one thread per local rank.
@@ -200,6 +200,59 @@ TEST(LocalAllreduce, AbortReachesEveryWaiter) {
       EXPECT_EQ(failed.load(), L - 1);
       EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(delay_ms + 1000));
     }
+  }
+}
+
+}  // namespace
+}  // namespace unicc
+
+namespace unicc {
+namespace {
+
+// A process that holds no name for the segment joins it through its holder's descriptor (as a
+// bridge's client joins the client lane through /proc/PID/fd/N) and takes over that local rank:
+// the rank's collectives then run on the joined mapping, and its label gets the pid from the segment.
+TEST(ShmGroupJoin, TakesOverARankThroughItsHoldersDescriptor) {
+  std::mt19937_64 rng(13);
+  const int L = 3;
+  Host host(L);
+  std::vector<ShmGroup::Member> members;
+  for (int r = 0; r < L; ++r) members.push_back({"rank " + std::to_string(r) + " (host h"});
+  const std::string path = "/proc/self/fd/" + std::to_string(host.groups[L - 1]->fd());
+  auto joined = std::make_unique<ShmGroup>(path, ShmGroup::Open::Join, L - 1, members, kPiece, 10000);
+  std::swap(host.groups[L - 1], joined);  // the holder's mapping stays alive, unused, as in a bridge
+
+  const size_t n = 999;
+  const auto in = random_inputs(L, n, rng);
+  auto out = in;
+  host.run([&](int r, ShmGroup& g) {
+    local_allreduce(g, allreduce_desc(0, n), out[r].data(), n, DType::F32, RedOp::Sum, kSmall, 1);
+  });
+  expect_sums(in, out, n);
+
+  std::atomic<int> failed{0};
+  host.run([&](int r, ShmGroup& g) {
+    std::vector<float> buf(8 + (r == L - 1));
+    try {
+      local_allreduce(g, allreduce_desc(1, buf.size()), buf.data(), buf.size(), DType::F32, RedOp::Sum, kSmall, 1);
+    } catch (const CommError& e) {
+      EXPECT_NE(std::string(e.what()).find("rank 2 (host h, pid " + std::to_string(getpid()) + ") called"), std::string::npos)
+          << e.what();
+      ++failed;
+    }
+  });
+  EXPECT_EQ(failed.load(), L);
+}
+
+TEST(ShmGroupJoin, ABadPathSaysWhatCouldNotBeOpened) {
+  const std::vector<ShmGroup::Member> members{{"rank 0 (host h"}, {"rank 1 (host h"}};
+  try {
+    ShmGroup g("/proc/self/fd/999999", ShmGroup::Open::Join, 1, members, kPiece, 1000);
+    FAIL() << "joined a segment that is not there";
+  } catch (const CommError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot open shared memory /proc/self/fd/999999 on rank 1 (host h, pid "),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -1,5 +1,6 @@
 """Collectives on torch tensors through this rank's bridge, with no copy where the core can reach
-the tensor's memory: a storage that is shared already (share_memory_(), torch.multiprocessing's
+the tensor's memory: small contiguous tensors of a one-host world are reduced by this process
+itself, on its host's client lane (unicc._lane); a storage that is shared already (share_memory_(), torch.multiprocessing's
 default "file_descriptor" strategy) is mapped by the bridge through its descriptor; any other
 contiguous CPU tensor of a core dtype is read and written where it lies by cross-memory attach
 (Bridge.submit_at). The rest (non-contiguous, other dtypes, allgather, attach refused) is copied
@@ -282,11 +283,15 @@ def _pinned_request(slab, tensor, submit):
 
 
 def _in_place_request(coll, tensor, name=None, **fields):
-    """coll on tensor's own memory: where the bridge maps its storage, else by cross-memory attach,
-    else through a slab that the handle's wait() copies back from. fields: submit()'s op, root,
-    compression."""
+    """coll on tensor's own memory: in this process when the client lane takes it, else where the
+    bridge maps its storage, else by cross-memory attach, else through a slab that the handle's
+    wait() copies back from. fields: submit()'s op, root, compression."""
     b = _bridge()
     code = _core_code(tensor)
+    if code is not None and name is None:
+        address = tensor.data_ptr()
+        if b.runs_here(address, tensor.nbytes, tensor.element_size()):  # small, one host: in this process
+            return TensorHandle(b.submit_at(coll, address, code, tensor.numel(), vouched=True, **fields), tensor, None, [])
     shared = _in_place(tensor, code)
     if shared is not None:
         slab, offset = shared

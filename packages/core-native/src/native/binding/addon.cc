@@ -69,6 +69,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
                         InstanceMethod("engineSettings", &CommWrap::EngineSettings),
                         InstanceMethod("engineTuning", &CommWrap::EngineTuning),
                         InstanceMethod("openRing", &CommWrap::OpenRing),
+                        InstanceMethod("clientLane", &CommWrap::ClientLane),
                         InstanceMethod("close", &CommWrap::Close)});
   }
 
@@ -86,6 +87,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     opt.tcp_chunk_bytes = static_cast<size_t>(o.Get("tcpChunkBytes").As<Napi::Number>().Int64Value());
     opt.hierarchical = o.Get("hierarchical").As<Napi::Boolean>().Value();
     opt.streams = o.Get("streams").As<Napi::Number>().Int32Value();
+    opt.client_lane = o.Get("clientLane").IsBoolean() && o.Get("clientLane").As<Napi::Boolean>().Value();
     try {
       comm_ = std::make_unique<Communicator>(opt);
     } catch (const std::exception& e) {
@@ -143,6 +145,23 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
 
   void UnlinkShm(const Napi::CallbackInfo& info) {
     guarded(info.Env(), [&] { comm_->unlink_shm(); });
+  }
+
+  // clientLane(): {fd, pieceBytes, labels} of the group made for this process's client, or null;
+  // labels: each local rank's "rank R (host H" (a joining client adds the pid it finds there).
+  Napi::Value ClientLane(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const ShmGroup* g = comm_->client_lane();
+    if (!g) return env.Null();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("fd", g->fd());
+    r.Set("pieceBytes", static_cast<double>(g->piece_bytes()));
+    const Topology& t = comm_->topology();
+    Napi::Array labels = Napi::Array::New(env);
+    for (int rank : t.hosts[t.host_index])
+      labels.Set(labels.Length(), "rank " + std::to_string(rank) + " (host " + comm_->peers()[rank].host);
+    r.Set("labels", labels);
+    return r;
   }
 
   Napi::Value Connect(const Napi::CallbackInfo& info) {

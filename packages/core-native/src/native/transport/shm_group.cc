@@ -76,10 +76,10 @@ struct ShmGroup::Header {
   RankHeader ranks[kMaxLocal];
 };
 
-ShmGroup::ShmGroup(const std::string& name, bool create, int local_rank, std::vector<Member> members,
+ShmGroup::ShmGroup(const std::string& name, Open how, int local_rank, std::vector<Member> members,
                    size_t piece_bytes, int timeout_ms)
     : name_(name), me_(local_rank), members_(std::move(members)), piece_(round_up(piece_bytes, 64)),
-      timeout_ms_(timeout_ms), spin_(static_cast<int>(members_.size()) <= usable_cpus()) {
+      timeout_ms_(timeout_ms), pids_in_labels_(how != Open::Join), spin_(static_cast<int>(members_.size()) <= usable_cpus()) {
   const int L = local_size();
   if (L < 1 || L > kMaxLocal)
     throw CommError("unicc supports 1 to " + std::to_string(kMaxLocal) + " ranks per host, got " +
@@ -87,30 +87,39 @@ ShmGroup::ShmGroup(const std::string& name, bool create, int local_rank, std::ve
   slot_bytes_ = round_up(2 * (in_bytes() + piece_), kPage);
   map_bytes_ = round_up(sizeof(Header), kPage) + slot_bytes_ * L;
 
-  const int fd = shm_open(name.c_str(), create ? (O_CREAT | O_EXCL | O_RDWR) : O_RDWR, 0600);
+  if (me_ < 0 || me_ >= L) throw CommError("local rank " + std::to_string(me_) + " is outside the group of " + std::to_string(L));
+  const bool create = how == Open::Create;
+  const std::string where = how == Open::Join ? name : "/dev/shm" + name;
+  const int fd = how == Open::Join ? ::open(name.c_str(), O_RDWR | O_CLOEXEC)
+                                   : shm_open(name.c_str(), create ? (O_CREAT | O_EXCL | O_RDWR) : O_RDWR, 0600);
   if (fd < 0)
-    throw CommError("cannot " + std::string(create ? "create" : "open") + " shared memory /dev/shm" +
-                    name + " on " + members_[me_].label + ": " + errno_text() +
+    throw CommError("cannot " + std::string(create ? "create" : "open") + " shared memory " + where + " on " +
+                    (pids_in_labels_ ? members_[me_].label : members_[me_].label + ", pid " + std::to_string(getpid()) + ")") +
+                    ": " + errno_text() +
                     (create && errno == EEXIST ? " (a job with the same UNICC_JOB_ID is running, or a "
                                                  "crashed one left it: remove it)"
                                                : ""));
+  fd_ = fd;
   if (create && ftruncate(fd, static_cast<off_t>(map_bytes_)) != 0) {
     const std::string why = errno_text();
-    close(fd);
+    release_fd();
     shm_unlink(name.c_str());
-    throw CommError("cannot size shared memory /dev/shm" + name + " to " + std::to_string(map_bytes_) +
+    throw CommError("cannot size shared memory " + where + " to " + std::to_string(map_bytes_) +
                     " bytes: " + why + " (is /dev/shm large enough?)");
   }
   struct stat st{};
   if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) != map_bytes_) {
-    close(fd);
-    throw CommError("shared memory /dev/shm" + name + " has " + std::to_string(st.st_size) +
+    release_fd();
+    throw CommError("shared memory " + where + " has " + std::to_string(st.st_size) +
                     " bytes, expected " + std::to_string(map_bytes_) +
                     ": ranks of this host disagree on UNICC_SHM_PIECE_BYTES or the number of local ranks");
   }
   void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (p == MAP_FAILED) throw CommError("cannot map shared memory /dev/shm" + name + ": " + errno_text());
+  if (p == MAP_FAILED) {
+    const std::string why = errno_text();
+    release_fd();
+    throw CommError("cannot map shared memory " + where + ": " + why);
+  }
   base_ = static_cast<char*>(p);
   hdr_ = reinterpret_cast<Header*>(base_);
   if (create) {
@@ -122,7 +131,8 @@ ShmGroup::ShmGroup(const std::string& name, bool create, int local_rank, std::ve
   } else if (hdr_->magic != kMagic || hdr_->local_size != static_cast<uint32_t>(L) ||
              hdr_->piece_bytes != piece_) {
     munmap(base_, map_bytes_);
-    throw CommError("shared memory /dev/shm" + name + " was made for another layout: ranks of this host "
+    release_fd();
+    throw CommError("shared memory " + where + " was made for another layout: ranks of this host "
                     "disagree on UNICC_SHM_PIECE_BYTES or the number of local ranks");
   }
   rh(me_).pid = static_cast<int32_t>(getpid());
@@ -130,6 +140,17 @@ ShmGroup::ShmGroup(const std::string& name, bool create, int local_rank, std::ve
 
 ShmGroup::~ShmGroup() {
   if (base_) munmap(base_, map_bytes_);
+  release_fd();
+}
+
+std::string ShmGroup::who(int lr) const {
+  if (!pids_in_labels_) return members_[lr].label + ", pid " + std::to_string(rh(lr).pid) + ")";
+  return members_[lr].label;
+}
+
+void ShmGroup::release_fd() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 void ShmGroup::unlink() {
@@ -212,12 +233,12 @@ void ShmGroup::wait(int peer, uint64_t round, Phase ph) {
     if (now - last_check >= kSleepSliceMs) {
       last_check = now;
       if (!peer_alive(peer))
-        fail(members_[peer].label + " died (its process is gone); detected by " + members_[me_].label +
+        fail(who(peer) + " died (its process is gone); detected by " + who(me_) +
              ". Look at that rank's own output for the cause.");
       if (now - started > timeout_ms_)
-        fail(members_[peer].label + " did not reach the collective within " +
+        fail(who(peer) + " did not reach the collective within " +
              std::to_string(timeout_ms_ / 1000.0).substr(0, 6) + " s (UNICC_TIMEOUT_S); detected by " +
-             members_[me_].label + ". Check that every rank calls the same collectives in the same order.");
+             who(me_) + ". Check that every rank calls the same collectives in the same order.");
     }
   }
 }
@@ -235,8 +256,8 @@ void ShmGroup::check_descs(uint64_t round) {
   for (int p = 0; p < local_size(); ++p) {
     const Desc& theirs = rh(p).desc[round & 1];
     if (p != me_ && theirs != mine)
-      fail("ranks called different collectives: " + members_[me_].label + " called " + mine.str() +
-           " but " + members_[p].label + " called " + theirs.str() +
+      fail("ranks called different collectives: " + who(me_) + " called " + mine.str() +
+           " but " + who(p) + " called " + theirs.str() +
            ". Every rank must call the same collectives, in the same order, with the same sizes.");
   }
 }

@@ -24,11 +24,18 @@ class ShmGroup {
   static constexpr int kMaxLocal = 64;
 
   struct Member {
-    std::string label;  // "rank 3 (host h1, pid 1234)", used in error messages
+    // "rank 3 (host h1, pid 1234)", used in error messages. Joining processes know their peers'
+    // pids only from the segment: they give "rank 3 (host h1" and the pid is added when needed.
+    std::string label;
   };
 
-  // create: the first rank of the host makes and sizes the segment; the others open it.
-  ShmGroup(const std::string& name, bool create, int local_rank, std::vector<Member> members,
+  // Create: the first rank of the host makes and sizes the segment (shm name `name`); Open: the
+  // others open it by that name. Join: `name` is the path of a descriptor another process holds
+  // on a made segment (/proc/PID/fd/N), and this process takes over local_rank's place in it: a
+  // Python client running its own small collectives (binding/client_lane.cc). Peers then watch
+  // this process's pid.
+  enum class Open { Create, Existing, Join };
+  ShmGroup(const std::string& name, Open how, int local_rank, std::vector<Member> members,
            size_t piece_bytes, int timeout_ms);
   ~ShmGroup();
   ShmGroup(const ShmGroup&) = delete;
@@ -36,6 +43,8 @@ class ShmGroup {
 
   // Removes the name once every local rank has mapped it, so a crash leaves nothing behind.
   void unlink();
+  // The segment's descriptor, held open for the group's life: what a joining process opens.
+  int fd() const { return fd_; }
 
   int local_rank() const { return me_; }
   int local_size() const { return static_cast<int>(members_.size()); }
@@ -80,6 +89,8 @@ class ShmGroup {
   bool look(const RankHeader& h, uint32_t want, int64_t budget_ns) const;
   bool peer_alive(int lr) const;
   RankHeader& rh(int lr) const;
+  void release_fd();
+  std::string who(int lr) const;  // a member's label
 
   std::string name_;
   int me_;
@@ -88,10 +99,12 @@ class ShmGroup {
   size_t slot_bytes_;
   size_t map_bytes_;
   int timeout_ms_;
+  bool pids_in_labels_;
   bool spin_;  // a core per local rank: a waiter may spin before it yields
   uint64_t next_round_ = 0;
   char* base_ = nullptr;
   Header* hdr_ = nullptr;
+  int fd_ = -1;
   bool unlinked_ = false;
 };
 

@@ -40,6 +40,9 @@
 //             sending op messages). With attach true, a ring request on buffer 0 is an unnamed
 //             allreduce or broadcast whose offset is an address in the client's own memory: the core
 //             reads and writes that tensor there (process_vm_readv/writev), with no slab and no copy.
+//             On one host the answer may add lane: {path, lib, pieceBytes, labels}: a shared-memory
+//             group (path: the bridge's descriptor of it) on which the clients of the host run small
+//             unnamed requests themselves, through the C library `lib` (binding/client_lane.cc).
 // Requests may then go either way; a client sends all of them one way, so that they keep its order.
 // Elastic jobs (unicc run --min-np/--max-np; python/unicc/elastic.py):
 //   client -> {t:"changed", req}   collective: whether any rank saw the launcher replace this generation

@@ -1,11 +1,11 @@
 // The bridge process: hosts one rank's World for a framework that runs in another process (see
 // protocol.ts). It is started by the Python client on unicc.init() and ends with it.
-import { lstatSync, rmdirSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, rmdirSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 
 import { checkAnswer, newChallenge } from "../auth.js";
-import { loadAddon, type NativeRing } from "../native.js";
+import { loadAddon, loadedAddon, type NativeRing } from "../native.js";
 import { FrameReader, ProtocolError } from "../store/index.js";
 import { init, type CommArray, type ReduceOp, type World } from "../world.js";
 import {
@@ -47,13 +47,25 @@ function checkPrivateDir(dir: string): void {
     throw new Error(`unicc bridge: ${dir} must be a directory of this user with mode 0700`);
 }
 
+/**
+ * What the client needs to run its small requests itself (binding/client_lane.cc): the group's
+ * descriptor here, the library beside the addon, the group's piece size and labels. Nothing where
+ * the world has no such group (several hosts, one local rank) or the library is not installed.
+ */
+function clientLaneOffer(world: World): { lane?: { path: string; lib: string; pieceBytes: number; labels: string[] } } {
+  const group = world.clientLane();
+  const lib = join(dirname(loadedAddon().path), "libunicc_client_lane.so");
+  if (!group || !existsSync(lib)) return {};
+  return { lane: { path: `/proc/${process.pid}/fd/${group.fd}`, lib, pieceBytes: group.pieceBytes, labels: group.labels } };
+}
+
 export async function runBridge(opts: BridgeOptions): Promise<number> {
   const env = opts.env ?? process.env;
   const token = env.UNICC_JOB_TOKEN || undefined;
   checkPrivateDir(dirname(opts.socketPath));
   const SHM_PATH = slabPathPattern(opts.slabDir);
   const mapShared = (loadAddon() as unknown as { mapShared: MapShared }).mapShared;
-  let world = await init({ env });
+  let world = await init({ env, clientLane: true });
   const who = `the bridge of rank ${world.rank}`;
   const welcome = (req?: number) => ({
     t: "welcome",
@@ -162,7 +174,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
               send({ t: "error", message: `unicc: ${who}: bad message from the client: ${message}` });
               sock.destroy();
             }, client);
-            send({ t: "ring", attach: ring.attach });
+            send({ t: "ring", attach: ring.attach, ...clientLaneOffer(world) });
           } catch (e) {
             send({ t: "ring", error: `unicc: ${who}: ${(e as Error).message}` });
           }

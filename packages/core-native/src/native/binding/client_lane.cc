@@ -1,0 +1,127 @@
+// The client lane: a C interface through which a bridge's client (the Python client, by ctypes)
+// runs its small collectives itself, in its own process, on a shared-memory group its bridge made
+// for the clients of one host (Options::client_lane). A request there costs no hop to another
+// process: on a 2-core host the two futex wakes of the command ring cost more than the collective.
+// Requests on this lane are ordered among themselves, as each lane's are (the ring's are too).
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "algorithms/local.h"
+#include "common/error.h"
+#include "memory/user_buffer.h"
+#include "transport/shm_group.h"
+
+namespace {
+
+using unicc::Coll;
+using unicc::DType;
+using unicc::RedOp;
+
+struct Lane {
+  std::unique_ptr<unicc::ShmGroup> group;
+  uint32_t seq = 0;
+  std::string broken;  // the first failure: the group is aborted, later requests fail with it
+};
+
+void set_error(char* error, size_t error_bytes, const std::string& what) {
+  if (!error || !error_bytes) return;
+  std::strncpy(error, what.c_str(), error_bytes - 1);
+  error[error_bytes - 1] = 0;
+}
+
+// The Desc every rank publishes, so that differing calls fail on every rank instead of mixing data.
+unicc::Desc describe(Lane& lane, Coll coll, DType t, RedOp op, int root, uint64_t count) {
+  unicc::Desc d;
+  d.seq = lane.seq++;
+  d.coll = static_cast<uint8_t>(coll);
+  d.dtype = static_cast<uint8_t>(t);
+  d.op = static_cast<uint8_t>(op);
+  d.root = root;
+  d.count = count;
+  return d;
+}
+
+std::string check_request(const unicc::ShmGroup& g, int coll, const void* buf, uint64_t count, int dtype, int op,
+                          int root, bool check_span) {
+  if (coll != static_cast<int>(Coll::Allreduce) && coll != static_cast<int>(Coll::Broadcast) &&
+      coll != static_cast<int>(Coll::Barrier))
+    return "the client lane runs allreduce, broadcast and barrier, not collective " + std::to_string(coll);
+  if (coll == static_cast<int>(Coll::Barrier)) return "";
+  if (dtype < 0 || dtype > static_cast<int>(DType::I64)) return "unknown dtype " + std::to_string(dtype);
+  if (op < 0 || op > static_cast<int>(RedOp::Prod)) return "unknown reduce op " + std::to_string(op);
+  if (coll == static_cast<int>(Coll::Broadcast) && (root < 0 || root >= g.local_size()))
+    return "broadcast root " + std::to_string(root) + " is not a rank of this world of " + std::to_string(g.local_size());
+  const size_t esize = unicc::dtype_size(static_cast<DType>(dtype));
+  if (count > g.in_bytes() / esize)
+    return std::to_string(count) + " elements exceed the client lane's " + std::to_string(g.in_bytes()) + " bytes";
+  // The reduction works on the caller's memory itself, as arrays of the element type.
+  if (reinterpret_cast<uintptr_t>(buf) % esize) return "the buffer's address is not aligned to its elements";
+  return check_span ? unicc::check_client_span(getpid(), reinterpret_cast<uintptr_t>(buf), count * esize) : "";
+}
+
+}  // namespace
+
+extern "C" {
+
+// Takes local_rank's place in the group at `path` (a descriptor the bridge holds: /proc/PID/fd/N).
+// labels: each local rank's "rank R (host H", one per line. Null on failure, with `error` set.
+void* unicc_lane_join(const char* path, int local_rank, int local_size, const char* labels, uint64_t piece_bytes,
+                      int timeout_ms, char* error, size_t error_bytes) {
+  try {
+    std::vector<unicc::ShmGroup::Member> members;
+    std::istringstream lines(labels ? labels : "");
+    for (std::string line; std::getline(lines, line);) members.push_back({line});
+    if (static_cast<int>(members.size()) != local_size)
+      throw unicc::CommError("the client lane needs " + std::to_string(local_size) + " labels, got " +
+                             std::to_string(members.size()));
+    auto lane = std::make_unique<Lane>();
+    lane->group = std::make_unique<unicc::ShmGroup>(path, unicc::ShmGroup::Open::Join, local_rank, std::move(members),
+                                                    piece_bytes, timeout_ms);
+    return lane.release();
+  } catch (const std::exception& e) {
+    set_error(error, error_bytes, e.what());
+    return nullptr;
+  }
+}
+
+// The collective on `count` elements at `buf` (Coll, DType and RedOp numbers), in place; an
+// average divides by the group's size (the lane serves one-host worlds). check_span: first make
+// sure both ends of the buffer can be read and written (four system calls, about as long as the
+// collective itself: callers that pass a live tensor's memory skip it). 0 on success, else -1 with
+// `error` set; a failed lane fails every later request with the same message.
+int unicc_lane_run(void* handle, int coll, void* buf, uint64_t count, int dtype, int op, int root, int check_span,
+                   char* error, size_t error_bytes) {
+  Lane& lane = *static_cast<Lane*>(handle);
+  unicc::ShmGroup& g = *lane.group;
+  if (!lane.broken.empty()) return set_error(error, error_bytes, lane.broken), -1;
+  const std::string bad = check_request(g, coll, buf, count, dtype, op, root, check_span != 0);
+  if (!bad.empty()) return set_error(error, error_bytes, bad), -1;  // refused before any round: the lane goes on
+  try {
+    const auto c = static_cast<Coll>(coll);
+    const auto t = static_cast<DType>(dtype);
+    const auto o = static_cast<RedOp>(op);
+    const unicc::Desc d = describe(lane, c, t, o, root, c == Coll::Barrier ? 0 : count);
+    if (c == Coll::Barrier) {
+      unicc::local_barrier(g, d);
+    } else if (c == Coll::Broadcast) {
+      unicc::local_broadcast(g, d, buf, count * unicc::dtype_size(t), root);
+    } else {
+      unicc::local_allreduce(g, d, buf, count, t, o, g.in_bytes(), o == RedOp::Avg ? g.local_size() : 1);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    lane.broken = e.what();
+    set_error(error, error_bytes, lane.broken);
+    return -1;
+  }
+}
+
+void unicc_lane_leave(void* handle) { delete static_cast<Lane*>(handle); }
+
+}  // extern "C"
