@@ -3,8 +3,9 @@
 # can rebuild all): every dtype and op at sizes from 1 element to the lane's limit, broadcasts from
 # every root, barriers; a request one element over the limit goes to the bridge instead; large
 # requests in flight on the ring while small ones run here; refusals that leave the lane usable
-# (a bad address, an unaligned one, too many elements); and last, ranks that call different
-# collectives: every rank fails, naming both calls, and the lane stays failed.
+# (a bad address, an unaligned one, too many elements, unknown codes, a root out of range); and
+# last, ranks that call different collectives: every rank fails, naming both calls, and the lane
+# stays failed.
 import sys
 
 import torch
@@ -95,7 +96,11 @@ checks += 2
 for what, call, expect in (
         ("absent memory", lambda: b.submit_at("allreduce", 8, "f32", 4, op="sum").wait(), "Bad address"),
         ("too many elements", lambda: lane.run(0, big[0].data_ptr(), 0, lane.small_bytes // 4 + 1, 0, 0, True), "exceed the client lane"),
-        ("an unaligned address", lambda: lane.run(0, big[0].data_ptr() + 2, 0, 4, 0, 0, True), "not aligned")):
+        ("an unaligned address", lambda: lane.run(0, big[0].data_ptr() + 2, 0, 4, 0, 0, True), "not aligned"),
+        ("an unknown dtype", lambda: lane.run(0, big[0].data_ptr(), 9, 4, 0, 0, True), "unknown dtype 9"),
+        ("an unknown op", lambda: lane.run(0, big[0].data_ptr(), 0, 4, 7, 0, True), "unknown reduce op 7"),
+        ("a root out of range", lambda: lane.run(1, big[0].data_ptr(), 0, 4, 0, n, True), "broadcast root %d is not a rank" % n),
+        ("an allgather", lambda: lane.run(2, big[0].data_ptr(), 0, 4, 0, 0, True), "runs allreduce, broadcast and barrier")):
     try:
         error = call()
     except unicc.UniccError as e:

@@ -29,10 +29,13 @@ struct Lane {
   std::string broken;  // the first failure: the group is aborted, later requests fail with it
 };
 
-void set_error(char* error, size_t error_bytes, const std::string& what) {
-  if (!error || !error_bytes) return;
-  std::strncpy(error, what.c_str(), error_bytes - 1);
-  error[error_bytes - 1] = 0;
+// Writes `what` for the caller; the C interface's failure value.
+int failure(char* error, size_t error_bytes, const std::string& what) {
+  if (error && error_bytes) {
+    std::strncpy(error, what.c_str(), error_bytes - 1);
+    error[error_bytes - 1] = 0;
+  }
+  return -1;
 }
 
 // The Desc every rank publishes, so that differing calls fail on every rank instead of mixing data.
@@ -85,7 +88,7 @@ void* unicc_lane_join(const char* path, int local_rank, int local_size, const ch
                                                     piece_bytes, timeout_ms);
     return lane.release();
   } catch (const std::exception& e) {
-    set_error(error, error_bytes, e.what());
+    failure(error, error_bytes, e.what());
     return nullptr;
   }
 }
@@ -99,9 +102,9 @@ int unicc_lane_run(void* handle, int coll, void* buf, uint64_t count, int dtype,
                    char* error, size_t error_bytes) {
   Lane& lane = *static_cast<Lane*>(handle);
   unicc::ShmGroup& g = *lane.group;
-  if (!lane.broken.empty()) return set_error(error, error_bytes, lane.broken), -1;
+  if (!lane.broken.empty()) return failure(error, error_bytes, lane.broken);
   const std::string bad = check_request(g, coll, buf, count, dtype, op, root, check_span != 0);
-  if (!bad.empty()) return set_error(error, error_bytes, bad), -1;  // refused before any round: the lane goes on
+  if (!bad.empty()) return failure(error, error_bytes, bad);  // refused before any round: the lane goes on
   try {
     const auto c = static_cast<Coll>(coll);
     const auto t = static_cast<DType>(dtype);
@@ -117,8 +120,7 @@ int unicc_lane_run(void* handle, int coll, void* buf, uint64_t count, int dtype,
     return 0;
   } catch (const std::exception& e) {
     lane.broken = e.what();
-    set_error(error, error_bytes, lane.broken);
-    return -1;
+    return failure(error, error_bytes, lane.broken);
   }
 }
 
