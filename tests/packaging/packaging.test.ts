@@ -197,7 +197,7 @@ describe("pip packages", () => {
     expect(nMajor < major || (nMajor === major && nMinor <= minor), `needs GLIBC_${nMajor}.${nMinor}, tagged ${major}.${minor}`).toBe(true);
   });
 
-  it("unicc-torch in a fresh venv: `unicc run -np 2 python train.py` matches a single-process run; doctor names torch and reports the missing frameworks", async () => {
+  it("unicc-torch in a fresh venv: `unicc run -np 2 python train.py` matches a single-process run, its small allreduce on the client lane; doctor names torch and reports the missing frameworks", async () => {
     const v = await venv("torch-venv", ["unicc-torch", "torch==2.13.0"]);
     const [python, unicc] = [join(v, "bin", "python"), join(v, "bin", "unicc")];
     // No .pth puts anything of the checkout (or of unicc) on the path: setuptools' own is the only one.
@@ -208,6 +208,7 @@ describe("pip packages", () => {
     for (const r of ranks) {
       expect(r.unicc).toBe(join(v, "lib", (await sh(python, ["-c", "import sys; print('python%d.%d' % sys.version_info[:2])"])).trim(), "site-packages", "unicc", "__init__.py"));
       closeTo(r.w as number[], reference.w);
+      expect(r).toMatchObject({ small: [3, 3, 3], lane_why: null }); // the client lane's library came in the wheel
     }
 
     const doctor = await sh(unicc, ["doctor"], { cwd: work });
