@@ -261,7 +261,7 @@ class Bridge:
         if attached:
             self._proc.follow(self._sock, self._reader)
         atexit.register(self.close)
-        if self._ring is not None:
+        if self._ring is not None and self.size > 1:
             self._agree_on_lane()
 
     # ---- startup
