@@ -192,7 +192,7 @@ describe("a bridge that is alive but silent", () => {
 });
 
 describe("the bridge's door", () => {
-  it("with UNICC_JOB_TOKEN set, refuses clients without the proof, garbage and oversize frames, then admits the right client and leaves no socket; an admitted client mapping buffer 0 is dropped", async () => {
+  it("with UNICC_JOB_TOKEN set, refuses clients without the proof, garbage and oversize frames, then admits the right client and leaves no socket; an admitted client mapping buffer 0 is dropped, and the bridge says why", async () => {
     const r = await runJob(["-np", "1", python, `${WORKERS}door.py`], { env: { UNICC_JOB_TOKEN: randomBytes(16).toString("hex") } });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const out = lines(r, 0);
@@ -204,7 +204,12 @@ describe("the bridge's door", () => {
     expect(out).toMatch(/RIGHT-TOKEN \{'t': 'welcome', 'rank': 0, 'size': 1/);
     expect(out).toContain("EXIT 0 SOCKET-LEFT False DIR-LEFT False");
     // Buffer 0 is the ring's client memory: a slab numbered 0 would be shadowed there.
-    for (const what of ["MAP", "MAPFD"]) expect(out).toMatch(new RegExp(`${what}-ZERO .*bad message from the client: ${what.toLowerCase()} needs an integer id from 1 .* None EXIT 1`));
+    for (const what of ["MAP", "MAPFD"]) {
+      expect(out).toMatch(new RegExp(`${what}-ZERO .*bad message from the client: ${what.toLowerCase()} needs an integer id from 1 .* None EXIT 1`));
+      // The bridge's own line says why it dropped the client (not that the client went away).
+      expect(r.stderr).toMatch(new RegExp(`the bridge of rank 0: bad message from the client: ${what.toLowerCase()} needs .* \\(the client was dropped\\)`));
+    }
+    expect(r.stderr).not.toContain("its client closed the connection");
   });
 });
 

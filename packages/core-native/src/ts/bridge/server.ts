@@ -122,6 +122,7 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
     const buffers = new Map<number, ArrayBuffer>();
     let ring: NativeRing | undefined; // the client's command ring, once it sent one
     let leaving = false; // the client is ending on an exception: its traceback is the message
+    let dropped: string | undefined; // why this bridge closed the connection itself
     const map = (id: number, path: string, bytes: number) => (ring ? ring.map(id, path, bytes) : mapShared(path, bytes));
     const reader = new FrameReader();
     const send = (m: object) => {
@@ -171,7 +172,8 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
             const { pid, probe } = msg;
             const client = Number.isSafeInteger(pid) && Number.isSafeInteger(probe) ? { pid: pid!, probe: probe! } : undefined;
             ring = lanes.comm.openRing(lanes.engine, msg.path, msg.bytes, lanes.wire, who, (message) => {
-              send({ t: "error", message: `unicc: ${who}: bad message from the client: ${message}` });
+              dropped = `bad message from the client: ${message}`;
+              send({ t: "error", message: `unicc: ${who}: ${dropped}` });
               sock.destroy();
             }, client);
             send({ t: "ring", attach: ring.attach, ...clientLaneOffer(world) });
@@ -267,16 +269,16 @@ export async function runBridge(opts: BridgeOptions): Promise<number> {
         }
         if (unframed > 4 + MAX_MESSAGE) throw new BridgeProtocolError(`message exceeds the bridge's ${MAX_MESSAGE}-byte limit`);
       } catch (e) {
-        const message = e instanceof BridgeProtocolError || e instanceof ProtocolError
-          ? `unicc: ${who}: bad message from the client: ${(e as Error).message}`
-          : (e as Error).message;
-        send({ t: "error", message });
+        const bad = e instanceof BridgeProtocolError || e instanceof ProtocolError;
+        dropped = bad ? `bad message from the client: ${(e as Error).message}` : (e as Error).message;
+        send({ t: "error", message: bad ? `unicc: ${who}: ${dropped}` : dropped });
         sock.destroy();
       }
     });
     sock.on("error", () => undefined);
     sock.on("close", () => {
-      if (sock === client) void end(1, leaving ? undefined : "its client closed the connection without closing the world");
+      if (sock !== client) return;
+      void end(1, leaving ? undefined : dropped ? `${dropped} (the client was dropped)` : "its client closed the connection without closing the world");
     });
   });
 
