@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from
 import { netnsUnavailable, up, type Cluster } from "../../../tests/cluster/cluster.js";
 
 import { bridgeLeftovers, lines, python39, runJob, venvPython, WORKERS } from "./helpers.js";
-import { expectDeathNamed } from "../../core-native/test/death-check.js";
+import { expectBridgeDeathNamed, expectDeathNamed } from "../../core-native/test/death-check.js";
 
 const TIMEOUT_S = 10;
 const netnsSkip = netnsUnavailable();
@@ -159,21 +159,7 @@ describe("failures raise in Python, naming what died, within the bound", () => {
   it("a killed bridge: its rank raises BridgeError naming the bridge (also between requests on the client lane), the others name that rank", async () => {
     const victim = randomInt(0, 3);
     const r = await runJob(["-np", "3", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "bridge", String(victim)]);
-    expect(r.code).not.toBe(0);
-    const [, clientPid, bridgePid] = /PID (\d+) (\d+)/.exec(lines(r, victim))!;
-    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
-    const own = /ERROR (\d+) BridgeError: (.*)/.exec(lines(r, victim));
-    expect(own, lines(r, victim)).not.toBeNull();
-    expect(own![2]).toContain(`rank ${victim}: the bridge process (pid ${bridgePid}) was killed by signal 9`);
-    expect(Number(own![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    for (let rank = 0; rank < 3; rank++) {
-      if (rank === victim) continue;
-      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
-      expect(m, `rank ${rank}:\n${lines(r, rank)}`).not.toBeNull();
-      // Its bridge, or its own process where the peers wait on the client lane (it ends on the BridgeError).
-      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid (${bridgePid}|${clientPid})\\) died`));
-      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    }
+    expectBridgeDeathNamed(r, victim, 3, TIMEOUT_S * 1000, `rank ${victim}: the bridge process (pid BRIDGE) was killed by signal 9`);
   });
 });
 

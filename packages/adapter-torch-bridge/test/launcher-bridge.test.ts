@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 import { bridgeLeftovers, lines, runJob, venvPython, WORKERS } from "./helpers.js";
-import { expectDeathNamed } from "../../core-native/test/death-check.js";
+import { expectBridgeDeathNamed, expectDeathNamed } from "../../core-native/test/death-check.js";
 
 const TIMEOUT_S = 10;
 let python: string;
@@ -68,21 +68,8 @@ describe("failures with --bridge name what died", () => {
   it("a killed bridge: its rank raises BridgeError, the others name that rank, the launcher names the bridge", async () => {
     const victim = randomInt(0, 3);
     const r = await runJob(["-np", "3", "--bridge", "--timeout", String(TIMEOUT_S), python, `${WORKERS}faults.py`, "bridge", String(victim)]);
-    expect(r.code).not.toBe(0);
-    const [, clientPid, bridgePid] = /PID (\d+) (\d+)/.exec(lines(r, victim))!;
-    const died = Number(/DYING (\d+)/.exec(lines(r, victim))![1]);
-    const own = /ERROR (\d+) BridgeError: (.*)/.exec(lines(r, victim));
-    expect(own, lines(r, victim)).not.toBeNull();
-    expect(own![2]).toContain(`rank ${victim}: the bridge process (pid ${bridgePid}) closed its connection (unicc run --bridge started it`);
-    expect(Number(own![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    for (let rank = 0; rank < 3; rank++) {
-      if (rank === victim) continue;
-      const m = /ERROR (\d+) UniccError: (.*)/.exec(lines(r, rank));
-      expect(m, `rank ${rank}:\n${lines(r, rank)}`).not.toBeNull();
-      // Its bridge, or its own process where the peers wait on the client lane (it ends on the BridgeError).
-      expect(m![2]).toMatch(new RegExp(`rank ${victim} \\(host [^,]+, pid (${bridgePid}|${clientPid})\\) died`));
-      expect(Number(m![1]) - died).toBeLessThan(TIMEOUT_S * 1000);
-    }
+    expectBridgeDeathNamed(r, victim, 3, TIMEOUT_S * 1000, `rank ${victim}: the bridge process (pid BRIDGE) closed its connection (unicc run --bridge started it`);
+    const [, , bridgePid] = /PID (\d+) (\d+)/.exec(lines(r, victim))!;
     expect(r.stderr).toMatch(new RegExp(`unicc: rank ${victim} \\(.*\\) lost its bridge \\(pid ${bridgePid}\\), which was killed by SIGKILL first`));
   });
 
