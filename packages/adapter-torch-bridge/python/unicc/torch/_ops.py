@@ -1,7 +1,8 @@
 """Collectives on torch tensors through this rank's bridge, with no copy where the core can reach
 the tensor's memory: small contiguous tensors of a one-host world are reduced by this process
-itself, on its host's client lane (unicc._lane); a storage that is shared already (share_memory_(), torch.multiprocessing's
-default "file_descriptor" strategy) is mapped by the bridge through its descriptor; any other
+itself, on its host's client lane (unicc._lane); a storage that is shared already
+(share_memory_(), torch.multiprocessing's default "file_descriptor" strategy) is mapped by the
+bridge through its descriptor; any other
 contiguous CPU tensor of a core dtype is read and written where it lies by cross-memory attach
 (Bridge.submit_at). The rest (non-contiguous, other dtypes, allgather, attach refused) is copied
 into a shared-memory slab, worked on there, and copied back. CUDA tensors are staged through

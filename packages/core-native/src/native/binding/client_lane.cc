@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "algorithms/local.h"
+#include "binding/ring_format.h"
 #include "common/error.h"
 #include "memory/user_buffer.h"
 #include "transport/shm_group.h"
@@ -52,12 +53,11 @@ unicc::Desc describe(Lane& lane, Coll coll, DType t, RedOp op, int root, uint64_
 
 std::string check_request(const unicc::ShmGroup& g, int coll, const void* buf, uint64_t count, int dtype, int op,
                           int root, bool check_span) {
-  if (coll != static_cast<int>(Coll::Allreduce) && coll != static_cast<int>(Coll::Broadcast) &&
-      coll != static_cast<int>(Coll::Barrier))
+  if (coll == static_cast<int>(Coll::Allgather))
     return "the client lane runs allreduce, broadcast and barrier, not collective " + std::to_string(coll);
+  // The ring's numbers (negative ones read as large, so as unknown).
+  if (std::string bad = unicc::ring::code_error(coll, dtype, op); !bad.empty()) return bad;
   if (coll == static_cast<int>(Coll::Barrier)) return "";
-  if (dtype < 0 || dtype > static_cast<int>(DType::I64)) return "unknown dtype " + std::to_string(dtype);
-  if (op < 0 || op > static_cast<int>(RedOp::Prod)) return "unknown reduce op " + std::to_string(op);
   if (coll == static_cast<int>(Coll::Broadcast) && (root < 0 || root >= g.local_size()))
     return "broadcast root " + std::to_string(root) + " is not a rank of this world of " + std::to_string(g.local_size());
   const size_t esize = unicc::dtype_size(static_cast<DType>(dtype));

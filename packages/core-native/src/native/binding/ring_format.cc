@@ -13,6 +13,13 @@ T load(const uint8_t* p) {
 }
 }  // namespace
 
+std::string code_error(unsigned coll, unsigned dtype, unsigned op) {
+  if (coll > 3) return "unknown collective " + std::to_string(coll) + " (0..3)";
+  if (dtype > 3) return "unknown dtype " + std::to_string(dtype) + " (f32, f64, i32, i64: 0..3)";
+  if (op > 4) return "unknown reduce op " + std::to_string(op) + " (0..4)";
+  return "";
+}
+
 std::string decode_submission(const uint8_t* e, Submission& s) {
   s.req = load<uint64_t>(e);
   s.buf = load<uint64_t>(e + 8);
@@ -26,9 +33,7 @@ std::string decode_submission(const uint8_t* e, Submission& s) {
   s.op = e[54];
   s.wire = e[55];
   const uint16_t name_len = load<uint16_t>(e + 56);
-  if (s.coll > 3) return "unknown collective " + std::to_string(s.coll) + " (0..3)";
-  if (s.dtype > 3) return "unknown dtype " + std::to_string(s.dtype) + " (f32, f64, i32, i64: 0..3)";
-  if (s.op > 4) return "unknown reduce op " + std::to_string(s.op) + " (0..4)";
+  if (std::string bad = code_error(s.coll, s.dtype, s.op); !bad.empty()) return bad;
   if (s.wire > 2 && s.wire != kDefaultWire) return "unknown compression " + std::to_string(s.wire);
   if (name_len > kNameMax) return "name of " + std::to_string(name_len) + " bytes (at most " + std::to_string(kNameMax) + ")";
   if (name_len && s.coll != 0) return "only an allreduce may be named";

@@ -51,6 +51,8 @@ struct Submission {
   std::string name;
 };
 
+// "" when the collective, dtype and op numbers are ones the ring knows, else what is wrong.
+std::string code_error(unsigned coll, unsigned dtype, unsigned op);
 // Decodes one submission entry (kSubmissionBytes, already copied out of the shared page, so the
 // client cannot change it under us). Returns "" or what is wrong with it; req is set either way.
 std::string decode_submission(const uint8_t* entry, Submission& s);

@@ -94,8 +94,7 @@ ShmGroup::ShmGroup(const std::string& name, Open how, int local_rank, std::vecto
                                    : shm_open(name.c_str(), create ? (O_CREAT | O_EXCL | O_RDWR) : O_RDWR, 0600);
   if (fd < 0)
     throw CommError("cannot " + std::string(create ? "create" : "open") + " shared memory " + where + " on " +
-                    (pids_in_labels_ ? members_[me_].label : members_[me_].label + ", pid " + std::to_string(getpid()) + ")") +
-                    ": " + errno_text() +
+                    who(me_) + ": " + errno_text() +
                     (create && errno == EEXIST ? " (a job with the same UNICC_JOB_ID is running, or a "
                                                  "crashed one left it: remove it)"
                                                : ""));
@@ -144,8 +143,10 @@ ShmGroup::~ShmGroup() {
 }
 
 std::string ShmGroup::who(int lr) const {
-  if (!pids_in_labels_) return members_[lr].label + ", pid " + std::to_string(rh(lr).pid) + ")";
-  return members_[lr].label;
+  if (pids_in_labels_) return members_[lr].label;
+  // This process's own pid is known before the segment is mapped (an error while opening it).
+  const int pid = lr == me_ ? static_cast<int>(getpid()) : rh(lr).pid;
+  return members_[lr].label + ", pid " + std::to_string(pid) + ")";
 }
 
 void ShmGroup::release_fd() {
