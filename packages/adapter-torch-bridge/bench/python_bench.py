@@ -11,6 +11,13 @@
   <model>_exchange_s                its named allreduces alone (the gradients already in place)
   <model>_ddp_unicc_s               the same step with DDP on the "unicc" torch.distributed backend
   <model>_ddp_gloo_s                the same with DDP on Gloo
+  <model>_ddp_none_s                the same with DDP exchanging nothing (a comm hook that returns
+                                    each bucket as it is): DDP's own work, the floor of any backend
+  stream_Bps                         bytes per second this host's ranks load and store together
+                                    (all adding 26 MB arrays at once): with <model>_ddp_none_s, the
+                                    floor of a step's allreduce, whose every rank's gradients must
+                                    be read once and the sum written into every rank's
+  resnet50_bytes                    the ResNet-50 set's size
   <model>_local_s                   the same step with a plain optimizer: no exchange at all
   dist_<size>_<backend>_s           dist.all_reduce of one tensor of <size> (1k ... 256m) again and
                                     again, on backend "unicc" and on Gloo
@@ -172,6 +179,36 @@ for backend, group in groups.items():
         m = make()
         net = nn.parallel.DistributedDataParallel(m, process_group=group)
         measure("%s_ddp_%s_s" % (name, backend), stepper(net, torch.optim.SGD(m.parameters(), lr=0.01), loss), iters, args.warmup)
+
+
+def no_exchange(state, bucket):
+    done = torch.futures.Future()
+    done.set_result(bucket.buffer())
+    return done
+
+
+def streaming_rate(elements=6_500_000, adds=10, repeats=5):
+    a, b, c = torch.rand(elements), torch.rand(elements), torch.empty(elements)
+    walls = []
+    for _ in range(repeats):
+        uc.barrier()
+        t0 = time.perf_counter()
+        for _ in range(adds):
+            torch.add(a, b, out=c)
+        uc.barrier()
+        walls.append(time.perf_counter() - t0)
+    return uc.local_size() * adds * 3 * c.nbytes / median(walls)
+
+
+out["stream_Bps"] = streaming_rate()
+if args.workload:
+    out["resnet50_bytes"] = 4 * sum(p.numel() for p in Shapes(shapes).parameters())
+for name, (make, loss, iters) in models.items():
+    torch.manual_seed(1)
+    m = make()
+    net = nn.parallel.DistributedDataParallel(m)
+    net.register_comm_hook(None, no_exchange)
+    measure("%s_ddp_none_s" % name, stepper(net, torch.optim.SGD(m.parameters(), lr=0.01), loss), iters, args.warmup)
 dist.destroy_process_group()
 
 if uc.rank() == 0:
