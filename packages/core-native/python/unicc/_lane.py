@@ -18,9 +18,12 @@ def _load(lib):
     c.unicc_lane_join.restype = ctypes.c_void_p
     c.unicc_lane_join.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint64,
                                   ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+    c.unicc_lane_prepare.restype = ctypes.c_void_p
+    c.unicc_lane_prepare.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 5
     c.unicc_lane_run.restype = ctypes.c_int
-    c.unicc_lane_run.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
-                                 ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+    c.unicc_lane_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64]
+    c.unicc_lane_error.restype = ctypes.c_char_p
+    c.unicc_lane_error.argtypes = [ctypes.c_void_p]
     c.unicc_lane_leave.restype = None
     c.unicc_lane_leave.argtypes = [ctypes.c_void_p]
     return c
@@ -39,29 +42,31 @@ class Lane:
         self.small_bytes = offer["pieceBytes"] * len(labels)
         #: Requests run here so far (tests and benchmarks read it).
         self.calls = 0
-        self._error = ctypes.create_string_buffer(_ERROR_BYTES)
         self._lock = threading.Lock()
+        # Each kind of request is prepared once: a call then passes three arguments, not ten.
+        self._prepared = {}
+        error = ctypes.create_string_buffer(_ERROR_BYTES)
         timeout_ms = min(int(timeout_s * 1000), _TIMEOUT_MS_MAX)
         self._handle = self._lib.unicc_lane_join(offer["path"].encode(), local_rank, len(labels),
                                                  "\n".join(labels).encode(), offer["pieceBytes"], timeout_ms,
-                                                 self._error, _ERROR_BYTES)
+                                                 error, _ERROR_BYTES)
         if not self._handle:
-            raise OSError("cannot join the host's client lane: %s" % self._text())
-
-    def _text(self):
-        return self._error.value.decode(errors="replace")
+            raise OSError("cannot join the host's client lane: %s" % error.value.decode(errors="replace"))
 
     def run(self, coll, address, dtype, count, op, root, check_span):
         """coll (the ring's numbers for it, dtype and op) on `count` elements at `address` in this
         process, in place; None once done, else the core's message (which names the rank).
         check_span: make sure first that the memory is there (else a bad address ends the process)."""
+        kind = (coll, dtype, op, root, check_span)
         with self._lock:
             if self._handle is None:
                 return "the client lane is closed"
-            failed = self._lib.unicc_lane_run(self._handle, coll, address, count, dtype, op, root, check_span,
-                                              self._error, _ERROR_BYTES)
+            prepared = self._prepared.get(kind)
+            if prepared is None:
+                prepared = self._prepared[kind] = self._lib.unicc_lane_prepare(self._handle, *kind)
+            failed = self._lib.unicc_lane_run(prepared, address, count)
             self.calls += 1
-            return self._text() if failed else None
+            return self._lib.unicc_lane_error(self._handle).decode(errors="replace") if failed else None
 
     def close(self):
         with self._lock:

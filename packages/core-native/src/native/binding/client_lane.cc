@@ -24,19 +24,36 @@ using unicc::Coll;
 using unicc::DType;
 using unicc::RedOp;
 
+struct Lane;
+
+// One kind of request (collective, dtype, op, root, span check), prepared once: a call then passes
+// only the buffer and its length, because each ctypes argument costs about 0.1 us.
+struct Request {
+  Lane* lane;
+  int coll, dtype, op, root;
+  bool check_span;
+};
+
 struct Lane {
   std::unique_ptr<unicc::ShmGroup> group;
   uint32_t seq = 0;
   std::string broken;  // the first failure: the group is aborted, later requests fail with it
+  std::string error;   // the last call's failure, for unicc_lane_error
+  std::vector<std::unique_ptr<Request>> requests;
 };
 
-// Writes `what` for the caller; the C interface's failure value.
-int failure(char* error, size_t error_bytes, const std::string& what) {
+// Keeps `what` for unicc_lane_error; the C interface's failure value.
+int failure(Lane& lane, const std::string& what) {
+  lane.error = what;
+  return -1;
+}
+
+// Writes `what` for a caller that has no lane yet.
+void failure(char* error, size_t error_bytes, const std::string& what) {
   if (error && error_bytes) {
     std::strncpy(error, what.c_str(), error_bytes - 1);
     error[error_bytes - 1] = 0;
   }
-  return -1;
 }
 
 // The Desc every rank publishes, so that differing calls fail on every rank instead of mixing data.
@@ -93,36 +110,47 @@ void* unicc_lane_join(const char* path, int local_rank, int local_size, const ch
   }
 }
 
-// The collective on `count` elements at `buf` (Coll, DType and RedOp numbers), in place; an
-// average divides by the group's size (the lane serves one-host worlds). check_span: first make
-// sure both ends of the buffer can be read and written (four system calls, about as long as the
-// collective itself: callers that pass a live tensor's memory skip it). 0 on success, else -1 with
-// `error` set; a failed lane fails every later request with the same message.
-int unicc_lane_run(void* handle, int coll, void* buf, uint64_t count, int dtype, int op, int root, int check_span,
-                   char* error, size_t error_bytes) {
+// A kind of request for unicc_lane_run (Coll, DType and RedOp numbers; root for a broadcast),
+// valid until the lane is left; checked when it runs. check_span: first make sure both ends of the
+// buffer can be read and written (four system calls, about as long as the collective itself:
+// callers that pass a live tensor's memory skip it).
+void* unicc_lane_prepare(void* handle, int coll, int dtype, int op, int root, int check_span) {
   Lane& lane = *static_cast<Lane*>(handle);
+  lane.requests.push_back(std::make_unique<Request>(Request{&lane, coll, dtype, op, root, check_span != 0}));
+  return lane.requests.back().get();
+}
+
+// The prepared collective on `count` elements at `buf`, in place; an average divides by the
+// group's size (the lane serves one-host worlds). 0 on success, else -1 (unicc_lane_error says
+// why); a failed lane fails every later request with the same message.
+int unicc_lane_run(void* prepared, void* buf, uint64_t count) {
+  const Request& r = *static_cast<Request*>(prepared);
+  Lane& lane = *r.lane;
   unicc::ShmGroup& g = *lane.group;
-  if (!lane.broken.empty()) return failure(error, error_bytes, lane.broken);
-  const std::string bad = check_request(g, coll, buf, count, dtype, op, root, check_span != 0);
-  if (!bad.empty()) return failure(error, error_bytes, bad);  // refused before any round: the lane goes on
+  if (!lane.broken.empty()) return failure(lane, lane.broken);
+  const std::string bad = check_request(g, r.coll, buf, count, r.dtype, r.op, r.root, r.check_span);
+  if (!bad.empty()) return failure(lane, bad);  // refused before any round: the lane goes on
   try {
-    const auto c = static_cast<Coll>(coll);
-    const auto t = static_cast<DType>(dtype);
-    const auto o = static_cast<RedOp>(op);
-    const unicc::Desc d = describe(lane, c, t, o, root, c == Coll::Barrier ? 0 : count);
+    const auto c = static_cast<Coll>(r.coll);
+    const auto t = static_cast<DType>(r.dtype);
+    const auto o = static_cast<RedOp>(r.op);
+    const unicc::Desc d = describe(lane, c, t, o, r.root, c == Coll::Barrier ? 0 : count);
     if (c == Coll::Barrier) {
       unicc::local_barrier(g, d);
     } else if (c == Coll::Broadcast) {
-      unicc::local_broadcast(g, d, buf, count * unicc::dtype_size(t), root);
+      unicc::local_broadcast(g, d, buf, count * unicc::dtype_size(t), r.root);
     } else {
       unicc::local_allreduce(g, d, buf, count, t, o, g.in_bytes(), o == RedOp::Avg ? g.local_size() : 1);
     }
     return 0;
   } catch (const std::exception& e) {
     lane.broken = e.what();
-    return failure(error, error_bytes, lane.broken);
+    return failure(lane, lane.broken);
   }
 }
+
+// The last failed call's message (valid until the next call on the lane).
+const char* unicc_lane_error(void* handle) { return static_cast<Lane*>(handle)->error.c_str(); }
 
 void unicc_lane_leave(void* handle) { delete static_cast<Lane*>(handle); }
 
