@@ -21,7 +21,10 @@ for (const { bytes, iters, warmup, gapUs } of plan) {
     for (let i = -warmup; i < iters; i++) {
       // Summing the result again and again would overflow to inf; every run reduces the same data.
       buf.set(input);
-      await world.barrier();
+      // The blocking barrier, as MPI_Barrier and dist.barrier are: every rank leaves it at once,
+      // where the promise one settles on each rank whenever its event loop wakes, so rank 0's
+      // clock would start while its peers are still waking.
+      world.barrierSync();
       if (gapUs) computeFor(gapUs);
       const t0 = process.hrtime.bigint();
       if (impl === "unicc") await world.allreduce(buf, SUM);
