@@ -158,6 +158,8 @@ describe("the world API refuses misuse locally and keeps working", () => {
     for (const rank of [0, 1]) {
       const out = r.byRank.get(rank)!.join("\n");
       expect(out).toMatch(/MISUSE in-flight UniccError: .*a pending allreduce is still using; await that collective/);
+      expect(out).toMatch(/MISUSE in-flight-sync UniccError: .*a pending allreduce is still using; await that collective/);
+      expect(out).toMatch(/MISUSE free-sync accepted/);
       expect(out).toMatch(/MISUSE root RangeError: unicc: root 2 is not a rank of this world \(0\.\.1\)/);
       expect(out).toMatch(/MISUSE allgather-output RangeError: allgather output must hold size x input length = 8 elements, got 5/);
       expect(out).toMatch(/MISUSE op TypeError: unicc: unknown reduce op 'median'/);

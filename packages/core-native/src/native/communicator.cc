@@ -450,8 +450,8 @@ void Communicator::run_async(std::function<void()> fn, std::function<void(const 
 
 void Communicator::submit_or_run(Op op) {
   if (!claim_lane()) return submit(std::move(op));
-  auto shared = std::make_shared<Op>(std::move(op));
-  Task task{[this, shared] { execute(*shared); }, [shared](const std::string& err) { shared->done(err); }};
+  // Done before this returns: the task may refer to the op here (no allocation on this path).
+  Task task{[this, &op] { execute(op); }, [&op](const std::string& err) { op.done(err); }};
   run_task(task);
   release_lane();
 }

@@ -252,16 +252,24 @@ export class World {
   }
 
   private claim(what: string, arrays: CommArray[]): InFlight[] {
-    if (this.closed) throw new UniccError(`unicc: ${what} on rank ${this.rank} after close()`);
+    this.checkFree(what, arrays);
     const claims = arrays.map((a) => ({ buffer: a.buffer, start: a.byteOffset, end: a.byteOffset + a.byteLength, what }));
-    for (const c of claims)
+    claims.forEach((c) => this.inFlight.add(c));
+    return claims;
+  }
+
+  /** Throws if the world is closed or a pending collective still uses part of one of the arrays. */
+  private checkFree(what: string, arrays: CommArray[]): void {
+    if (this.closed) throw new UniccError(`unicc: ${what} on rank ${this.rank} after close()`);
+    if (this.inFlight.size === 0) return;
+    for (const a of arrays) {
+      const start = a.byteOffset, end = a.byteOffset + a.byteLength;
       for (const f of this.inFlight)
-        if (f.buffer === c.buffer && c.start < f.end && f.start < c.end && c.end > c.start)
+        if (f.buffer === a.buffer && start < f.end && f.start < end && end > start)
           throw new UniccError(
             `unicc: rank ${this.rank} passed ${what} an array that a pending ${f.what} is still using; await that collective before touching its array`,
           );
-    claims.forEach((c) => this.inFlight.add(c));
-    return claims;
+    }
   }
 
   private start(what: string, arrays: CommArray[], submit: () => Promise<void>): Promise<void> {
@@ -288,13 +296,13 @@ export class World {
   }
 
   private startSync(what: string, arrays: CommArray[], submit: () => void): void {
-    const claims = this.claim(what, arrays);
+    // Nothing else starts on this thread before submit returns, so a blocking call claims nothing:
+    // it only checks that no pending call holds its arrays (a few hundred ns saved per call).
+    this.checkFree(what, arrays);
     try {
       submit();
     } catch (e) {
       throw e instanceof TypeError || e instanceof RangeError ? e : new UniccError((e as Error).message);
-    } finally {
-      claims.forEach((c) => this.inFlight.delete(c));
     }
   }
 }

@@ -15,7 +15,10 @@ const report = async (name, fn) => {
 const buf = new Float32Array(1 << 20).fill(1);
 const first = world.allreduce(buf);
 await report("in-flight", () => world.allreduce(buf.subarray(10, 20)));
+// A blocking call claims nothing, but still refuses an array that a pending call holds.
+await report("in-flight-sync", () => world.allreduceSync(buf.subarray(10, 20)));
 await first;
+await report("free-sync", () => world.allreduceSync(buf.subarray(10, 20)));
 await report("root", () => world.broadcast(new Float32Array(4), { root: world.size }));
 await report("allgather-output", () => world.allgather(new Float32Array(4), new Float32Array(5)));
 await report("op", () => world.allreduce(new Float32Array(4), { op: "median" }));

@@ -43,17 +43,19 @@ struct Completion {
   std::string error;
 };
 
-DType dtype_of(const Napi::TypedArray& a, const char* what) {
-  switch (a.TypedArrayType()) {
+DType dtype_of(Napi::Env env, napi_typedarray_type type, const char* what) {
+  switch (type) {
     case napi_float32_array: return DType::F32;
     case napi_float64_array: return DType::F64;
     case napi_int32_array: return DType::I32;
     case napi_bigint64_array: return DType::I64;
     default:
-      throw Napi::TypeError::New(a.Env(), std::string(what) +
+      throw Napi::TypeError::New(env, std::string(what) +
                                               " must be a Float32Array, Float64Array, Int32Array or BigInt64Array");
   }
 }
+
+DType dtype_of(const Napi::TypedArray& a, const char* what) { return dtype_of(a.Env(), a.TypedArrayType(), what); }
 
 class CommWrap : public Napi::ObjectWrap<CommWrap> {
  public:
@@ -263,10 +265,15 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     op.coll = static_cast<Coll>(info[0].As<Napi::Number>().Int32Value());
     if (op.coll != Coll::Barrier) {
       if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "the buffer must be a TypedArray");
-      const Napi::TypedArray buf = info[1].As<Napi::TypedArray>();
-      op.dtype = dtype_of(buf, "the buffer");
-      op.count = buf.ElementLength();
-      op.buf = static_cast<char*>(buf.ArrayBuffer().Data()) + buf.ByteOffset();
+      // One query for type, length and address: node-addon-api's accessors ask again for each.
+      napi_typedarray_type type;
+      size_t length;
+      void* data;
+      NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, info[1], &type, &length, &data, nullptr, nullptr),
+                           Napi::Value());
+      op.dtype = dtype_of(env, type, "the buffer");
+      op.count = length;
+      op.buf = static_cast<char*>(data);
     }
     op.op = static_cast<RedOp>(info[2].As<Napi::Number>().Int32Value());
     op.root = info[3].As<Napi::Number>().Int32Value();
@@ -284,10 +291,10 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     }
     const bool sync = info[5].As<Napi::Boolean>().Value();
     if (sync) {
-      auto w = std::make_shared<Waiter>();
-      op.done = [w](const std::string& e) { w->done(e); };
+      Waiter w;  // this call returns only once done has run, so the waiter may live here
+      op.done = [&w](const std::string& e) { w.done(e); };
       comm_->submit_or_run(std::move(op));  // on this thread when the lane is idle: no hand-off
-      if (!w->wait().empty()) throw Napi::Error::New(env, w->error);
+      if (!w.wait().empty()) throw Napi::Error::New(env, w.error);
       return env.Undefined();
     }
     Napi::Array keep = Napi::Array::New(env);
