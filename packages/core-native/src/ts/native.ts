@@ -25,7 +25,11 @@ export interface NativeComm {
   /** The group made for this process's client (NativeOptions.clientLane): its descriptor and piece size. */
   clientLane(): { fd: number; pieceBytes: number; labels: string[] } | null;
   connect(): Promise<void>;
-  submit(coll: number, buf: unknown, op: number, root: number, out: unknown, sync: boolean, wire?: number): Promise<void> | undefined;
+  /**
+   * sync: returns once done (throws its error). Else undefined or the error's text when it finished
+   * on this thread before returning, or a promise the core's thread settles.
+   */
+  submit(coll: number, buf: unknown, op: number, root: number, out: unknown, sync: boolean, wire?: number): Promise<void> | string | undefined;
   startEngine(o: NativeEngineOptions): void;
   submitNamed(name: string, buf: unknown, op: number, wire: number): Promise<void>;
   submitNamedSync(names: string[], bufs: unknown[], op: number, wire: number): void;

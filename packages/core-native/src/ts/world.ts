@@ -102,9 +102,9 @@ export class World {
     const op = opCode(opts.op), wire = this.wireCode(opts.compression);
     if (opts.name !== undefined) {
       const name = checkName(opts.name);
-      return this.start(`allreduce of '${name}'`, [buf], () => this.engine.submitNamed(name, buf, op, wire)).then(() => buf);
+      return this.start(`allreduce of '${name}'`, [buf], () => this.engine.submitNamed(name, buf, op, wire), buf);
     }
-    return this.start("allreduce", [buf], () => this.comm.submit(COLL.allreduce, buf, op, 0, undefined, false, wire)!).then(() => buf);
+    return this.start("allreduce", [buf], () => this.comm.submit(COLL.allreduce, buf, op, 0, undefined, false, wire), buf);
   }
 
   /** Blocking allreduce, for callers that must stay synchronous; it still runs on the core's thread. */
@@ -153,7 +153,7 @@ export class World {
 
   /** Copies `buf` of rank `root` into `buf` of every rank. */
   broadcast<T extends CommArray>(buf: T, opts: { root?: number } = {}): Promise<T> {
-    return this.start("broadcast", [buf], () => this.comm.submit(COLL.broadcast, buf, 0, this.checkRoot(opts.root), undefined, false)!).then(() => buf);
+    return this.start("broadcast", [buf], () => this.comm.submit(COLL.broadcast, buf, 0, this.checkRoot(opts.root), undefined, false), buf);
   }
 
   broadcastSync<T extends CommArray>(buf: T, opts: { root?: number } = {}): T {
@@ -164,7 +164,7 @@ export class World {
   /** Concatenates every rank's `input` in rank order into `output` (size x input.length elements). */
   allgather<T extends CommArray>(input: T, output?: T): Promise<T> {
     const out = output ?? this.allgatherOutput(input);
-    return this.start("allgather", [input, out], () => this.comm.submit(COLL.allgather, input, 0, 0, out, false)!).then(() => out);
+    return this.start("allgather", [input, out], () => this.comm.submit(COLL.allgather, input, 0, 0, out, false), out);
   }
 
   allgatherSync<T extends CommArray>(input: T, output?: T): T {
@@ -175,7 +175,7 @@ export class World {
 
   /** Resolves once every rank has called barrier. */
   barrier(): Promise<void> {
-    return this.start("barrier", [], () => this.comm.submit(COLL.barrier, undefined, 0, 0, undefined, false)!);
+    return this.start("barrier", [], () => this.comm.submit(COLL.barrier, undefined, 0, 0, undefined, false), undefined);
   }
 
   barrierSync(): void {
@@ -232,7 +232,7 @@ export class World {
     }
   }
 
-  private readonly pending = new Set<Promise<void>>();
+  private readonly pending = new Set<Promise<unknown>>();
 
   private allgatherOutput<T extends CommArray>(input: T): T {
     const Ctor = input.constructor as new (n: number) => T;
@@ -251,13 +251,6 @@ export class World {
     return root;
   }
 
-  private claim(what: string, arrays: CommArray[]): InFlight[] {
-    this.checkFree(what, arrays);
-    const claims = arrays.map((a) => ({ buffer: a.buffer, start: a.byteOffset, end: a.byteOffset + a.byteLength, what }));
-    claims.forEach((c) => this.inFlight.add(c));
-    return claims;
-  }
-
   /** Throws if the world is closed or a pending collective still uses part of one of the arrays. */
   private checkFree(what: string, arrays: CommArray[]): void {
     if (this.closed) throw new UniccError(`unicc: ${what} on rank ${this.rank} after close()`);
@@ -272,25 +265,35 @@ export class World {
     }
   }
 
-  private start(what: string, arrays: CommArray[], submit: () => Promise<void>): Promise<void> {
-    let claims: InFlight[] = [];
-    let p: Promise<void>;
+  /** submit: as NativeComm.submit, unsynchronised: finished already (undefined or its error) or a promise. */
+  private start<R>(what: string, arrays: CommArray[], submit: () => Promise<void> | string | undefined, result: R): Promise<R> {
+    let p: Promise<void> | string | undefined;
     try {
-      claims = this.claim(what, arrays);
+      this.checkFree(what, arrays);
       p = submit();
     } catch (e) {
-      claims.forEach((c) => this.inFlight.delete(c));
       return Promise.reject(e);
     }
-    const tracked: Promise<void> = p.then(
-      () => undefined,
-      (e: Error) => {
-        throw new UniccError(e.message);
-      },
-    ).finally(() => {
+    // Finished on this thread (a small collective whose peers were there): nothing to claim or
+    // react to, each of which costs about as much as a 1 KiB allreduce on one host.
+    if (typeof p !== "object") return p === undefined ? Promise.resolve(result) : Promise.reject(new UniccError(p));
+    // The core's thread works on the arrays until p settles (no JavaScript ran since the check).
+    const claims = arrays.map((a) => ({ buffer: a.buffer, start: a.byteOffset, end: a.byteOffset + a.byteLength, what }));
+    claims.forEach((c) => this.inFlight.add(c));
+    const settle = () => {
       claims.forEach((c) => this.inFlight.delete(c));
       this.pending.delete(tracked);
-    });
+    };
+    const tracked: Promise<R> = p.then(
+      () => {
+        settle();
+        return result;
+      },
+      (e: Error) => {
+        settle();
+        throw new UniccError(e.message);
+      },
+    );
     this.pending.add(tracked);
     return tracked;
   }

@@ -3,8 +3,9 @@
 #include <napi.h>
 
 #include <condition_variable>
-#include <mutex>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "binding/command_ring.h"
@@ -38,8 +39,8 @@ struct Waiter {
 };
 
 struct Completion {
-  Napi::Promise::Deferred deferred;
-  Napi::Reference<Napi::Value> keep_alive;  // the caller's arrays must outlive the collective
+  std::optional<Napi::Promise::Deferred> deferred;  // made only for a call that returns unfinished
+  Napi::Reference<Napi::Value> keep_alive;           // the caller's arrays must outlive the collective
   std::string error;
 };
 
@@ -169,7 +170,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   Napi::Value Connect(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto c = Begin(env, env.Undefined());
-    Napi::Promise p = c->deferred.Promise();
+    Napi::Promise p = c->deferred->Promise();
     comm_->run_async([this] { comm_->connect(); }, [this, c](const std::string& e) { Finish(c, e); });
     return p;
   }
@@ -211,7 +212,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     NamedRequest r = Named(env, info[0], info[1], info[2].As<Napi::Number>().Int32Value(),
                            info[3].As<Napi::Number>().Int32Value());
     auto c = Begin(env, info[1]);
-    Napi::Promise p = c->deferred.Promise();
+    Napi::Promise p = c->deferred->Promise();
     r.done = [this, c](const std::string& e) { Finish(c, e); };
     engine_->submit(std::move(r));
     return p;
@@ -237,7 +238,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   Napi::Value StopEngine(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto c = Begin(env, env.Undefined());
-    Napi::Promise p = c->deferred.Promise();
+    Napi::Promise p = c->deferred->Promise();
     if (!engine_) {
       Finish(c, "");
       return p;
@@ -297,18 +298,21 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
       if (!w.wait().empty()) throw Napi::Error::New(env, w.error);
       return env.Undefined();
     }
-    Napi::Array keep = Napi::Array::New(env);
-    keep.Set(0u, info[1]);
-    keep.Set(1u, info[4]);
-    auto c = Begin(env, keep);
-    Napi::Promise p = c->deferred.Promise();
-    // Settled right here when the collective finishes on this thread; else from the core's.
+    // Finished right here when the peers are there: then the caller gets no promise, only
+    // undefined or the error's text (a promise and its reaction cost more than a small collective).
+    // Else the core's thread finishes it and settles the promise.
+    auto c = std::make_shared<Completion>();
     op.done = [this, c, js = std::this_thread::get_id()](const std::string& e) {
       if (std::this_thread::get_id() == js) c->error = e;
       else Finish(c, e);
     };
-    if (comm_->submit_eager(std::move(op))) Settle(env, c);
-    return p;
+    if (comm_->submit_eager(std::move(op)))
+      return c->error.empty() ? env.Undefined() : Napi::String::New(env, c->error).As<Napi::Value>();
+    Napi::Array keep = Napi::Array::New(env);
+    keep.Set(0u, info[1]);
+    keep.Set(1u, info[4]);
+    Arm(env, c, keep);  // before the event loop can run Finish's settling
+    return c->deferred->Promise();
   }
 
   // openRing(engineComm, path, bytes, defaultWire, who, onFatal): a client's command ring
@@ -366,11 +370,16 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   }
 
   std::shared_ptr<Completion> Begin(Napi::Env env, Napi::Value keep) {
-    auto c = std::make_shared<Completion>(Completion{Napi::Promise::Deferred::New(env), {}, {}});
-    if (!keep.IsUndefined()) c->keep_alive = Napi::Persistent(keep);
-    // Keep the event loop alive only while a collective is in flight.
-    if (pending_++ == 0) tsfn_.Ref(env);
+    auto c = std::make_shared<Completion>();
+    Arm(env, c, keep);
     return c;
+  }
+
+  // Gives c its promise and keeps keep (the caller's arrays) and the event loop alive until it settles.
+  void Arm(Napi::Env env, const std::shared_ptr<Completion>& c, Napi::Value keep) {
+    c->deferred.emplace(Napi::Promise::Deferred::New(env));
+    if (!keep.IsUndefined()) c->keep_alive = Napi::Persistent(keep);
+    if (pending_++ == 0) tsfn_.Ref(env);
   }
 
   void Finish(std::shared_ptr<Completion> c, const std::string& error) {
@@ -385,8 +394,8 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
 
   // On the JavaScript thread.
   void Settle(Napi::Env env, const std::shared_ptr<Completion>& c) {
-    if (c->error.empty()) c->deferred.Resolve(env.Undefined());
-    else c->deferred.Reject(Napi::Error::New(env, c->error).Value());
+    if (c->error.empty()) c->deferred->Resolve(env.Undefined());
+    else c->deferred->Reject(Napi::Error::New(env, c->error).Value());
     c->keep_alive.Reset();
     if (--pending_ == 0) tsfn_.Unref(env);
   }
