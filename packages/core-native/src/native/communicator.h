@@ -141,7 +141,9 @@ class Communicator {
   bool claim_lane();
   // Ends a task run outside the worker: clears running_.
   void release_lane();
-  // Runs one task and its completion (the first failure passed on to the peers).
+  // Runs fn unless this communicator failed; its failure text ("" if none), passed on to the peers.
+  std::string attempt(const std::function<void()>& fn);
+  // Runs one task and its completion.
   void run_task(Task& task);
   // The request every rank checks against its peers; numbers it in the sequence of collectives.
   Desc describe(const Op& op);
