@@ -102,6 +102,7 @@ describe("mismatched requests", () => {
     for (let rank = 0; rank < 3; rank++) {
       const lines = r.byRank.get(rank)!.join("\n");
       expect(lines, `rank ${rank}`).toMatch(/ERROR ranks called different collectives/);
+      expect(lines, `rank ${rank}`).toContain("ERROR IS UniccError true");
       expect(lines).toMatch(/allreduce #\d+ of 999 float32/);
       expect(lines).toMatch(/allreduce #\d+ of 1000 float32/);
     }

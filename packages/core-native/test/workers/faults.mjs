@@ -6,7 +6,7 @@
 //                        (run it in a network namespace: the whole emulated host goes dark).
 //   mismatch ODD       - rank ODD passes a shorter buffer; every rank prints "ERROR <message>".
 import { execFileSync } from "node:child_process";
-import { init } from "@unicc/core";
+import { init, UniccError } from "@unicc/core";
 
 const [scenario, a, b, how] = process.argv.slice(2);
 const via = (name) => (how === "named" ? { name } : {});
@@ -45,6 +45,7 @@ if (scenario === "mismatch") {
     console.log("NO ERROR");
   } catch (e) {
     console.log(`ERROR ${e.message}`);
+    console.log(`ERROR IS UniccError ${e instanceof UniccError}`);
   }
   await world.close();
 }
