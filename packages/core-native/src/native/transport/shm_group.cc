@@ -187,8 +187,9 @@ bool ShmGroup::look(const RankHeader& h, uint32_t want, int64_t budget_ns) const
   // core (ranks share cores, or other processes crowd them), and spinning on would delay it.
   const auto start = Clock::now(), until = start + std::chrono::nanoseconds(budget_ns),
              yield_from = start + std::chrono::nanoseconds(spin_ ? std::min(budget_ns, kPauseNs) : 0);
+  const int checks = spin_ ? 16 : 1;  // where ranks share cores, every check (one line read) is a look
   for (;;) {
-    for (int k = 0; k < 16; ++k) {
+    for (int k = 0; k < checks; ++k) {
       if (there()) return true;
       cpu_relax();
     }
