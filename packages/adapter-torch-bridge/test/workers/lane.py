@@ -95,12 +95,12 @@ checks += 2
 # Refused before any round, naming what is wrong; the lane goes on.
 for what, call, expect in (
         ("absent memory", lambda: b.submit_at("allreduce", 8, "f32", 4, op="sum").wait(), "Bad address"),
-        ("too many elements", lambda: lane.run(0, big[0].data_ptr(), 0, lane.small_bytes // 4 + 1, 0, 0, True), "exceed the client lane"),
-        ("an unaligned address", lambda: lane.run(0, big[0].data_ptr() + 2, 0, 4, 0, 0, True), "not aligned"),
-        ("an unknown dtype", lambda: lane.run(0, big[0].data_ptr(), 9, 4, 0, 0, True), "unknown dtype 9"),
-        ("an unknown op", lambda: lane.run(0, big[0].data_ptr(), 0, 4, 7, 0, True), "unknown reduce op 7"),
-        ("a root out of range", lambda: lane.run(1, big[0].data_ptr(), 0, 4, 0, n, True), "broadcast root %d is not a rank" % n),
-        ("an allgather", lambda: lane.run(2, big[0].data_ptr(), 0, 4, 0, 0, True), "runs allreduce, broadcast and barrier")):
+        ("too many elements", lambda: lane.run((0, 0, 0, 0, True), big[0].data_ptr(), lane.small_bytes // 4 + 1), "exceed the client lane"),
+        ("an unaligned address", lambda: lane.run((0, 0, 0, 0, True), big[0].data_ptr() + 2, 4), "not aligned"),
+        ("an unknown dtype", lambda: lane.run((0, 9, 0, 0, True), big[0].data_ptr(), 4), "unknown dtype 9"),
+        ("an unknown op", lambda: lane.run((0, 0, 7, 0, True), big[0].data_ptr(), 4), "unknown reduce op 7"),
+        ("a root out of range", lambda: lane.run((1, 0, 0, n, True), big[0].data_ptr(), 4), "broadcast root %d is not a rank" % n),
+        ("an allgather", lambda: lane.run((2, 0, 0, 0, True), big[0].data_ptr(), 4), "runs allreduce, broadcast and barrier")):
     try:
         error = call()
     except unicc.UniccError as e:

@@ -64,6 +64,9 @@ def _code(table, what, v):
     return c
 
 
+_LANE_BARRIER = (_ring.COLLS["barrier"], 0, 0, 0, False)
+
+
 def _ring_codes(coll, dtype, op, compression):
     """The ring's numbers for a request's dtype (0 for a barrier, which has none), op and compression."""
     dt = 0
@@ -149,6 +152,14 @@ class Handle:
     def exception(self):
         return self._error
 
+    @classmethod
+    def finished(cls, bridge, what, error):
+        """The handle of a request done already (the client lane's), with its error or None."""
+        h = cls(bridge, what)
+        h._done = True  # nobody holds it yet: no waiter or callback to tell
+        h._error = error
+        return h
+
     def _finish(self, error):
         with self._lock:
             if self._done:
@@ -231,6 +242,7 @@ class Bridge:
         self.lane = None
         #: Why there is no lane (None when there is).
         self.lane_why = "no command ring"
+        self._lane_kinds = {}  # (coll, dtype, op, root, compression, check_span) -> Lane.run's kind
         self._watched = 0  # requests with callbacks in flight: the ring's reaper thread reads for them
         self._watch_cv = threading.Condition()
         self._free = collections.defaultdict(list)
@@ -592,7 +604,7 @@ class Bridge:
         """Starts a collective on `count` elements of `dtype` at byte `offset` of `slab`; returns a Handle.
         allgather writes size*count elements to `out` at `out_offset`."""
         if coll == "barrier" and self.lane is not None:
-            return self._run_here(coll, 0, None, 0, 0, 0, False)
+            return self._run_here(coll, _LANE_BARRIER, 0, 0)
         req = next(self._ids)
         h = Handle(self, coll if name is None else "%s '%s'" % (coll, name), self._ring)
         if self._ring is not None:
@@ -629,18 +641,17 @@ class Bridge:
         ring.submit(req, c, dt, buf, offset, count, o, root or 0, wire, out_id, out_offset, raw, self._ring_full)
         return h
 
-    def submit_at(self, coll, address, dtype, count, op=None, root=None, compression=None, vouched=False):
+    def submit_at(self, coll, address, dtype, count, op=None, root=None, compression=None):
         """submit() of an unnamed allreduce or broadcast on `count` elements at `address` in this
         process's own memory (a tensor's data pointer, any alignment), which the core reads and
         writes there: no slab, no copy. Where runs_here() says so, this process runs it on the
-        client lane before returning; else only where self.attach is True. Keep the memory alive
-        and untouched until the handle is done. vouched: the memory is a live tensor's, so the
-        lane need not make sure first that it is there (about as long as a 1 KiB allreduce)."""
+        client lane before returning (making sure first that the memory is there); else only
+        where self.attach is True. Keep the memory alive and untouched until the handle is done."""
+        if self.runs_here(address, count * DTYPE_BYTES.get(dtype, 1), DTYPE_BYTES.get(dtype, 1)):
+            return self._run_here(coll, self._lane_kind(coll, dtype, op, root, compression, True), address, count)
         if coll not in ("allreduce", "broadcast"):
             raise ValueError("unicc: submit_at takes an allreduce or a broadcast, not %r" % (coll,))
         dt, o, wire = _ring_codes(coll, dtype, op, compression)
-        if self.runs_here(address, count * DTYPE_BYTES[dtype], DTYPE_BYTES[dtype]):
-            return self._run_here(coll, dt, address, count, o, root or 0, not vouched)
         if self.attach is not True:
             raise UniccError("unicc: rank %d: this bridge cannot work on the client's memory: %s" % (self.rank, self.attach))
         req = next(self._ids)
@@ -650,19 +661,34 @@ class Bridge:
                           full=self._ring_full)
         return h
 
+    def run_here(self, coll, address, dtype, count, op=None, root=None, compression=None):
+        """submit_at() for a caller that asked runs_here() and vouches for the memory (a live
+        tensor's, so the span check is skipped: about as long as a 1 KiB allreduce); its checks
+        of coll, dtype, op and compression are made once per kind. Returns the finished handle."""
+        return self._run_here(coll, self._lane_kind(coll, dtype, op, root, compression, False), address, count)
+
     def runs_here(self, address, nbytes, itemsize):
         """Whether submit_at of nbytes at address runs in this process, on the client lane (one
         host, small, aligned to its elements: the reduction works on that memory as an array)."""
         return self.lane is not None and nbytes <= self.lane.small_bytes and address % itemsize == 0
 
-    def _run_here(self, coll, dtype_code, address, count, op_code, root, check_span):
+    def _lane_kind(self, coll, dtype, op, root, compression, check_span):
+        """The lane's numbers for a request, checked as the ring would check them (cached)."""
+        key = (coll, dtype, op, root, compression, check_span)
+        kind = self._lane_kinds.get(key)
+        if kind is None:
+            if coll not in ("allreduce", "broadcast"):
+                raise ValueError("unicc: submit_at takes an allreduce or a broadcast, not %r" % (coll,))
+            dt, o, _ = _ring_codes(coll, dtype, op, compression)
+            kind = self._lane_kinds[key] = (_ring.COLLS[coll], dt, o, root or 0, check_span)
+        return kind
+
+    def _run_here(self, coll, kind, address, count):
         """A request on the client lane: done when this returns; its handle holds any failure."""
         if self._fatal is not None:  # the bridge is gone: this rank must end, though its lane still works
             raise self._fatal
-        h = Handle(self, coll)
-        error = self.lane.run(_ring.COLLS[coll], address, dtype_code, count, op_code, root, check_span)
-        h._finish(None if error is None else UniccError(error))
-        return h
+        error = self.lane.run(kind, address, count)
+        return Handle.finished(self, coll, None if error is None else UniccError(error))
 
     def _ring_full(self):
         self._ring.pump(None, 0.5)

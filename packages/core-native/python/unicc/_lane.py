@@ -53,11 +53,11 @@ class Lane:
         if not self._handle:
             raise OSError("cannot join the host's client lane: %s" % error.value.decode(errors="replace"))
 
-    def run(self, coll, address, dtype, count, op, root, check_span):
-        """coll (the ring's numbers for it, dtype and op) on `count` elements at `address` in this
-        process, in place; None once done, else the core's message (which names the rank).
-        check_span: make sure first that the memory is there (else a bad address ends the process)."""
-        kind = (coll, dtype, op, root, check_span)
+    def run(self, kind, address, count):
+        """A request of `kind` (the ring's numbers for its collective, dtype and op, its root, and
+        check_span) on `count` elements at `address` in this process, in place; None once done,
+        else the core's message (which names the rank). check_span: make sure first that the
+        memory is there (else a bad address ends the process)."""
         with self._lock:
             if self._handle is None:
                 return "the client lane is closed"

@@ -278,6 +278,12 @@ class _RanHere(TensorHandle):
     def _complete(self):
         return self._output
 
+    def wait(self):
+        error = self._handle.exception()
+        if error is not None:
+            raise error
+        return self._output
+
 
 def _check_op(op):
     if op not in (Sum, Average, Min, Max, Product):
@@ -304,7 +310,7 @@ def _in_place_request(coll, tensor, name=None, **fields):
     if code is not None and name is None:
         address = tensor.data_ptr()
         if b.runs_here(address, tensor.nbytes, tensor.element_size()):  # small, one host: in this process
-            return _RanHere(b.submit_at(coll, address, code, tensor.numel(), vouched=True, **fields), tensor)
+            return _RanHere(b.run_here(coll, address, code, tensor.numel(), **fields), tensor)
     shared = _in_place(tensor, code)
     if shared is not None:
         slab, offset = shared
