@@ -379,6 +379,7 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
   void Arm(Napi::Env env, const std::shared_ptr<Completion>& c, Napi::Value keep) {
     c->deferred.emplace(Napi::Promise::Deferred::New(env));
     if (!keep.IsUndefined()) c->keep_alive = Napi::Persistent(keep);
+    // Keep the event loop alive only while a collective is in flight.
     if (pending_++ == 0) tsfn_.Ref(env);
   }
 
