@@ -68,10 +68,10 @@ describe("each way a tensor reaches the core", () => {
 });
 
 describe("the client lane (small requests of a one-host world run in the Python process)", () => {
-  it.each([2, 4])("%i ranks: every dtype and op from 1 element to the lane's limit, broadcasts from every root, a barrier match references; one element more goes to the bridge; large requests through the bridge beside small ones; bad addresses, unaligned and oversize requests, unknown codes and a root out of range refused, the lane usable after; ranks calling different collectives all fail, naming the ranks", async (np) => {
+  it.each([2, 4])("%i ranks: every dtype and op from 1 element to the lane's limit, broadcasts from every root, a barrier match references; a small request's handle is finished on return; wrong ops and dtypes are named; one element more goes to the bridge; large requests through the bridge beside small ones; bad addresses, unaligned and oversize requests, unknown codes and a root out of range refused, the lane usable after; ranks calling different collectives all fail, naming the ranks", async (np) => {
     const r = await runJob(["-np", String(np), python, `${WORKERS}lane.py`, String(randomInt(1, 1 << 20))]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    for (let rank = 0; rank < np; rank++) expect(lines(r, rank)).toContain(`OK ${90 + np} checks rank ${rank} of ${np} on the client lane`);
+    for (let rank = 0; rank < np; rank++) expect(lines(r, rank)).toContain(`OK ${91 + np} checks rank ${rank} of ${np} on the client lane`);
   });
 });
 

@@ -80,6 +80,21 @@ for root in range(n):
 assert on_lane(uc.barrier) == 1
 checks += 1
 
+# The handle of a small request is finished when the call returns; wrong ops and dtypes are named.
+t = inputs(r, torch.int32, 300)
+handles = []
+assert on_lane(lambda: handles.append(uc.allreduce_async_(t, op=uc.Min))) == 1
+assert handles[0].done() and handles[0].exception() is None and handles[0].wait() is t
+check("a small request's handle", t, reference(torch.int32, 300, uc.Min))
+for call, error, expect in ((lambda: uc.allreduce_(t, op="median"), ValueError, "unknown op 'median'"),
+                            (lambda: uc.allreduce_(torch.ones(4, dtype=torch.complex64)), TypeError, "complex64 are not supported")):
+    try:
+        call()
+        raise SystemExit("no %s for %r" % (error.__name__, expect))
+    except error as e:
+        assert expect in str(e), str(e)
+checks += 1
+
 # Large requests in flight through the bridge while small ones run here: neither lane waits on the other.
 big = [inputs(r, torch.float32, 1 << 18) for _ in range(3)]
 handles = [uc.allreduce_async_(t, op=uc.Sum) for t in big]

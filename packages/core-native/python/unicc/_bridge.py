@@ -604,7 +604,7 @@ class Bridge:
         """Starts a collective on `count` elements of `dtype` at byte `offset` of `slab`; returns a Handle.
         allgather writes size*count elements to `out` at `out_offset`."""
         if coll == "barrier" and self.lane is not None:
-            return self._run_here(coll, _LANE_BARRIER, 0, 0)
+            return Handle.finished(self, coll, self.run_here(_LANE_BARRIER, 0, 0))
         req = next(self._ids)
         h = Handle(self, coll if name is None else "%s '%s'" % (coll, name), self._ring)
         if self._ring is not None:
@@ -648,7 +648,8 @@ class Bridge:
         client lane before returning (making sure first that the memory is there); else only
         where self.attach is True. Keep the memory alive and untouched until the handle is done."""
         if self.runs_here(address, count * DTYPE_BYTES.get(dtype, 1), DTYPE_BYTES.get(dtype, 1)):
-            return self._run_here(coll, self._lane_kind(coll, dtype, op, root, compression, True), address, count)
+            error = self.run_here(self.lane_kind(coll, dtype, op, root, compression, True), address, count)
+            return Handle.finished(self, coll, error)
         if coll not in ("allreduce", "broadcast"):
             raise ValueError("unicc: submit_at takes an allreduce or a broadcast, not %r" % (coll,))
         dt, o, wire = _ring_codes(coll, dtype, op, compression)
@@ -661,19 +662,16 @@ class Bridge:
                           full=self._ring_full)
         return h
 
-    def run_here(self, coll, address, dtype, count, op=None, root=None, compression=None):
-        """submit_at() for a caller that asked runs_here() and vouches for the memory (a live
-        tensor's, so the span check is skipped: about as long as a 1 KiB allreduce); its checks
-        of coll, dtype, op and compression are made once per kind. Returns the finished handle."""
-        return self._run_here(coll, self._lane_kind(coll, dtype, op, root, compression, False), address, count)
-
     def runs_here(self, address, nbytes, itemsize):
         """Whether submit_at of nbytes at address runs in this process, on the client lane (one
         host, small, aligned to its elements: the reduction works on that memory as an array)."""
         return self.lane is not None and nbytes <= self.lane.small_bytes and address % itemsize == 0
 
-    def _lane_kind(self, coll, dtype, op, root, compression, check_span):
-        """The lane's numbers for a request, checked as the ring would check them (cached)."""
+    def lane_kind(self, coll, dtype, op=None, root=None, compression=None, check_span=False):
+        """The client lane's numbers for a request (run_here's `kind`), checked as the ring would
+        check them; the same for every bridge, so a caller may keep them. check_span: the lane
+        makes sure first that the memory is there (skip it only for a live tensor's: it takes
+        about as long as a 1 KiB allreduce)."""
         key = (coll, dtype, op, root, compression, check_span)
         kind = self._lane_kinds.get(key)
         if kind is None:
@@ -683,12 +681,14 @@ class Bridge:
             kind = self._lane_kinds[key] = (_ring.COLLS[coll], dt, o, root or 0, check_span)
         return kind
 
-    def _run_here(self, coll, kind, address, count):
-        """A request on the client lane: done when this returns; its handle holds any failure."""
+    def run_here(self, kind, address, count):
+        """The request of lane_kind() `kind` on `count` elements at `address`, run on the client
+        lane (for a caller that asked runs_here()) before returning: None once done on every rank,
+        else its failure (a UniccError naming the rank)."""
         if self._fatal is not None:  # the bridge is gone: this rank must end, though its lane still works
             raise self._fatal
         error = self.lane.run(kind, address, count)
-        return Handle.finished(self, coll, None if error is None else UniccError(error))
+        return None if error is None else UniccError(error)
 
     def _ring_full(self):
         self._ring.pump(None, 0.5)
