@@ -33,6 +33,7 @@ if mode == "broadcast":
     tf.function(lambda: hvd.broadcast_variables(v, root_rank=n - 1))()
     print("IN-FUNCTION %r %r" % (float(v[0].numpy()[2, 1]), v[1].numpy().tolist()), flush=True)
     print("OBJECT %r" % (hvd.broadcast_object({"from": r, "seed": seed}, root_rank=1),), flush=True)
+    hvd.barrier()
 else:
     x, y = data(seed + 1 + r, 4 * b)  # every rank its own data: its own loss
     own = []

@@ -138,5 +138,10 @@ try:
     raise SystemExit("the lane ran on after a mismatch")
 except unicc.UniccError as e:
     assert "ranks called different collectives" in str(e), str(e)
+try:
+    uc.barrier()
+    raise SystemExit("a barrier passed on a failed lane")
+except unicc.UniccError as e:
+    assert "ranks called different collectives" in str(e), str(e)
 checks += 1
 print("OK %d checks rank %d of %d on the client lane" % (checks, r, n), flush=True)

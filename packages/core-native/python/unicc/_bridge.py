@@ -599,6 +599,15 @@ class Bridge:
             self._fail(BridgeError(self._what_died()))
             raise self._fatal from None
 
+    def barrier(self):
+        """Returns once every rank called it: on the client lane where there is one (no handle:
+        a step's barrier costs little more than the lane's round), else through the bridge."""
+        if self.lane is None:
+            return self.submit("barrier").wait()
+        error = self.run_here(_LANE_BARRIER, 0, 0)
+        if error is not None:
+            raise error
+
     def submit(self, coll, slab=None, dtype="f32", count=0, offset=0, op=None, root=None, name=None,
                compression=None, out=None, out_offset=0):
         """Starts a collective on `count` elements of `dtype` at byte `offset` of `slab`; returns a Handle.

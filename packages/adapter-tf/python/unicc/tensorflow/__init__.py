@@ -47,7 +47,7 @@ def is_initialized():
 
 
 def barrier():
-    unicc.bridge().submit("barrier").wait()
+    unicc.bridge().barrier()
 
 
 def broadcast_variables(variables, root_rank=0):
