@@ -29,14 +29,16 @@ namespace {
 constexpr int kHalfTopExponent = 15;
 
 // On the bit patterns: for non-negative floats, integer order is numeric order, and the integer
-// loop vectorises where a float compare that must skip NaN does not.
+// loop vectorises where a float compare that must skip NaN does not. Signed: with its sign bit
+// cleared the pattern is a non-negative int32, and GCC turns the signed max into vpmaxsd, where
+// the unsigned one stayed a scalar loop at a fifth of the speed.
 UNICC_VECTOR_CLONES float max_finite_abs(const float* p, size_t n) {
-  uint32_t m = 0;
+  int32_t m = 0;
   for (size_t i = 0; i < n; ++i) {
-    uint32_t a;
+    int32_t a;
     std::memcpy(&a, p + i, 4);
-    a &= 0x7fffffffu;
-    const uint32_t finite = a < 0x7f800000u ? a : 0;  // Inf and NaN do not set the scale
+    a &= 0x7fffffff;
+    const int32_t finite = a < 0x7f800000 ? a : 0;  // Inf and NaN do not set the scale
     m = finite > m ? finite : m;
   }
   float f;
