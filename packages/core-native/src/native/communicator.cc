@@ -423,7 +423,7 @@ void Communicator::run_inline(Op& op) {
 
 void Communicator::run_inline_many(const std::vector<Op*>& ops) {
   if (!failed_.empty()) throw CommError(failed_);
-  const bool pipeline = pipelines() && shm_ && !ops.empty();
+  const bool pipeline = !ops.empty() && topo_.num_hosts > 1;
   if (!pipeline) {
     for (Op* op : ops) run_inline(*op);
     return;

@@ -115,10 +115,11 @@ class Communicator {
   // Runs op now on the calling thread, which must be this communicator's own (a task of
   // run_async); a failure is passed on to the peers and thrown.
   void run_inline(Op& op);
-  // Allreduces, run like run_inline one after the other, except that across hosts with shared
-  // memory inside (hierarchical) they form a pipeline (pipelined.cc): a kept second thread reduces
-  // every piece inside the host, then shares each one inside the host once it has crossed hosts;
-  // this thread carries all the pieces across hosts in one schedule, each as soon as it is reduced.
+  // Allreduces, run like run_inline one after the other, except across hosts (pipelined.cc): with
+  // shared memory inside (hierarchical) a kept second thread reduces every piece inside the host,
+  // then shares each one inside the host once it has crossed hosts; this thread carries all the
+  // pieces across hosts in one schedule, each as soon as it is reduced. With one rank per host, or
+  // on the flat ring, that schedule carries the whole allreduces: the ring never drains between them.
   void run_inline_many(const std::vector<Op*>& ops);
   void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
   // Finishes queued work, then stops the thread and releases sockets and memory.

@@ -2,7 +2,8 @@
 // intra-host reduce of piece k+1 overlaps the cross-host ring of piece k and the intra-host share
 // of piece k-1. The host's side runs on a kept thread (host_side_); the cross-host side is one
 // schedule for the whole batch (schedule.h: batch), each piece gated on its reduce, so that the
-// lanes move from one piece to the next without draining the ring in between.
+// lanes move from one piece to the next without draining the ring in between. With one rank per
+// host, or on the flat ring, there is no host's side: each piece crosses whole, ready at once.
 #include <unistd.h>
 
 #include <atomic>
@@ -32,6 +33,9 @@ bool same_kind(const Op& a, const Op& b) { return a.dtype == b.dtype && a.op == 
 }  // namespace
 
 void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
+  const bool inside = pipelines() && shm_;  // a host's side: its ranks reduce and share pieces
+  const size_t lr = inside ? static_cast<size_t>(topo_.local_rank) : 0;
+  auto crossing = [&](size_t count) { return inside ? host_blocks(count) : Partition{count, 1}; };
   std::vector<Piece> pieces;
   std::vector<char*> bufs;
   for (Op* op : ops) {
@@ -66,7 +70,7 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
       if (error.empty()) error = why;
     }
     cv.notify_all();
-    shm_->abort(why);  // wakes whichever side is still waiting on the other ranks of the host
+    if (shm_) shm_->abort(why);  // wakes whichever side is still waiting on the other ranks of the host
     wake();
   };
   auto failed = [&] {
@@ -76,7 +80,8 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
   // The host's side, in one fixed order on every local rank: reduce every piece (that needs only
   // the inputs), then share each piece once it has crossed hosts. So a local rank whose ring runs
   // faster never waits for the others' rings before it has crossed its whole share.
-  host_side_.start([&] {
+  if (!inside) reduced = n;
+  else host_side_.start([&] {
     try {
       for (size_t k = 0; k < n; ++k) {
         local_reduce_scatter(*shm_, pieces[k].d, pieces[k].buf, host_blocks(pieces[k].count), pieces[k].op->dtype,
@@ -108,8 +113,7 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
     cv.notify_all();
   };
   try {
-    const Group g = make_group(topo_.local_rank);
-    const size_t lr = static_cast<size_t>(topo_.local_rank);
+    const Group g = make_group(static_cast<int>(lr));
     // One run per stretch of pieces reduced the same way (one dtype, op and wire per run).
     for (size_t first = 0; first < n && !failed();) {
       size_t end = first + 1;
@@ -125,7 +129,7 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
       d.op = static_cast<uint8_t>(kind.op);
       size_t my_bytes = 0;
       for (size_t k = first; k < end; ++k) {
-        const Partition blocks = host_blocks(pieces[k].count);
+        const Partition blocks = crossing(pieces[k].count);
         parts.push_back(allreduce_schedule(g, blocks.len(lr), kind.dtype, kind.wire));
         const size_t at = static_cast<size_t>(pieces[k].buf - bufs[pieces[k].buffer]) + blocks.start(lr) * es;
         places.push_back({pieces[k].buffer, at});
