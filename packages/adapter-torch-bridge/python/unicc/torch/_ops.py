@@ -346,15 +346,29 @@ def _pinned_request(slab, tensor, submit):
     return TensorHandle(h, tensor, None, [], pinned=slab)
 
 
+def _finished(error):
+    """Whether _run_on_lane's answer `error` means the request ran there; raises its failure."""
+    if error is _ELSEWHERE:
+        return False
+    if error is not None:
+        raise error
+    return True
+
+
 def _in_place_request(coll, tensor, name=None, **fields):
-    """coll on tensor's own memory: in this process when the client lane takes it, else where the
-    bridge maps its storage, else by cross-memory attach, else through a slab that the handle's
-    wait() copies back from. fields: submit()'s op, root, compression."""
+    """coll on tensor's own memory: in this process when the client lane takes it, else as
+    _request_elsewhere makes it. fields: submit()'s op, root, compression."""
     b = _bridge()
     if name is None:
         error = _run_on_lane(b, coll, tensor, **fields)
         if error is not _ELSEWHERE:
             return _RanHere(error, tensor)
+    return _request_elsewhere(b, coll, tensor, name, fields)
+
+
+def _request_elsewhere(b, coll, tensor, name, fields):
+    """The handle of coll on tensor where the bridge maps its storage, else by cross-memory
+    attach, else through a slab that the handle's wait() copies back from."""
     code = _core_code(tensor)
     shared = _in_place(tensor, code)
     if shared is not None:
@@ -371,11 +385,14 @@ def _in_place_request(coll, tensor, name=None, **fields):
     return TensorHandle(h, tensor, v, [slab])
 
 
+def _allreduce_fields(op, compression):
+    """submit()'s fields of an allreduce, checked."""
+    return {"op": _check_op(op), "compression": None if compression in (None, Compression.none) else compression}
+
+
 def allreduce_async_(tensor, op=Average, name=None, compression=None):
     """Starts reducing `tensor` in place across ranks; returns a handle whose wait() gives `tensor`."""
-    op = _check_op(op)
-    compression = None if compression in (None, Compression.none) else compression
-    return _in_place_request("allreduce", tensor, name, op=op, compression=compression)
+    return _in_place_request("allreduce", tensor, name, **_allreduce_fields(op, compression))
 
 
 def allreduce_async(tensor, op=Average, name=None, compression=None):
@@ -383,13 +400,10 @@ def allreduce_async(tensor, op=Average, name=None, compression=None):
 
 
 def allreduce_(tensor, op=Average, name=None, compression=None):
-    if name is None:  # a small tensor's whole call: no handle
-        error = _run_on_lane(_bridge(), "allreduce", tensor, op, None, compression)
-        if error is None:
-            return tensor
-        if error is not _ELSEWHERE:
-            raise error
-    return allreduce_async_(tensor, op, name, compression).wait()
+    b = _bridge()
+    if name is None and _finished(_run_on_lane(b, "allreduce", tensor, op, None, compression)):
+        return tensor  # a small tensor's whole call: no handle
+    return _request_elsewhere(b, "allreduce", tensor, name, _allreduce_fields(op, compression)).wait()
 
 
 def allreduce(tensor, op=Average, name=None, compression=None):
@@ -402,12 +416,10 @@ def broadcast_async_(tensor, root_rank=0):
 
 
 def broadcast_(tensor, root_rank=0):
-    error = _run_on_lane(_bridge(), "broadcast", tensor, root=root_rank)
-    if error is None:
+    b = _bridge()
+    if _finished(_run_on_lane(b, "broadcast", tensor, root=root_rank)):
         return tensor
-    if error is not _ELSEWHERE:
-        raise error
-    return broadcast_async_(tensor, root_rank).wait()
+    return _request_elsewhere(b, "broadcast", tensor, None, {"root": root_rank}).wait()
 
 
 def broadcast(tensor, root_rank=0):
