@@ -43,6 +43,25 @@ describe.skipIf(skip !== null)(`ranks on two emulated hosts (network namespaces)
     expectCorrect(r, 4, "hierarchical");
   });
 
+  it("2 hosts x 1 rank: the engine's batches of named tensors (out of order, 4 dtypes) cross as one schedule each, exact; fp16 within its bound", async () => {
+    const hosts = cluster.hosts.map((h) => `${h.name}:1`).join(",");
+    const engine = (...args: string[]) =>
+      runJob(["-H", hosts, "--launch-agent", cluster.launchAgent, "--rendezvous-addr", cluster.rootAddr,
+        "--network-interface", "eth0", "node", `${WORKERS}engine.mjs`, ...args]);
+    const said = (r: JobResult, prefix: string) => [...r.byRank.values()].flat().filter((l) => l.startsWith(prefix));
+    const mixed = await engine("mixed");
+    expect(mixed.code, mixed.stderr + mixed.stdout).toBe(0);
+    expect(said(mixed, "OK mixed")).toHaveLength(2);
+    const scale = await engine("scale", "fp16");
+    expect(scale.code, scale.stderr).toBe(0);
+    const errors = said(scale, "SCALE").map((l) => Number(l.split(" ").pop()));
+    expect(errors).toHaveLength(4);
+    for (const e of errors) {
+      expect(e, "no rounding at all: the values did not travel in 16 bits").toBeGreaterThan(0);
+      expect(e).toBeLessThanOrEqual(2 * 2 ** -11);
+    }
+  });
+
   it("a host whose link is cut: the ranks on the other host fail within the bound, naming one on it", async () => {
     const timeoutS = 5;
     const hosts = cluster.hosts.map((h) => `${h.name}:2`).join(",");
