@@ -4,6 +4,7 @@
 // slurm-client and munge; nothing is installed or started machine-wide.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 
@@ -40,8 +41,25 @@ function waitFor(what: string, ok: () => boolean, ms: number): Promise<void> {
   });
 }
 
-function port(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
+/** Whether this namespace can listen on `port` now. */
+function listenable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port slurmctld can bind: below Linux's ephemeral range (32768 up), where the outgoing
+ * connections of the tests running beside this one could take it first, and free now.
+ */
+async function port(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const p = 20000 + Math.floor(Math.random() * 12000);
+    if (await listenable(p)) return p;
+  }
+  throw new Error("slurm test cluster: no free port in 20000-31999 after 50 tries");
 }
 
 export async function slurmUp(hosts: number, cpusPerNode = 4): Promise<SlurmCluster> {
@@ -76,7 +94,7 @@ export async function slurmUp(hosts: number, cpusPerNode = 4): Promise<SlurmClus
       `ClusterName=unicc${cluster.tag}`,
       `SlurmctldHost=${hostname()}(${cluster.rootAddr})`,
       "SlurmUser=root", "SlurmdUser=root",
-      `SlurmctldPort=${port()}`, `SlurmdPort=${port()}`,
+      `SlurmctldPort=${await port()}`, `SlurmdPort=${await port()}`,
       "AuthType=auth/munge", "CredType=cred/munge", `AuthInfo=socket=${socket}`,
       `StateSaveLocation=${dir}/state`, `SlurmdSpoolDir=${dir}/spool-%n`,
       `SlurmctldPidFile=${dir}/slurmctld.pid`, `SlurmdPidFile=${dir}/slurmd-%n.pid`,
