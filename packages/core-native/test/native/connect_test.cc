@@ -1,4 +1,5 @@
-// Dialling a peer that never answers: the deadline holds, and the error names the peer.
+// Dialling a peer that never answers: the deadline holds, and the error names the peer. Both ends
+// of a connection keep little unsent data queued in the kernel.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -6,7 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <netinet/tcp.h>
+
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
@@ -61,6 +65,29 @@ TEST(Connect, HonoursTheDeadlineAgainstAPeerThatNeverAnswers) {
     EXPECT_NE(what.find("UNICC_TIMEOUT_S"), std::string::npos) << what;
   }
   EXPECT_LT(ms_since(t0), 4000);  // the deadline plus one handshake step, not minutes of SYN retries
+}
+
+int notsent_lowat(int fd) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len);
+  return v;
+}
+
+TEST(Connect, BothEndsCapWhatTheKernelQueuesUnsent) {
+  Listener listener("127.0.0.1");
+  const SipKey key = token_key("");
+  const int64_t deadline =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count() + 5000;
+  int accepted = -1, peer = -1, stream = -1;
+  std::thread acceptor([&] { accepted = listener.accept_peer(9, key, 0, 2, deadline, &peer, &stream); });
+  const int dialled = connect_peer("127.0.0.1", listener.port(), 9, key, 1, 0, 0, deadline, "rank 0");
+  acceptor.join();
+  ASSERT_GE(accepted, 0);
+  EXPECT_EQ(peer, 1);
+  const Conn dialler(dialled, 0, "rank 0"), acceptor_end(accepted, 1, "rank 1");
+  EXPECT_EQ(notsent_lowat(dialler.fd()), kNotSentLowatBytes);
+  EXPECT_EQ(notsent_lowat(acceptor_end.fd()), kNotSentLowatBytes);
 }
 
 }  // namespace

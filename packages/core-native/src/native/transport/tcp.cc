@@ -32,10 +32,12 @@ std::string errno_text() { return std::strerror(errno); }
 void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 // Buffer sizes stay Linux's: a fixed SO_SNDBUF/SO_RCVBUF would switch off its autotuning, which
-// grows them to the bandwidth-delay product by itself.
+// grows them to the bandwidth-delay product by itself. The part not yet sent is capped instead
+// (tcp.h: kNotSentLowatBytes).
 void tune(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &kNotSentLowatBytes, sizeof(kNotSentLowatBytes));
 }
 
 // Starts a non-blocking connect and waits for it until the deadline: "" when connected, else why

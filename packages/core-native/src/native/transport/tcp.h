@@ -21,6 +21,12 @@ constexpr uint32_t kFrameData = 0x44434355;   // "UCCD"
 constexpr uint32_t kFrameAbort = 0x41434355;  // "UCCA"
 constexpr uint32_t kMaxAbortText = 4096;
 constexpr uint32_t kMaxStreams = 16;  // TCP streams per pair of neighbours
+// What a rank-to-rank socket holds beyond the bytes in flight (TCP_NOTSENT_LOWAT). Linux's
+// autotuning lets a stream queue megabytes there, and the executor hands each send to the first
+// stream with room: a stream whose flow is slow then took as much as the others, and a step
+// ended when its queue drained alone while the other streams idled. With little queued, a stream
+// has room only once it has nearly caught up, so the streams finish together.
+constexpr int kNotSentLowatBytes = 128 << 10;
 
 // What a received header means for the collective of request (seq, hash) that expects `chunks`
 // chunks: kData promises h.index < chunks, so the receiver may look the chunk up. Pure, so that
