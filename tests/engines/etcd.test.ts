@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectCorrect, worker } from "../../packages/core-native/test/collectives-check.js";
 import { schedule } from "../../packages/core-native/test/elastic-check.js";
 import { collect, handStarted, oneRankEach, runJob, type JobResult } from "../../packages/core-native/test/run-job.js";
+import { freePorts } from "../free-port.js";
 
 const TF_ELASTIC = fileURLToPath(new URL("../../packages/adapter-tf/test/workers/elastic.mjs", import.meta.url));
 const TF_ENV = { TF_NUM_INTRAOP_THREADS: "1", TF_NUM_INTEROP_THREADS: "1", OMP_NUM_THREADS: "1" };
@@ -36,10 +37,12 @@ function runRanks(size: number, env: NodeJS.ProcessEnv): Promise<JobResult> {
 describe.skipIf(missing !== null)(`etcd rendezvous${missing ? `: skipped, ${missing}` : ""}`, () => {
   let etcd: ChildProcess;
   let dir: string;
-  const port = 20000 + randomInt(20000);
-  const endpoint = `http://127.0.0.1:${port}`;
+  let port: number;
+  let endpoint: string;
 
   beforeAll(async () => {
+    port = await freePorts("etcd test server", 2); // clients, and peers on the next
+    endpoint = `http://127.0.0.1:${port}`;
     dir = mkdtempSync("/var/tmp/unicc-etcd-");
     const peer = `http://127.0.0.1:${port + 1}`;
     etcd = spawn("etcd", ["--name", "u", "--data-dir", dir, "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,

@@ -2,8 +2,9 @@
 // machine's own address) and worker nodes joined to it on other loopback addresses, each
 // `ray start --block`, stopped by SIGTERM to that process (`ray stop` would stop every Ray here).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { randomInt } from "node:crypto";
 import { fileURLToPath } from "node:url";
+
+import { freePorts } from "../free-port.js";
 
 const SETUP = fileURLToPath(new URL("./setup-ray-venv.sh", import.meta.url));
 const ENV = { ...process.env, RAY_USAGE_STATS_ENABLED: "0" };
@@ -40,7 +41,7 @@ export class RayNode {
 
   /** A head on 127.0.0.2 with `cpus` CPUs, its files under tempDir. */
   static async head(python: string, cpus: number, tempDir: string): Promise<{ head: RayNode; address: string }> {
-    const port = 20000 + randomInt(20000);
+    const port = await freePorts("Ray test head");
     const address = `127.0.0.2:${port}`;
     const head = await RayNode.start(python, address, "127.0.0.2", ["--head", `--port=${port}`, `--num-cpus=${cpus}`,
       "--include-dashboard=false", `--temp-dir=${tempDir}`]);

