@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 import { DEFAULT_TIMEOUT_S, readEnv } from "../src/ts/env.js";
-import { firstSlurmNode } from "../src/ts/launcher-env.js";
+import { firstSlurmNode, jobPort } from "../src/ts/launcher-env.js";
 import { runJob, WORKERS } from "./run-job.js";
 
 describe("readEnv", () => {
@@ -65,6 +65,14 @@ describe("readEnv", () => {
     expect(firstSlurmNode("gpu[007-009,012],cpu1")).toBe("gpu007");
     expect(firstSlurmNode("a1,b[2-3]")).toBe("a1");
     expect(firstSlurmNode("single")).toBe("single");
+  });
+
+  it("derives the store's port from the job's identity, below the ephemeral range", () => {
+    const keys = Array.from({ length: 2000 }, (_, k) => `slurm:${k * 7919}`);
+    const ports = keys.map(jobPort);
+    for (const p of ports) expect(p >= 20000 && p < 32000).toBe(true);
+    expect(keys.map(jobPort)).toEqual(ports);
+    expect(new Set(ports).size).toBeGreaterThan(1500); // spread, so two jobs on a host rarely meet
   });
 
   it("reads MPICH's PMI variables", () => {

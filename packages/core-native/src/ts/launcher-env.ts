@@ -45,9 +45,13 @@ export function firstSlurmNode(list: string): string {
   return m[1] + first;
 }
 
-/** A port every rank of one job derives alike from the job's identity, so none has to be told one. */
+/**
+ * A port every rank of one job derives alike from the job's identity, so none has to be told one:
+ * 20000-31999, below Linux's ephemeral range (32768 up), where any outgoing connection on rank 0's
+ * host could hold it.
+ */
 export function jobPort(jobKey: string): number {
-  return 20000 + (createHash("sha256").update(jobKey).digest().readUInt32BE(0) % 30000);
+  return 20000 + (createHash("sha256").update(jobKey).digest().readUInt32BE(0) % 12000);
 }
 
 /** MASTER_ADDR/MASTER_PORT or UNICC_STORE_PORT where the user gave them, else the launcher's own answer. */
