@@ -1,5 +1,6 @@
 // Dialling a peer that never answers: the deadline holds, and the error names the peer. Both ends
-// of a connection keep little unsent data queued in the kernel.
+// of a connection keep little unsent data queued in the kernel, and an abort still goes out at once
+// to a peer that stopped reading.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -8,11 +9,15 @@
 #include <unistd.h>
 
 #include <netinet/tcp.h>
+#include <poll.h>
 
 #include <chrono>
+#include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "transport/tcp.h"
 
@@ -74,20 +79,69 @@ int notsent_lowat(int fd) {
   return v;
 }
 
+// Both ends of one loopback connection between rank 1 (dialler) and rank 0.
+struct Pair {
+  std::unique_ptr<Conn> dialler, acceptor;
+  Pair() {
+    Listener listener("127.0.0.1");
+    const SipKey key = token_key("");
+    const int64_t deadline = now_ms() + 5000;
+    int accepted = -1, peer = -1, stream = -1;
+    std::thread t([&] { accepted = listener.accept_peer(9, key, 0, 2, deadline, &peer, &stream); });
+    const int dialled = connect_peer("127.0.0.1", listener.port(), 9, key, 1, 0, 0, deadline, "rank 0");
+    t.join();
+    dialler = std::make_unique<Conn>(dialled, 0, "rank 0");
+    if (accepted >= 0) acceptor = std::make_unique<Conn>(accepted, peer, "rank 1");
+  }
+};
+
 TEST(Connect, BothEndsCapWhatTheKernelQueuesUnsent) {
-  Listener listener("127.0.0.1");
-  const SipKey key = token_key("");
-  const int64_t deadline =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count() + 5000;
-  int accepted = -1, peer = -1, stream = -1;
-  std::thread acceptor([&] { accepted = listener.accept_peer(9, key, 0, 2, deadline, &peer, &stream); });
-  const int dialled = connect_peer("127.0.0.1", listener.port(), 9, key, 1, 0, 0, deadline, "rank 0");
-  acceptor.join();
-  ASSERT_GE(accepted, 0);
-  EXPECT_EQ(peer, 1);
-  const Conn dialler(dialled, 0, "rank 0"), acceptor_end(accepted, 1, "rank 1");
-  EXPECT_EQ(notsent_lowat(dialler.fd()), kNotSentLowatBytes);
-  EXPECT_EQ(notsent_lowat(acceptor_end.fd()), kNotSentLowatBytes);
+  const Pair pair;
+  ASSERT_TRUE(pair.acceptor);
+  EXPECT_EQ(pair.acceptor->peer_rank(), 1);
+  EXPECT_EQ(notsent_lowat(pair.dialler->fd()), kNotSentLowatBytes);
+  EXPECT_EQ(notsent_lowat(pair.acceptor->fd()), kNotSentLowatBytes);
+}
+
+// The peer stops reading (its host went dark, or it hangs): once the cap makes the stream
+// unwritable, the abort must still go into the room the buffer has, not wait out its second.
+TEST(Connect, AnAbortGoesOutAtOnceWhereThePeerStoppedReading) {
+  const Pair pair;
+  ASSERT_TRUE(pair.acceptor);
+  const std::vector<char> block(1 << 20, 7);
+  size_t sent = 0;
+  for (;;) {
+    const ssize_t k = write(pair.dialler->fd(), block.data(), block.size());
+    if (k < 0) {
+      ASSERT_EQ(errno, EAGAIN);
+      if (!wait_fd(pair.dialler->fd(), POLLOUT, 200)) break;  // unwritable for good: the peer's window is full
+      continue;
+    }
+    sent += static_cast<size_t>(k);
+    ASSERT_LT(sent, size_t{1} << 30) << "the stream never stopped taking bytes";
+  }
+  // Mid-frame, as a collective is when it fails: the abort pads the frame out first.
+  const size_t pad = 64 << 10;
+  pair.dialler->unsent_in_frame = pad;
+  sent += pad;
+  const auto t0 = std::chrono::steady_clock::now();
+  pair.dialler->send_abort(5, "rank 1 stops: a test");
+  EXPECT_LT(ms_since(t0), 500);
+  // Behind everything sent, the peer finds the abort frame and its reason.
+  std::vector<char> got;
+  got.reserve(sent + 4096);
+  char buf[1 << 16];
+  for (int64_t until = now_ms() + 10000; now_ms() < until;) {
+    const ssize_t k = read(pair.acceptor->fd(), buf, sizeof buf);
+    if (k == 0) break;
+    if (k > 0) got.insert(got.end(), buf, buf + k);
+    else wait_fd(pair.acceptor->fd(), POLLIN, 100);
+  }
+  ASSERT_GE(got.size(), sent + sizeof(FrameHeader));
+  FrameHeader h;
+  std::memcpy(&h, got.data() + sent, sizeof h);
+  EXPECT_EQ(h.type, kFrameAbort);
+  EXPECT_EQ(std::string(got.data() + sent + sizeof h, got.size() - sent - sizeof h), "rank 1 stops: a test");
 }
 
 }  // namespace

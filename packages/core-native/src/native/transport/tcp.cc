@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -217,6 +218,10 @@ Conn::~Conn() {
 void Conn::send_abort(uint32_t seq, const std::string& why) {
   if (aborted_) return;
   aborted_ = true;
+  // Into whatever room the buffer has: under the cap on unsent bytes, a stream whose peer stopped
+  // reading is never writable, and the abort would wait out its second while the peers time out.
+  const int uncapped = INT_MAX;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &uncapped, sizeof(uncapped));
   const int64_t deadline = now_ms() + 1000;
   std::vector<char> pad(unsent_in_frame, 0);
   std::string text = why.substr(0, kMaxAbortText);
