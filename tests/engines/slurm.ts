@@ -68,12 +68,13 @@ export async function slurmUp(hosts: number, cpusPerNode = 4): Promise<SlurmClus
     await waitFor("munged did not start", () => spawnSync("test", ["-S", socket]).status === 0, 10_000);
 
     const nodes = cluster.hosts.map((h) => h.hostname);
+    const ports = await freePorts("slurm test cluster", 2); // slurmctld's, and slurmd's on the next
     const conf = join(dir, "slurm.conf");
     writeFileSync(conf, [
       `ClusterName=unicc${cluster.tag}`,
       `SlurmctldHost=${hostname()}(${cluster.rootAddr})`,
       "SlurmUser=root", "SlurmdUser=root",
-      `SlurmctldPort=${await freePorts("slurm test cluster")}`, `SlurmdPort=${await freePorts("slurm test cluster")}`,
+      `SlurmctldPort=${ports}`, `SlurmdPort=${ports + 1}`,
       "AuthType=auth/munge", "CredType=cred/munge", `AuthInfo=socket=${socket}`,
       `StateSaveLocation=${dir}/state`, `SlurmdSpoolDir=${dir}/spool-%n`,
       `SlurmctldPidFile=${dir}/slurmctld.pid`, `SlurmdPidFile=${dir}/slurmd-%n.pid`,
