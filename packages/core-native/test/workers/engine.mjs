@@ -8,6 +8,8 @@
 //             and the engine must go on working
 //   stall:    the last rank submits 'late' 3 s after the others (run with UNICC_STALL_WARN_S=1)
 //   tune:     many steps so the tuner finishes; prints what it chose
+//   tune-one: the same for a model of one 4 MiB tensor (one reduction a step), checked exactly at
+//             the end; prints the steps it took and what it chose
 //   orphan:   rank 0 submits a name no other rank submits, then every rank closes
 //   closing:  every rank but 0 closes at once; rank 0 then submits a name they never will and
 //             prints the error and how long it took
@@ -154,12 +156,18 @@ if (mode === "mixed" || mode === "sync") {
     if (step === 0 || step === steps - 1) expectSum(t, buf, 0, `step ${step} on rank ${rank}`);
   }
   console.log(`BALANCE ${world.engineSettings}`);
-} else if (mode === "tune") {
-  const bufs = tensors.map((t) => input(t, rank, 0));
+} else if (mode === "tune" || mode === "tune-one") {
+  const model = mode === "tune" ? tensors : [{ name: "only", n: 1 << 20, kind: KINDS[0], seed: 11 }];
+  const bufs = model.map((t) => input(t, rank, 0));
   // Steps until every rank's tuner has settled (ranks agree on when to stop through a max).
   const tuning = () => world.allreduceSync(Int32Array.of(world.engineTuning ? 1 : 0), { op: "max" })[0];
-  for (let step = 0; step < 400 && tuning(); step++)
-    await Promise.all(tensors.map((t, k) => world.allreduce(bufs[k], { name: t.name, op: "max" })));
+  let steps = 0;
+  for (; steps < 400 && tuning(); steps++)
+    await Promise.all(model.map((t, k) => world.allreduce(bufs[k], { name: t.name, op: "max" })));
+  const last = model.map((t) => input(t, rank, 1));
+  await Promise.all(model.map((t, k) => world.allreduce(last[k], { name: t.name })));
+  model.forEach((t, k) => expectSum(t, last[k], 1, `rank ${rank} after tuning`));
   console.log(`TUNED ${world.engineSettings}`);
+  console.log(`TUNING STEPS ${steps}`);
 }
 await world.close();

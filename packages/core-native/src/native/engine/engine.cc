@@ -16,9 +16,11 @@ enum Report { kTunerRate = 0, kRingRate = 1, kReports = 2 };
 constexpr int64_t kStopping = 1, kHolding = 2;
 constexpr int kMaxIdleSleepMs = 20;
 constexpr size_t kMaxNameBytes = 1024;
-// A tuner window: at least this many reductions and bytes per candidate (or the cap of reductions,
-// for models too small to matter), so that one busy moment does not decide.
-constexpr int kTunerWindow = 6, kTunerWindowCap = 64;
+// A tuner window: at least this many reductions and bytes per candidate, so that one busy moment
+// does not decide; or a cap of reductions, for small models. A model of few tensors reduces a few
+// times a batch, so its cap is also a number of batches (steps, in training): each of them as
+// slow as the candidate (one stream, say) makes it.
+constexpr int kTunerWindow = 6, kTunerWindowCap = 64, kTunerWindowBatches = 16;
 constexpr double kTunerWindowBytes = 256e6;
 // How much faster than the configured settings a candidate must measure to replace them.
 constexpr double kTunerMargin = 1.1;
@@ -354,11 +356,15 @@ void Engine::tune(size_t bytes, int64_t took_us, int reductions) {
   candidate_bytes_ += static_cast<double>(bytes);
   candidate_seconds_ += static_cast<double>(took_us) / 1e6;
   tuner_reductions_ += reductions;
-  if (tuner_reductions_ < kTunerWindowCap && (tuner_reductions_ < kTunerWindow || candidate_bytes_ < kTunerWindowBytes))
-    return;
-  my_rate_report_ = candidate_seconds_ > 0 ? candidate_bytes_ / candidate_seconds_ : 0;
+  ++tuner_batches_;
+  const bool capped = tuner_reductions_ >= kTunerWindowCap || tuner_batches_ >= kTunerWindowBatches;
+  if (!capped && (tuner_reductions_ < kTunerWindow || candidate_bytes_ < kTunerWindowBytes)) return;
+  // The first window warms up (connections, first touches of the buffers) and would make the
+  // configured settings look slower than they are: it is measured again.
+  if (tuner_warm_) my_rate_report_ = candidate_seconds_ > 0 ? candidate_bytes_ / candidate_seconds_ : 0;
+  tuner_warm_ = true;
   candidate_bytes_ = candidate_seconds_ = 0;
-  tuner_reductions_ = 0;
+  tuner_reductions_ = tuner_batches_ = 0;
 }
 
 }  // namespace unicc

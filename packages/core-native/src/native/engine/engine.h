@@ -105,7 +105,8 @@ class Engine {
   void next_candidate(double rate);
   Tuner tuner_;
   double candidate_seconds_ = 0, candidate_bytes_ = 0;
-  int tuner_reductions_ = 0;
+  int tuner_reductions_ = 0, tuner_batches_ = 0;
+  bool tuner_warm_ = false;  // the first window was left out
   double my_rate_report_ = -1;  // this rank's measured rate for the finished candidate, sent next round
 
   // Ring balance: every rank reports its ring's rate over a window; all move the split the same way.
