@@ -121,8 +121,9 @@ describe("engine: named requests, negotiated without a coordinator", () => {
     // Each window closes after 16 batches (here steps): a first one left out (warming up), then
     // one per candidate; a round more for each report.
     for (const l of lines(r, "TUNING STEPS")) {
-      expect(Number(l.split(" ").pop()), l).toBeGreaterThanOrEqual(6 * 16);
-      expect(Number(l.split(" ").pop()), l).toBeLessThanOrEqual(6 * 16 + 6);
+      const steps = Number(l.split(" ").pop());
+      expect(steps, l).toBeGreaterThanOrEqual(6 * 16);
+      expect(steps, l).toBeLessThanOrEqual(6 * 16 + 6);
     }
   });
 });

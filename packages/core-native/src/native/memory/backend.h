@@ -9,9 +9,9 @@ namespace unicc {
 // Where a collective's bytes live decides who copies, reduces and codes them: the CPU for host
 // memory, the GPU for device memory. The interface the executor is to call, so that a schedule
 // runs unchanged on either; today the executor still calls the host code directly (core README:
-// "Not yet"), and the device tests and kernel bench are this interface's users. Pointers are in the backend's memory (device pointers for
-// CUDA). Calls may run asynchronously (CUDA: in order on the backend's stream); synchronize()
-// waits for everything issued so far.
+// "Not yet"), and the device tests and kernel bench are this interface's users. Pointers are in
+// the backend's memory (device pointers for CUDA). Calls may run asynchronously (CUDA: in order
+// on the backend's stream); synchronize() waits for everything issued so far.
 class MemoryBackend {
  public:
   virtual ~MemoryBackend() = default;
