@@ -38,9 +38,12 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
   auto crossing = [&](size_t count) { return inside ? host_blocks(count) : Partition{count, 1}; };
   std::vector<Piece> pieces;
   std::vector<char*> bufs;
+  size_t batch_bytes = 0;
+  for (const Op* op : ops) batch_bytes += op->count * dtype_size(op->dtype);
+  const size_t piece_bytes = inside ? pipeline_piece_bytes(batch_bytes, piece_bytes_) : piece_bytes_;
   for (Op* op : ops) {
     const size_t es = dtype_size(op->dtype);
-    const size_t per = std::max<size_t>(1, piece_bytes_ / es);
+    const size_t per = std::max<size_t>(1, piece_bytes / es);
     const uint32_t buffer = static_cast<uint32_t>(bufs.size());
     bufs.push_back(static_cast<char*>(op->buf));
     for (size_t start = 0; start == 0 || start < op->count; start += per) {

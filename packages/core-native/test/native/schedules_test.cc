@@ -76,6 +76,16 @@ std::string label(int n, size_t count, size_t chunk, const Case& c) {
 const size_t kCounts[] = {0, 1, 5, 9, 100, 1001};
 const size_t kChunks[] = {7, 64, size_t{1} << 20};
 
+TEST(Schedules, SmallBatchesAreCutIntoFourPiecesOfAMebibyteAtLeast) {
+  constexpr size_t MiB = 1 << 20;
+  EXPECT_EQ(pipeline_piece_bytes(102 * MiB, 8 * MiB), 8 * MiB);  // large: as configured
+  EXPECT_EQ(pipeline_piece_bytes(8 * MiB, 8 * MiB), 2 * MiB);    // one piece would not pipeline
+  EXPECT_EQ(pipeline_piece_bytes(20 * MiB, 8 * MiB), 5 * MiB);
+  EXPECT_EQ(pipeline_piece_bytes(2 * MiB, 8 * MiB), MiB);        // not below a mebibyte
+  EXPECT_EQ(pipeline_piece_bytes(100 * MiB, 32 * MiB), 25 * MiB);
+  EXPECT_EQ(pipeline_piece_bytes(MiB, 512 << 10), size_t{512} << 10);  // never above the configured size
+}
+
 TEST(Schedules, RingAllreduce) {
   int k = 0;
   for (int n = 1; n <= 8; ++n)

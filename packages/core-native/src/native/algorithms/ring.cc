@@ -18,6 +18,11 @@ size_t pipeline_chunk_elems(size_t chunk_bytes, size_t streams, size_t block_ele
   return std::max<size_t>(1, std::min(chunk_bytes, std::max(kMinChunkBytes, per_stream * es)) / es);
 }
 
+size_t pipeline_piece_bytes(size_t batch_bytes, size_t configured) {
+  constexpr size_t kMinPieces = 4, kMinPieceBytes = 1 << 20;
+  return std::min(configured, std::max(kMinPieceBytes, batch_bytes / kMinPieces));
+}
+
 Chunking::Chunking(const Partition& b, size_t chunk_elems_)
     : blocks(b), chunk_elems(std::max<size_t>(1, chunk_elems_)),
       chunks(std::max<size_t>(1, ceil_div(b.longest(), chunk_elems))) {}

@@ -14,6 +14,11 @@ namespace unicc {
 // Chunks of at most chunk_bytes, but small enough that a block of block_elems keeps each of
 // `streams` lanes busy (and no smaller than 64 KiB where the block allows).
 size_t pipeline_chunk_elems(size_t chunk_bytes, size_t streams, size_t block_elems, size_t es);
+// The pieces a batch of batch_bytes is cut into where a host's ranks reduce inside it while pieces
+// cross hosts: `configured`, but a batch of only a piece or two would barely pipeline (nothing
+// crosses before its first piece is reduced, its last is shared after all has crossed), so it
+// gets 4 pieces at least, of 1 MiB at least.
+size_t pipeline_piece_bytes(size_t batch_bytes, size_t configured);
 
 // Pipelined ring (right = me + 1): afterwards rank me holds block me of Partition{count, n},
 // reduced over every rank.
