@@ -13,6 +13,8 @@
 #include "common/error.h"
 #include "memory/cuda/cuda_backend.h"
 #include "memory_reference.h"
+#include "mesh.h"
+#include "algorithms/schedules.h"
 
 namespace unicc {
 namespace {
@@ -178,6 +180,29 @@ TEST_F(CudaMemory, RefusesHostMemoryNamingTheArgument) {
   } catch (const CommError& e) {
     EXPECT_NE(std::string(e.what()).find("host memory as the first input"), std::string::npos) << e.what();
   }
+}
+
+// The executor on device memory: ranks (threads joined by sockets, as hosts would be) run the
+// ring and recursive doubling on buffers in GPU memory, with coding and reduction on the GPU, and
+// end with the bits the same schedules give on host memory.
+TEST_F(CudaMemory, SchedulesOnDeviceMemoryGiveTheHostsBits) {
+  CudaBackend dev(0);
+  const int n = 3;
+  const std::vector<size_t> counts = {1001, size_t{1} << 20, 7, 0};
+  const std::vector<test::Build> builds = {
+      [](int r, size_t c) { return ring_allreduce_schedule(n, r, c, 4, pipeline_chunk_elems(256 << 10, 2, (c + n - 1) / n, 4)); },
+      [](int r, size_t c) { return recursive_doubling_allreduce_schedule(n, r, c, 4, pipeline_chunk_elems(256 << 10, 2, c, 4)); }};
+  for (size_t b = 0; b < builds.size(); ++b)
+    for (Wire wire : {Wire::Exact, Wire::F16, Wire::BF16}) {
+      auto on_host = test::random_inputs(n, counts, 5 + b);
+      auto on_device = on_host;
+      const std::vector<std::string> ok(n);
+      ASSERT_EQ(test::run_ranks(n, 2, counts, builds[b], on_host, wire), ok);
+      ASSERT_EQ(test::run_ranks(n, 2, counts, builds[b], on_device, wire, {}, dev), ok) << "schedule " << b << ", " << wire_name(wire);
+      for (size_t k = 0; k < counts.size(); ++k)
+        for (int r = 0; r < n; ++r)
+          ASSERT_TRUE(same_floats(on_device[k][r].data(), on_host[k][r].data(), counts[k])) << "schedule " << b << ", " << wire_name(wire) << ", rank " << r;
+    }
 }
 
 // Runs everywhere: a device that is not there is refused with the reason.

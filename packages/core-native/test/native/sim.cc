@@ -6,7 +6,7 @@
 #include <random>
 #include <tuple>
 
-#include "reduce/payload.h"
+#include "memory/payload.h"
 
 namespace unicc::test {
 
@@ -60,7 +60,8 @@ std::string simulate(const std::vector<Schedule>& schedules, std::vector<std::ve
   // Messages in flight by (from, to, ordinal).
   std::map<std::tuple<int, int, size_t>, std::vector<char>> wires;
   std::mt19937_64 rng(seed);
-  std::vector<char> stage, scratch;
+  std::vector<char> stage;
+  PayloadCoder coder(host_backend());
   while (left > 0) {
     struct Action { int rank; size_t step; };
     std::vector<Action> can;
@@ -87,7 +88,7 @@ std::string simulate(const std::vector<Schedule>& schedules, std::vector<std::ve
     const Step& st = k.s->steps[a.step];
     char* at = buffers[a.rank].data() + st.offset;
     if (st.kind == Step::kSend && k.state[a.step] == State::kWaiting) {
-      const char* msg = make_payload(wire, at, st.bytes, st.round_source, op, stage);
+      const char* msg = coder.make(wire, at, st.bytes, st.round_source, op, stage);
       k.snapshot[a.step].assign(at, at + st.bytes);  // after rounding: what the bytes must stay
       k.message[a.step].assign(msg, msg + payload_bytes(wire, st.bytes));
       k.state[a.step] = State::kInFlight;
@@ -105,8 +106,7 @@ std::string simulate(const std::vector<Schedule>& schedules, std::vector<std::ve
     auto msg = wires.find({st.peer, a.rank, k.ordinal[a.step]});
     if (msg->second.size() != payload_bytes(wire, st.bytes))
       return where(a.rank, a.step, st) + ": the matching send carries " + std::to_string(msg->second.size()) + " bytes";
-    apply_payload(wire, msg->second.data(), at, st.bytes, st.kind == Step::kRecvReduce, st.received_first, t, op,
-                  scratch);
+    coder.apply(wire, msg->second.data(), at, st.bytes, st.kind == Step::kRecvReduce, st.received_first, t, op);
     wires.erase(msg);
     k.state[a.step] = State::kDone;
     --left;

@@ -7,11 +7,11 @@
 namespace unicc {
 
 // Where a collective's bytes live decides who copies, reduces and codes them: the CPU for host
-// memory, the GPU for device memory. The interface the executor is to call, so that a schedule
-// runs unchanged on either; today the executor still calls the host code directly (core README:
-// "Not yet"), and the device tests and kernel bench are this interface's users. Pointers are in
-// the backend's memory (device pointers for CUDA). Calls may run asynchronously (CUDA: in order
-// on the backend's stream); synchronize() waits for everything issued so far.
+// memory, the GPU for device memory. The executor runs every schedule through this interface, so
+// that one algorithm serves either. Pointers are in the backend's memory (device pointers for
+// CUDA) unless named host_*. Calls may run asynchronously (CUDA: in order on the backend's
+// stream); synchronize() waits for everything issued so far, and download() returns only once its
+// bytes have arrived.
 class MemoryBackend {
  public:
   virtual ~MemoryBackend() = default;
@@ -25,6 +25,17 @@ class MemoryBackend {
   // dst = decoded values, or dst = dst op decoded values when accumulate.
   virtual void decode16(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op) = 0;
   virtual void synchronize() = 0;
+
+  // False for memory the CPU cannot touch (a GPU's): messages then travel through host memory,
+  // by download and upload, and the executor never hands such a pointer to a socket.
+  virtual bool host_addressable() const = 0;
+  // host_dst = src, complete on return (everything issued before it included).
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
+  // dst = host_src; host_src may be reused once it returns.
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
+  // Scratch in the backend's memory, aligned for any element type.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void release(void* p) = 0;
 };
 
 // The CPU's backend (vector code picked at run time on x86-64, NEON on aarch64, scalar

@@ -1,4 +1,6 @@
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "memory/backend.h"
 
@@ -19,6 +21,15 @@ class HostBackend final : public MemoryBackend {
     wire16_decode(w, msg, n, dst, accumulate, op);
   }
   void synchronize() override {}
+  bool host_addressable() const override { return true; }
+  void download(void* host_dst, const void* src, size_t bytes) override { copy(host_dst, src, bytes); }
+  void upload(void* dst, const void* host_src, size_t bytes) override { copy(dst, host_src, bytes); }
+  void* allocate(size_t bytes) override {
+    void* p = std::malloc(bytes ? bytes : 1);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  void release(void* p) override { std::free(p); }
 };
 
 }  // namespace

@@ -6,7 +6,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
-#include "reduce/payload.h"
+#include "memory/payload.h"
 #include "transport/tcp.h"
 
 namespace unicc {
@@ -47,7 +47,7 @@ struct Peer {
 class Run {
  public:
   Run(const Schedule& s, const std::vector<char*>& bufs, const std::vector<Channel*>& channels, const ExecContext& cx)
-      : s_(s), bufs_(bufs), cx_(cx), hash_(cx.desc.hash()), done_(s.steps.size(), 0) {
+      : s_(s), bufs_(bufs), cx_(cx), hash_(cx.desc.hash()), done_(s.steps.size(), 0), coder_(*cx.memory) {
     std::vector<int> index(static_cast<size_t>(s.size), -1);
     for (size_t i = 0; i < s.steps.size(); ++i) {
       const Step& st = s.steps[i];
@@ -142,7 +142,7 @@ class Run {
         o.step = step;
         o.off = 0;
         o.len = payload_bytes(cx_.wire, st.bytes);
-        o.payload = make_payload(cx_.wire, at(st), st.bytes, st.round_source, cx_.op, o.stage);
+        o.payload = coder_.make(cx_.wire, at(st), st.bytes, st.round_source, cx_.op, o.stage);
         o.hdr = {kFrameData, cx_.desc.seq, hash_, static_cast<uint32_t>(o.len), static_cast<uint32_t>(i)};
       }
   }
@@ -203,7 +203,7 @@ class Run {
         check_header(p, j);
         in.step = p.recvs[in.hdr.index];
         const Step& st = s_.steps[static_cast<size_t>(in.step)];
-        in.direct = !packed() && st.kind == Step::kRecv && ready(in.step);
+        in.direct = !packed() && st.kind == Step::kRecv && cx_.memory->host_addressable() && ready(in.step);
         if (!in.direct) in.tmp.resize(in.hdr.len);
       }
       const size_t pay_off = in.off - sizeof(FrameHeader), want = in.hdr.len - pay_off;
@@ -237,8 +237,7 @@ class Run {
 
   void apply(int32_t step, const char* msg) {
     const Step& st = s_.steps[static_cast<size_t>(step)];
-    apply_payload(cx_.wire, msg, at(st), st.bytes, st.kind == Step::kRecvReduce, st.received_first,
-                  cx_.dtype, cx_.op, scratch_);
+    coder_.apply(cx_.wire, msg, at(st), st.bytes, st.kind == Step::kRecvReduce, st.received_first, cx_.dtype, cx_.op);
     complete(step);
   }
 
@@ -321,7 +320,7 @@ class Run {
   std::vector<char> done_;
   size_t completed_ = 0;
   std::vector<std::pair<int32_t, std::vector<char>>> held_;
-  std::vector<char> scratch_;
+  PayloadCoder coder_;
   Waiter waiter_;
 };
 

@@ -5,6 +5,7 @@
 
 #include "algorithms/schedule.h"
 #include "common/collective.h"
+#include "memory/backend.h"
 #include "reduce/wire16.h"
 #include "transport/channel.h"
 
@@ -24,6 +25,7 @@ struct ExecContext {
   std::function<bool(int32_t gate)> gate_open = {};
   int wake_fd = -1;
   std::function<void(int32_t step)> on_done = {};  // each step as it completes, for pipelining
+  MemoryBackend* memory = &host_backend();         // where the buffers live
 };
 
 // Runs schedule s over buf: every step as soon as its dependencies are done, all peers and lanes

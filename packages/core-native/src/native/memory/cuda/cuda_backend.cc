@@ -145,4 +145,35 @@ void CudaBackend::synchronize() {
   check(cudaStreamSynchronize(stream_), "the backend's stream (a kernel failed)");
 }
 
+// Both wait for the stream: a download's bytes are read at once by a socket, and an upload's
+// host bytes may be a socket's buffer that is refilled as soon as this returns.
+void CudaBackend::download(void* host_dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  const OnDevice on(device_);
+  check_device_memory(src, "the bytes to download");
+  check(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync to the host");
+  synchronize();
+}
+
+void CudaBackend::upload(void* dst, const void* host_src, size_t bytes) {
+  if (!bytes) return;
+  const OnDevice on(device_);
+  check_device_memory(dst, "the upload's destination");
+  check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync to the device");
+  synchronize();
+}
+
+void* CudaBackend::allocate(size_t bytes) {
+  const OnDevice on(device_);
+  void* p = nullptr;
+  check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc of scratch");
+  return p;
+}
+
+void CudaBackend::release(void* p) {
+  const OnDevice on(device_);
+  cudaStreamSynchronize(stream_);  // work issued before may still use it
+  cudaFree(p);
+}
+
 }  // namespace unicc

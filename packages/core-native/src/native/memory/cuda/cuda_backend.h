@@ -54,6 +54,11 @@ class CudaBackend final : public MemoryBackend {
   void encode16(Wire w, const float* src, size_t n, void* msg) override;
   void decode16(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op) override;
   void synchronize() override;
+  bool host_addressable() const override { return false; }
+  void download(void* host_dst, const void* src, size_t bytes) override;
+  void upload(void* dst, const void* host_src, size_t bytes) override;
+  void* allocate(size_t bytes) override;
+  void release(void* p) override;
 
  private:
   void check_device_memory(const void* p, const char* what) const;
