@@ -121,8 +121,9 @@ std::vector<int> Communicator::ring_members(int lr) const {
   return members;
 }
 
-Communicator::Group Communicator::make_group(int lr) {
+Communicator::Group Communicator::make_group(int lr, MemoryBackend& memory) {
   Group g;
+  g.memory = &memory;
   const std::vector<int> members = ring_members(lr);
   g.size = static_cast<int>(members.size());
   g.index = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
@@ -148,7 +149,8 @@ std::set<int> Communicator::group_peers(const std::vector<int>& members) const {
 }
 
 void Communicator::run(const Group& g, const Schedule& s, const Desc& d, void* buf, DType t, RedOp op, Wire wire) {
-  const ExecContext cx{d, t, op, wire_for(t, wire), opt_.timeout_ms, [this] { check_abort(); }, label(opt_.rank)};
+  ExecContext cx{d, t, op, wire_for(t, wire), opt_.timeout_ms, [this] { check_abort(); }, label(opt_.rank)};
+  cx.memory = g.memory;
   unicc::execute(s, static_cast<char*>(buf), g.channels, cx);
 }
 
@@ -240,8 +242,9 @@ void Communicator::fail(const std::string& msg) {
 
 void Communicator::allreduce(const Desc& d, Op& op) {
   const size_t es = dtype_size(op.dtype);
+  MemoryBackend& memory = memory_of(op);
   if (topo_.flat_ring) {
-    group_allreduce(make_group(0), d, op.buf, op.count, op.dtype, op.op, op.wire);
+    group_allreduce(make_group(0, memory), d, op.buf, op.count, op.dtype, op.op, op.wire);
   } else if (topo_.num_hosts == 1) {
     // The average too, piece by piece while in cache (and a client's memory is written once).
     if (shm_) local_allreduce(*shm_, d, UserBuffer(op.buf, op.client_pid), op.count, op.dtype, op.op, opt_.small_bytes,
@@ -251,20 +254,21 @@ void Communicator::allreduce(const Desc& d, Op& op) {
     // Reduce inside the host, one slice per local rank across hosts (all at once), share inside.
     const Partition blocks = host_blocks(op.count);
     if (shm_) local_reduce_scatter(*shm_, d, op.buf, blocks, op.dtype, op.op);
-    cross_hosts(d, static_cast<char*>(op.buf), blocks, op.dtype, op.op, op.wire);
+    cross_hosts(d, static_cast<char*>(op.buf), blocks, op.dtype, op.op, op.wire, memory);
     if (shm_) local_allgather_blocks(*shm_, d, op.buf, blocks, es);
   }
-  if (op.op == RedOp::Avg) divide(op.buf, op.count, op.dtype, opt_.size);
+  if (op.op == RedOp::Avg) memory.divide(op.buf, op.count, op.dtype, opt_.size);
 }
 
 Partition Communicator::host_blocks(size_t count) const {
   return {count, static_cast<size_t>(topo_.local_size), host_split_.empty() ? nullptr : host_split_.data()};
 }
 
-void Communicator::cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire) {
+void Communicator::cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire,
+                               MemoryBackend& memory) {
   const size_t lr = static_cast<size_t>(topo_.local_rank), bytes = blocks.len(lr) * dtype_size(t);
   const auto t0 = Clock::now();
-  group_allreduce(make_group(topo_.local_rank), d, buf + blocks.start(lr) * dtype_size(t), blocks.len(lr), t, op, wire);
+  group_allreduce(make_group(topo_.local_rank, memory), d, buf + blocks.start(lr) * dtype_size(t), blocks.len(lr), t, op, wire);
   ring_use_.bytes += static_cast<double>(bytes);
   ring_use_.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -311,8 +315,9 @@ Split Communicator::split() {
 
 void Communicator::broadcast(const Desc& d, Op& op) {
   const size_t bytes = op.count * dtype_size(op.dtype);
+  MemoryBackend& memory = memory_of(op);
   if (topo_.flat_ring) {
-    group_broadcast(make_group(0), d, op.buf, bytes, op.root);
+    group_broadcast(make_group(0, memory), d, op.buf, bytes, op.root);
     return;
   }
   int root_host = 0, root_lr = 0;
@@ -320,7 +325,7 @@ void Communicator::broadcast(const Desc& d, Op& op) {
     for (size_t l = 0; l < topo_.hosts[h].size(); ++l)
       if (topo_.hosts[h][l] == op.root) { root_host = h; root_lr = static_cast<int>(l); }
   if (topo_.num_hosts > 1 && topo_.local_rank == root_lr) {
-    group_broadcast(make_group(root_lr), d, op.buf, bytes, root_host);
+    group_broadcast(make_group(root_lr, memory), d, op.buf, bytes, root_host);
   }
   if (shm_) local_broadcast(*shm_, d, UserBuffer(op.buf, op.client_pid), bytes, root_lr);
 }
@@ -328,29 +333,31 @@ void Communicator::broadcast(const Desc& d, Op& op) {
 void Communicator::allgather(const Desc& d, Op& op) {
   const size_t bytes = op.count * dtype_size(op.dtype);
   char* out = static_cast<char*>(op.out);
+  MemoryBackend& memory = memory_of(op);
   if (topo_.flat_ring) {
-    std::memmove(out + opt_.rank * bytes, op.buf, bytes);
-    group_allgather(make_group(0), d, out, bytes);
+    memory.copy(out + opt_.rank * bytes, op.buf, bytes);
+    group_allgather(make_group(0, memory), d, out, bytes);
     return;
   }
   if (topo_.num_hosts == 1) {
     if (shm_) local_allgather(*shm_, d, op.buf, out, bytes);
-    else std::memmove(out, op.buf, bytes);
+    else memory.copy(out, op.buf, bytes);
     return;
   }
-  // Gather the host's block, let local rank 0 of each host exchange blocks, share inside the host.
+  // Gather the host's block, let local rank 0 of each host exchange blocks, share inside the host
+  // (all in host memory, so a buffer the CPU cannot touch crosses to it and back once).
   const size_t L = static_cast<size_t>(topo_.local_size), H = static_cast<size_t>(topo_.num_hosts);
   std::vector<char> all(H * L * bytes);
   char* host_block = all.data() + topo_.host_index * L * bytes;
   if (shm_) local_allgather(*shm_, d, op.buf, host_block, bytes);
-  else std::memcpy(host_block, op.buf, bytes);
+  else memory.download(host_block, op.buf, bytes);
   if (topo_.local_rank == 0) {
     group_allgather(make_group(0), d, all.data(), L * bytes);
   }
   if (shm_) local_broadcast(*shm_, d, all.data(), all.size(), 0);
   for (size_t h = 0; h < H; ++h)
     for (size_t l = 0; l < L; ++l)
-      std::memcpy(out + topo_.hosts[h][l] * bytes, all.data() + (h * L + l) * bytes, bytes);
+      memory.upload(out + topo_.hosts[h][l] * bytes, all.data() + (h * L + l) * bytes, bytes);
 }
 
 Desc Communicator::describe(const Op& op) {
@@ -386,11 +393,23 @@ void Communicator::execute_staged(Op& op) {
   if (op.coll != Coll::Broadcast || op.root != opt_.rank) client.write(0, stage.data(), bytes);
 }
 
+void Communicator::check_memory(const Op& op) const {
+  const MemoryBackend& memory = memory_of(op);
+  if (memory.host_addressable() || op.coll == Coll::Barrier) return;
+  if (op.client_pid)
+    throw CommError(label(opt_.rank) + ": a bridge client's buffer must be in host memory, not " + memory.name() + " memory");
+  if (shm_)
+    throw CommError(label(opt_.rank) + ": a collective on " + memory.name() + " memory cannot use the shared-memory group of " +
+                    std::to_string(topo_.local_size) + " ranks on this host yet (it needs the CUDA IPC channel): run one rank " +
+                    "per host (or, across hosts, the flat ring: UNICC_HIERARCHICAL=0), or pass host memory");
+}
+
 void Communicator::execute(Op& op) {
+  check_memory(op);
   if (op.client_pid && !works_on_client_memory(op) && opt_.size > 1) return execute_staged(op);
   const Desc d = describe(op);
   if (opt_.size == 1) {
-    if (op.coll == Coll::Allgather) std::memmove(op.out, op.buf, op.count * dtype_size(op.dtype));
+    if (op.coll == Coll::Allgather) memory_of(op).copy(op.out, op.buf, op.count * dtype_size(op.dtype));
     return;
   }
   switch (op.coll) {

@@ -15,6 +15,7 @@
 #include "common/collective.h"
 #include "common/side_worker.h"
 #include "common/tunable.h"
+#include "memory/backend.h"
 #include "transport/shm_group.h"
 #include "transport/tcp.h"
 #include "transport/tcp_channel.h"
@@ -65,6 +66,10 @@ struct Op {
   size_t count = 0;
   int root = 0;
   Wire wire = Wire::Exact;  // allreduce of float32: how values cross hosts
+  // Where buf and out live (a GPU's memory: a CUDA backend); null: this process's host memory.
+  // Memory the CPU cannot touch runs on TCP schedules only: each rank on a host of its own, or
+  // the flat ring (the shared-memory group inside a host takes host memory).
+  MemoryBackend* memory = nullptr;
   std::function<void(const std::string& error)> done;  // empty error: success
 };
 
@@ -120,6 +125,7 @@ class Communicator {
   // then shares each one inside the host once it has crossed hosts; this thread carries all the
   // pieces across hosts in one schedule, each as soon as it is reduced. With one rank per host, or
   // on the flat ring, that schedule carries the whole allreduces: the ring never drains between them.
+  // Host memory only (the engine's).
   void run_inline_many(const std::vector<Op*>& ops);
   void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
   // Finishes queued work, then stops the thread and releases sockets and memory.
@@ -171,8 +177,9 @@ class Communicator {
     int index = 0;                                     // mine
     std::vector<std::unique_ptr<TcpChannel>> owned;    // to the members this rank is connected to
     std::vector<Channel*> channels;                    // by group index; null where none
+    MemoryBackend* memory = nullptr;                   // where the buffers its schedules run on live
   };
-  Group make_group(int lr);
+  Group make_group(int lr, MemoryBackend& memory = host_backend());
   // Members this rank of the group exchanges with in some schedule (ring neighbours, and the
   // partners of recursive doubling).
   std::set<int> group_peers(const std::vector<int>& members) const;
@@ -186,7 +193,10 @@ class Communicator {
   void group_allgather(const Group& g, const Desc& d, void* out, size_t bytes);
   Partition host_blocks(size_t count) const;
   // Runs this rank's cross-host ring over its block of a host-reduced buffer, timed into ring_use_.
-  void cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire);
+  void cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire, MemoryBackend& memory);
+  static MemoryBackend& memory_of(const Op& op) { return op.memory ? *op.memory : host_backend(); }
+  // Refuses op where its memory cannot go (see Op::memory), saying why and what to do.
+  void check_memory(const Op& op) const;
 
   Options opt_;
   Topology topo_;

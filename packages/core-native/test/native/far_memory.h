@@ -39,6 +39,9 @@ class FarMemory final : public MemoryBackend {
     const size_t bytes = n * dtype_size(t);
     host().reduce(near(out, bytes), near(a, bytes), near(b, bytes), n, t, op);
   }
+  void divide(void* buf, size_t n, DType t, int divisor) override {
+    host().divide(near(buf, n * dtype_size(t)), n, t, divisor);
+  }
   void encode16(Wire w, const float* src, size_t n, void* msg) override {
     host().encode16(w, static_cast<const float*>(near(src, n * 4)), n, near(msg, wire16_bytes(n)));
   }

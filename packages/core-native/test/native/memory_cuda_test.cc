@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "memory/cuda/cuda_backend.h"
 #include "memory_reference.h"
+#include "job.h"
 #include "mesh.h"
 #include "algorithms/schedules.h"
 
@@ -203,6 +204,35 @@ TEST_F(CudaMemory, SchedulesOnDeviceMemoryGiveTheHostsBits) {
         for (int r = 0; r < n; ++r)
           ASSERT_TRUE(same_floats(on_device[k][r].data(), on_host[k][r].data(), counts[k])) << "schedule " << b << ", " << wire_name(wire) << ", rank " << r;
     }
+}
+
+TEST_F(CudaMemory, DivideMatchesTheHost) {
+  CudaBackend dev(0);
+  std::mt19937_64 rng(113);
+  auto check = [&](auto zero, DType t) {
+    using T = decltype(zero);
+    for (size_t n : kSizes) {
+      std::vector<T> want = testref::random_values<T>(n, rng), got(n);
+      DeviceBuffer d(n * sizeof(T));
+      upload(d.get(), want.data(), n * sizeof(T));
+      dev.divide(d.get(), n, t, 6);
+      dev.synchronize();
+      download(got.data(), d.get(), n * sizeof(T));
+      host_backend().divide(want.data(), n, t, 6);
+      if constexpr (std::is_same_v<T, float>) ASSERT_TRUE(same_floats(got.data(), want.data(), n)) << "n " << n;
+      else ASSERT_EQ(std::memcmp(got.data(), want.data(), n * sizeof(T)), 0) << dtype_name(t) << ", n " << n;
+    }
+  };
+  check(0.f, DType::F32);
+  check(0.0, DType::F64);
+  check(int32_t{0}, DType::I32);
+  check(int64_t{0}, DType::I64);
+}
+
+// Whole communicators (threads joined over loopback as hosts would be) on device memory.
+TEST_F(CudaMemory, CollectivesOnDeviceMemoryGiveHostMemorysBits) {
+  CudaBackend dev(0);
+  test::expect_collectives_give_host_bits(dev);
 }
 
 // Runs everywhere: a device that is not there is refused with the reason.

@@ -19,6 +19,8 @@ class MemoryBackend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   // out[i] = a[i] op b[i]; out may alias a or b. Avg sums (the communicator divides once).
   virtual void reduce(void* out, const void* a, const void* b, size_t n, DType t, RedOp op) = 0;
+  // buf[i] /= divisor (an average's last step), as reduce/reduce.h's divide.
+  virtual void divide(void* buf, size_t n, DType t, int divisor) = 0;
   // The 16-bit message of reduce/wire16.h (a float32 power-of-two scale, then n codes), so that
   // a host decodes what a GPU encoded and the other way round.
   virtual void encode16(Wire w, const float* src, size_t n, void* msg) = 0;

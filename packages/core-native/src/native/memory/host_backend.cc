@@ -16,6 +16,7 @@ class HostBackend final : public MemoryBackend {
   void reduce(void* out, const void* a, const void* b, size_t n, DType t, RedOp op) override {
     unicc::reduce(out, a, b, n, t, op);
   }
+  void divide(void* buf, size_t n, DType t, int divisor) override { unicc::divide(buf, n, t, divisor); }
   void encode16(Wire w, const float* src, size_t n, void* msg) override { wire16_encode(w, src, n, msg); }
   void decode16(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op) override {
     wire16_decode(w, msg, n, dst, accumulate, op);

@@ -123,6 +123,13 @@ void CudaBackend::reduce(void* out, const void* a, const void* b, size_t n, DTyp
   check(cuda::reduce({stream_, max_blocks_}, out, a, b, n, t, op), "reduce kernel launch");
 }
 
+void CudaBackend::divide(void* buf, size_t n, DType t, int divisor) {
+  if (!n) return;
+  const OnDevice on(device_);
+  check_device_memory(buf, "the values to divide");
+  check(cuda::divide({stream_, max_blocks_}, buf, n, t, divisor), "divide kernel launch");
+}
+
 void CudaBackend::encode16(Wire w, const float* src, size_t n, void* msg) {
   if (w == Wire::Exact) throw CommError("encode16 needs a 16-bit wire (fp16 or bf16)");
   const OnDevice on(device_);

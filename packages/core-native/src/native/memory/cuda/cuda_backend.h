@@ -51,6 +51,7 @@ class CudaBackend final : public MemoryBackend {
 
   void copy(void* dst, const void* src, size_t bytes) override;
   void reduce(void* out, const void* a, const void* b, size_t n, DType t, RedOp op) override;
+  void divide(void* buf, size_t n, DType t, int divisor) override;
   void encode16(Wire w, const float* src, size_t n, void* msg) override;
   void decode16(Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op) override;
   void synchronize() override;

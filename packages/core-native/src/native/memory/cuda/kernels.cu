@@ -96,6 +96,19 @@ void reduce_op(const Launch& l, void* out, const void* a, const void* b, size_t 
   }
 }
 
+// An average's last step, once per collective: a plain grid-stride loop. IEEE division (no
+// fast-math), and C++'s truncating integer division, as the host's.
+template <typename T>
+__global__ void divide_scalar(T* buf, size_t n, T divisor) {
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += stride) buf[i] = buf[i] / divisor;
+}
+
+template <typename T>
+void divide_as(const Launch& l, void* buf, size_t n, int divisor) {
+  divide_scalar<T><<<blocks_for(n, l.max_blocks), kThreads, 0, l.stream>>>(static_cast<T*>(buf), n, static_cast<T>(divisor));
+}
+
 // ---- 16-bit coding -------------------------------------------------------------------------
 
 // Half precision's largest finite value is 65504; scaled magnitudes stay below 2^15 (wire16.cc).
@@ -280,6 +293,17 @@ cudaError_t reduce(const Launch& l, void* out, const void* a, const void* b, siz
     case DType::F64: reduce_op<double>(l, out, a, b, n, op); break;
     case DType::I32: reduce_op<int32_t>(l, out, a, b, n, op); break;
     case DType::I64: reduce_op<int64_t>(l, out, a, b, n, op); break;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t divide(const Launch& l, void* buf, size_t n, DType t, int divisor) {
+  if (!n) return cudaSuccess;
+  switch (t) {
+    case DType::F32: divide_as<float>(l, buf, n, divisor); break;
+    case DType::F64: divide_as<double>(l, buf, n, divisor); break;
+    case DType::I32: divide_as<int32_t>(l, buf, n, divisor); break;
+    case DType::I64: divide_as<int64_t>(l, buf, n, divisor); break;
   }
   return cudaGetLastError();
 }

@@ -18,6 +18,7 @@ struct Launch {
 };
 
 cudaError_t reduce(const Launch& l, void* out, const void* a, const void* b, size_t n, DType t, RedOp op);
+cudaError_t divide(const Launch& l, void* buf, size_t n, DType t, int divisor);
 // scratch: one device word the encoder owns for the call (the largest magnitude's bits).
 cudaError_t encode16(const Launch& l, Wire w, const float* src, size_t n, void* msg, uint32_t* scratch);
 cudaError_t decode16(const Launch& l, Wire w, const void* msg, size_t n, float* dst, bool accumulate, RedOp op);

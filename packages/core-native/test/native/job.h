@@ -1,0 +1,140 @@
+#pragma once
+// Communicators of one job as threads of a test on loopback, each rank given a host identity of
+// its own where it should act as a host of its own, and the check that collectives on a
+// backend's memory end with the bits host memory gives.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "communicator.h"
+
+namespace unicc::test {
+
+struct Job {
+  std::vector<std::unique_ptr<Communicator>> ranks;
+  // hosts[r]: rank r's host identity.
+  explicit Job(const std::vector<std::string>& hosts, bool hierarchical = true) {
+    const int n = static_cast<int>(hosts.size());
+    std::vector<PeerInfo> peers;
+    const std::string job_id = "communicator-test-" + std::to_string(getpid()) + "-" + std::to_string(serial++);
+    for (int r = 0; r < n; ++r) {
+      Options o;
+      o.rank = r;
+      o.size = n;
+      o.job_id = job_id;
+      o.token = "communicator-test";
+      o.timeout_ms = 10000;
+      o.hierarchical = hierarchical;
+      o.streams = 2;
+      ranks.push_back(std::make_unique<Communicator>(o));
+      peers.push_back({hosts[r], "127.0.0.1", ranks.back()->listen("127.0.0.1"), getpid()});
+    }
+    for (auto& c : ranks) c->set_peers(peers);
+    for (int r = 0; r < n; ++r)  // the first rank of each host makes its shared memory
+      if (ranks[r]->topology().local_rank == 0) ranks[r]->open_shm(true);
+    for (int r = 0; r < n; ++r)
+      if (ranks[r]->topology().local_rank != 0) ranks[r]->open_shm(false);
+    for (auto& c : ranks) c->unlink_shm();
+    std::vector<std::thread> dials;
+    for (auto& c : ranks) dials.emplace_back([&c] { c->connect(); });
+    for (auto& t : dials) t.join();
+  }
+  // Every rank submits op_of(rank); each one's error text ("" when it succeeded).
+  std::vector<std::string> run(const std::function<Op(int rank)>& op_of) {
+    std::vector<std::promise<std::string>> done(ranks.size());
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      Op op = op_of(static_cast<int>(r));
+      op.done = [&done, r](const std::string& error) { done[r].set_value(error); };
+      ranks[r]->submit(std::move(op));
+    }
+    std::vector<std::string> errors;
+    for (auto& d : done) errors.push_back(d.get_future().get());
+    return errors;
+  }
+  static inline int serial = 0;
+};
+
+inline std::vector<float> random_floats(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 3.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// Each rank's buffer in a backend's memory, filled from `host`; read back into it by `back`.
+struct Buffers {
+  MemoryBackend& memory;
+  std::vector<char*> at;
+  Buffers(MemoryBackend& m, std::vector<std::vector<float>>& host) : memory(m) {
+    for (auto& h : host) {
+      at.push_back(static_cast<char*>(memory.allocate(h.size() * 4)));
+      memory.upload(at.back(), h.data(), h.size() * 4);
+    }
+  }
+  ~Buffers() {
+    for (char* p : at) memory.release(p);
+  }
+  void back(std::vector<std::vector<float>>& host) const {
+    for (size_t r = 0; r < host.size(); ++r) memory.download(host[r].data(), at[r], host[r].size() * 4);
+  }
+};
+
+// One kind of collective on host memory and on `memory`'s, from the same random inputs: the same
+// bits, in every rank's buffer and (allgather) output.
+inline void expect_same_bits(Job& job, MemoryBackend& memory, Coll coll, RedOp red, Wire wire, size_t count,
+                             size_t out_count) {
+  const size_t n = job.ranks.size();
+  std::vector<std::vector<float>> in(n), out(n, std::vector<float>(out_count));
+  for (size_t r = 0; r < n; ++r) in[r] = random_floats(count, 100 * static_cast<uint64_t>(coll) + r);
+  auto far_in = in, far_out = out;
+  auto op_for = [&](std::vector<std::vector<float>>& ins, std::vector<std::vector<float>>& outs,
+                    const std::vector<char*>* far_ins, const std::vector<char*>* far_outs, MemoryBackend* memory) {
+    return [&, far_ins, far_outs, memory](int r) {
+      Op op;
+      op.coll = coll;
+      op.op = red;
+      op.wire = wire;
+      op.count = count;
+      op.root = 1;
+      op.memory = memory;
+      op.buf = far_ins ? (*far_ins)[r] : reinterpret_cast<char*>(ins[r].data());
+      op.out = far_outs ? (*far_outs)[r] : reinterpret_cast<char*>(outs[r].data());
+      return op;
+    };
+  };
+  const std::vector<std::string> ok(n);
+  ASSERT_EQ(job.run(op_for(in, out, nullptr, nullptr, nullptr)), ok);
+  const Buffers far_ins(memory, far_in), far_outs(memory, far_out);
+  ASSERT_EQ(job.run(op_for(far_in, far_out, &far_ins.at, &far_outs.at, &memory)), ok);
+  far_ins.back(far_in);
+  far_outs.back(far_out);
+  EXPECT_EQ(far_in, in) << coll_name(coll) << " " << redop_name(red) << " " << wire_name(wire) << " on " << memory.name();
+  EXPECT_EQ(far_out, out) << coll_name(coll) << " on " << memory.name();
+}
+
+// Each collective, exact and fp16, sums and averages, large and small, on three ranks of hosts
+// of their own, then on two hosts of two ranks joined by the flat ring.
+inline void expect_collectives_give_host_bits(MemoryBackend& memory) {
+  for (bool hierarchical : {true, false}) {
+    Job job(hierarchical ? std::vector<std::string>{"host-a", "host-b", "host-c"}
+                         : std::vector<std::string>{"host-a", "host-a", "host-b", "host-b"},
+            hierarchical);
+    ASSERT_EQ(job.ranks[0]->topology().flat_ring, !hierarchical);
+    const size_t count = 300007, n = job.ranks.size();
+    for (Wire wire : {Wire::Exact, Wire::F16})
+      for (RedOp red : {RedOp::Sum, RedOp::Avg}) expect_same_bits(job, memory, Coll::Allreduce, red, wire, count, 0);
+    expect_same_bits(job, memory, Coll::Allreduce, RedOp::Max, Wire::Exact, 9, 0);  // small: recursive doubling
+    expect_same_bits(job, memory, Coll::Broadcast, RedOp::Sum, Wire::Exact, count, 0);
+    expect_same_bits(job, memory, Coll::Allgather, RedOp::Sum, Wire::Exact, 1001, 1001 * n);
+  }
+}
+
+}  // namespace unicc::test
