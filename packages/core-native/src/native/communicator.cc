@@ -393,19 +393,24 @@ void Communicator::execute_staged(Op& op) {
   if (op.coll != Coll::Broadcast || op.root != opt_.rank) client.write(0, stage.data(), bytes);
 }
 
-void Communicator::check_memory(const Op& op) const {
-  const MemoryBackend& memory = memory_of(op);
-  if (memory.host_addressable() || op.coll == Coll::Barrier) return;
-  if (op.client_pid)
-    throw CommError(label(opt_.rank) + ": a bridge client's buffer must be in host memory, not " + memory.name() + " memory");
-  if (shm_)
-    throw CommError(label(opt_.rank) + ": a collective on " + memory.name() + " memory cannot use the shared-memory group of " +
-                    std::to_string(topo_.local_size) + " ranks on this host yet (it needs the CUDA IPC channel): run one rank " +
-                    "per host (or, across hosts, the flat ring: UNICC_HIERARCHICAL=0), or pass host memory");
+// Where ranks share a host, a buffer the CPU cannot touch crosses to host memory and back whole,
+// and the collective runs there (CUDA IPC would keep it on the devices).
+void Communicator::execute_through_host(Op& op) {
+  MemoryBackend& memory = *op.memory;
+  const size_t bytes = op.count * dtype_size(op.dtype);
+  std::vector<char> stage(bytes), gathered(op.coll == Coll::Allgather ? bytes * opt_.size : 0);
+  memory.download(stage.data(), op.buf, bytes);
+  Op here = op;
+  here.memory = nullptr;
+  here.buf = stage.data();
+  here.out = gathered.data();
+  execute(here);
+  if (op.coll == Coll::Allgather) memory.upload(op.out, gathered.data(), gathered.size());
+  else if (op.coll != Coll::Broadcast || op.root != opt_.rank) memory.upload(op.buf, stage.data(), bytes);
 }
 
 void Communicator::execute(Op& op) {
-  check_memory(op);
+  if (shm_ && !memory_of(op).host_addressable() && op.coll != Coll::Barrier) return execute_through_host(op);
   if (op.client_pid && !works_on_client_memory(op) && opt_.size > 1) return execute_staged(op);
   const Desc d = describe(op);
   if (opt_.size == 1) {
@@ -496,8 +501,9 @@ void Communicator::release_lane() {
 
 bool Communicator::one_local_round(const Op& op) const {
   if (!shm_ || topo_.num_hosts != 1) return false;
-  return op.coll == Coll::Barrier ||
-         (op.coll == Coll::Allreduce && local_small(*shm_, op.count * dtype_size(op.dtype), opt_.small_bytes));
+  if (op.coll == Coll::Barrier) return true;
+  return op.coll == Coll::Allreduce && memory_of(op).host_addressable() &&
+         local_small(*shm_, op.count * dtype_size(op.dtype), opt_.small_bytes);
 }
 
 void Communicator::finish_local_round(Op& op, uint64_t round) {

@@ -67,8 +67,9 @@ struct Op {
   int root = 0;
   Wire wire = Wire::Exact;  // allreduce of float32: how values cross hosts
   // Where buf and out live (a GPU's memory: a CUDA backend); null: this process's host memory.
-  // Memory the CPU cannot touch runs on TCP schedules only: each rank on a host of its own, or
-  // the flat ring (the shared-memory group inside a host takes host memory).
+  // Memory the CPU cannot touch stays there where TCP schedules carry the collective (a rank per
+  // host, or the flat ring); ranks sharing a host stage it through host memory whole. A bridge
+  // client's buffer (client_pid) is host memory.
   MemoryBackend* memory = nullptr;
   std::function<void(const std::string& error)> done;  // empty error: success
 };
@@ -159,6 +160,7 @@ class Communicator {
   int average_divisor(const Op& op) const;
   bool works_on_client_memory(const Op& op) const;
   void execute_staged(Op& op);
+  void execute_through_host(Op& op);
   // Whether op is one round inside this host (local_small_start / local_small_finish).
   bool one_local_round(const Op& op) const;
   void finish_local_round(Op& op, uint64_t round);
@@ -195,8 +197,6 @@ class Communicator {
   // Runs this rank's cross-host ring over its block of a host-reduced buffer, timed into ring_use_.
   void cross_hosts(const Desc& d, char* buf, const Partition& blocks, DType t, RedOp op, Wire wire, MemoryBackend& memory);
   static MemoryBackend& memory_of(const Op& op) { return op.memory ? *op.memory : host_backend(); }
-  // Refuses op where its memory cannot go (see Op::memory), saying why and what to do.
-  void check_memory(const Op& op) const;
 
   Options opt_;
   Topology topo_;
