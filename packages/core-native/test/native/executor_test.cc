@@ -86,7 +86,7 @@ TEST(Executor, BuffersOutsideHostMemoryGiveTheSameBitsAndCrossCoded) {
       const std::vector<std::string> ok(n);
       ASSERT_EQ(run_ranks(n, 2, counts, build, on_host, wire), ok) << what;
       test::FarMemory far(size_t{64} << 20);
-      ASSERT_EQ(run_ranks(n, 2, counts, build, far_bufs, wire, {}, far), ok) << what;
+      ASSERT_EQ(run_ranks(n, 2, counts, build, far_bufs, wire, {}, [&far](int) -> MemoryBackend& { return far; }), ok) << what;
       EXPECT_EQ(far_bufs, on_host) << what;
       if (wire == Wire::Exact)
         for (size_t k = 0; k < counts.size(); ++k) EXPECT_EQ(far_bufs[k][0], sum(random_inputs(n, counts, 77)[k])) << what;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "communicator.h"
+#include "mesh.h"
 
 namespace unicc::test {
 
@@ -69,61 +70,63 @@ inline std::vector<float> random_floats(size_t n, uint64_t seed) {
   return v;
 }
 
-// Each rank's buffer in a backend's memory, filled from `host`; read back into it by `back`.
+// Each rank's buffer in its backend's memory, filled from `host`; read back into it by `back`.
 struct Buffers {
-  MemoryBackend& memory;
+  const MemoryOf& memory;
   std::vector<char*> at;
-  Buffers(MemoryBackend& m, std::vector<std::vector<float>>& host) : memory(m) {
-    for (auto& h : host) {
-      at.push_back(static_cast<char*>(memory.allocate(h.size() * 4)));
-      memory.upload(at.back(), h.data(), h.size() * 4);
+  Buffers(const MemoryOf& m, std::vector<std::vector<float>>& host) : memory(m) {
+    for (size_t r = 0; r < host.size(); ++r) {
+      at.push_back(static_cast<char*>(memory(static_cast<int>(r)).allocate(host[r].size() * 4)));
+      memory(static_cast<int>(r)).upload(at.back(), host[r].data(), host[r].size() * 4);
     }
   }
   ~Buffers() {
-    for (char* p : at) memory.release(p);
+    for (size_t r = 0; r < at.size(); ++r) memory(static_cast<int>(r)).release(at[r]);
   }
   void back(std::vector<std::vector<float>>& host) const {
-    for (size_t r = 0; r < host.size(); ++r) memory.download(host[r].data(), at[r], host[r].size() * 4);
+    for (size_t r = 0; r < host.size(); ++r) memory(static_cast<int>(r)).download(host[r].data(), at[r], host[r].size() * 4);
   }
 };
 
-// One kind of collective on host memory and on `memory`'s, from the same random inputs: the same
-// bits, in every rank's buffer and (allgather) output.
-inline void expect_same_bits(Job& job, MemoryBackend& memory, Coll coll, RedOp red, Wire wire, size_t count,
+// One kind of collective on host memory and on each rank's backend's, from the same random
+// inputs: the same bits, in every rank's buffer and (allgather) output.
+inline void expect_same_bits(Job& job, const MemoryOf& memory, Coll coll, RedOp red, Wire wire, size_t count,
                              size_t out_count) {
   const size_t n = job.ranks.size();
   std::vector<std::vector<float>> in(n), out(n, std::vector<float>(out_count));
   for (size_t r = 0; r < n; ++r) in[r] = random_floats(count, 100 * static_cast<uint64_t>(coll) + r);
   auto far_in = in, far_out = out;
-  auto op_for = [&](std::vector<std::vector<float>>& ins, std::vector<std::vector<float>>& outs,
-                    const std::vector<char*>* far_ins, const std::vector<char*>* far_outs, MemoryBackend* memory) {
-    return [&, far_ins, far_outs, memory](int r) {
-      Op op;
-      op.coll = coll;
-      op.op = red;
-      op.wire = wire;
-      op.count = count;
-      op.root = 1;
-      op.memory = memory;
-      op.buf = far_ins ? (*far_ins)[r] : reinterpret_cast<char*>(ins[r].data());
-      op.out = far_outs ? (*far_outs)[r] : reinterpret_cast<char*>(outs[r].data());
-      return op;
-    };
+  auto on_host = [&](int r) {
+    Op op;
+    op.coll = coll;
+    op.op = red;
+    op.wire = wire;
+    op.count = count;
+    op.root = 1;
+    op.buf = in[r].data();
+    op.out = out[r].data();
+    return op;
   };
   const std::vector<std::string> ok(n);
-  ASSERT_EQ(job.run(op_for(in, out, nullptr, nullptr, nullptr)), ok);
+  ASSERT_EQ(job.run(on_host), ok);
   const Buffers far_ins(memory, far_in), far_outs(memory, far_out);
-  ASSERT_EQ(job.run(op_for(far_in, far_out, &far_ins.at, &far_outs.at, &memory)), ok);
+  ASSERT_EQ(job.run([&](int r) {
+    Op op = on_host(r);
+    op.memory = &memory(r);
+    op.buf = far_ins.at[r];
+    op.out = far_outs.at[r];
+    return op;
+  }), ok);
   far_ins.back(far_in);
   far_outs.back(far_out);
-  EXPECT_EQ(far_in, in) << coll_name(coll) << " " << redop_name(red) << " " << wire_name(wire) << " on " << memory.name();
-  EXPECT_EQ(far_out, out) << coll_name(coll) << " on " << memory.name();
+  EXPECT_EQ(far_in, in) << coll_name(coll) << " " << redop_name(red) << " " << wire_name(wire) << " on " << memory(0).name();
+  EXPECT_EQ(far_out, out) << coll_name(coll) << " on " << memory(0).name();
 }
 
 // Each collective, exact and fp16, sums and averages, large and small, on every kind of
 // topology: ranks on hosts of their own, two hosts of two ranks on the flat ring and
 // hierarchically (shared memory inside), and one host.
-inline void expect_collectives_give_host_bits(MemoryBackend& memory) {
+inline void expect_collectives_give_host_bits(const MemoryOf& memory) {
   const std::vector<std::pair<std::vector<std::string>, bool>> jobs = {
       {{"host-a", "host-b", "host-c"}, true},
       {{"host-a", "host-a", "host-b", "host-b"}, false},

@@ -186,9 +186,20 @@ TEST_F(CudaMemory, RefusesHostMemoryNamingTheArgument) {
 // The executor on device memory: ranks (threads joined by sockets, as hosts would be) run the
 // ring and recursive doubling on buffers in GPU memory, with coding and reduction on the GPU, and
 // end with the bits the same schedules give on host memory.
+// A backend (and its stream) per rank, as each rank's communicator has its own.
+struct BackendPerRank {
+  std::vector<std::unique_ptr<CudaBackend>> ranks;
+  explicit BackendPerRank(int n) {
+    for (int r = 0; r < n; ++r) ranks.push_back(std::make_unique<CudaBackend>(0));
+  }
+  test::MemoryOf memory_of() const {
+    return [this](int r) -> MemoryBackend& { return *ranks.at(static_cast<size_t>(r)); };
+  }
+};
+
 TEST_F(CudaMemory, SchedulesOnDeviceMemoryGiveTheHostsBits) {
-  CudaBackend dev(0);
   const int n = 3;
+  const BackendPerRank dev(n);
   const std::vector<size_t> counts = {1001, size_t{1} << 20, 7, 0};
   const std::vector<test::Build> builds = {
       [](int r, size_t c) { return ring_allreduce_schedule(n, r, c, 4, pipeline_chunk_elems(256 << 10, 2, (c + n - 1) / n, 4)); },
@@ -199,7 +210,7 @@ TEST_F(CudaMemory, SchedulesOnDeviceMemoryGiveTheHostsBits) {
       auto on_device = on_host;
       const std::vector<std::string> ok(n);
       ASSERT_EQ(test::run_ranks(n, 2, counts, builds[b], on_host, wire), ok);
-      ASSERT_EQ(test::run_ranks(n, 2, counts, builds[b], on_device, wire, {}, dev), ok) << "schedule " << b << ", " << wire_name(wire);
+      ASSERT_EQ(test::run_ranks(n, 2, counts, builds[b], on_device, wire, {}, dev.memory_of()), ok) << "schedule " << b << ", " << wire_name(wire);
       for (size_t k = 0; k < counts.size(); ++k)
         for (int r = 0; r < n; ++r)
           ASSERT_TRUE(same_floats(on_device[k][r].data(), on_host[k][r].data(), counts[k])) << "schedule " << b << ", " << wire_name(wire) << ", rank " << r;
@@ -231,8 +242,8 @@ TEST_F(CudaMemory, DivideMatchesTheHost) {
 
 // Whole communicators (threads joined over loopback as hosts would be) on device memory.
 TEST_F(CudaMemory, CollectivesOnDeviceMemoryGiveHostMemorysBits) {
-  CudaBackend dev(0);
-  test::expect_collectives_give_host_bits(dev);
+  const BackendPerRank dev(4);
+  test::expect_collectives_give_host_bits(dev.memory_of());
 }
 
 // Runs everywhere: a device that is not there is refused with the reason.

@@ -44,6 +44,9 @@ struct Mesh {
 };
 
 using Build = std::function<Schedule(int rank, size_t count)>;
+// Each rank's memory backend: one per rank where a backend is not to be shared between threads
+// (a CUDA backend's stream orders one caller's work).
+using MemoryOf = std::function<MemoryBackend&(int rank)>;
 
 // bufs[k][r] in `memory`'s own memory for the length of one collective: uploaded before, and
 // downloaded after, so that a backend the CPU cannot touch sees only its own pointers.
@@ -65,11 +68,12 @@ inline void execute_in(MemoryBackend& memory, const Schedule& s, std::vector<flo
 }
 
 // Runs, on n threads, one allreduce per count in `counts` (collective #0, #1, ...) over buffers
-// in `memory`; returns each rank's error text ("" when it succeeded).
+// in each rank's memory (none given: host memory); returns each rank's error text ("" when it
+// succeeded).
 inline std::vector<std::string> run_ranks(int n, int lanes, const std::vector<size_t>& counts, const Build& build,
                                           std::vector<std::vector<std::vector<float>>>& bufs, Wire wire = Wire::Exact,
                                           const std::vector<size_t>& count_of_rank1 = {},
-                                          MemoryBackend& memory = host_backend()) {
+                                          const MemoryOf& memory = {}) {
   Mesh mesh(n, lanes);
   std::vector<std::string> errors(n);
   std::vector<std::thread> threads;
@@ -85,7 +89,7 @@ inline std::vector<std::string> run_ranks(int n, int lanes, const std::vector<si
           d.seq = static_cast<uint32_t>(k);
           d.count = count;
           const ExecContext cx{d, DType::F32, RedOp::Sum, wire, 5000, nullptr, "rank " + std::to_string(r)};
-          execute_in(memory, build(r, count), bufs[k][r], ch, cx);
+          execute_in(memory ? memory(r) : host_backend(), build(r, count), bufs[k][r], ch, cx);
         }
       } catch (const CommError& e) {
         errors[r] = e.what();

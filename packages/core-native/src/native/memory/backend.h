@@ -11,7 +11,8 @@ namespace unicc {
 // that one algorithm serves either. Pointers are in the backend's memory (device pointers for
 // CUDA) unless named host_*. Calls may run asynchronously (CUDA: in order on the backend's
 // stream); synchronize() waits for everything issued so far, and download() returns only once its
-// bytes have arrived.
+// bytes have arrived. One thread at a time calls a backend (a CUDA backend keeps per-call scratch
+// on its one stream): each communicator uses its own.
 class MemoryBackend {
  public:
   virtual ~MemoryBackend() = default;
