@@ -179,7 +179,7 @@ class Communicator {
     int index = 0;                                     // mine
     std::vector<std::unique_ptr<TcpChannel>> owned;    // to the members this rank is connected to
     std::vector<Channel*> channels;                    // by group index; null where none
-    MemoryBackend* memory = nullptr;                   // where the buffers its schedules run on live
+    MemoryBackend* memory = &host_backend();           // where the buffers its schedules run on live
   };
   Group make_group(int lr, MemoryBackend& memory = host_backend());
   // Members this rank of the group exchanges with in some schedule (ring neighbours, and the
