@@ -390,7 +390,7 @@ void Communicator::execute_staged(Op& op) {
   here.buf = stage.data();
   here.client_pid = 0;
   execute(here);
-  if (op.coll != Coll::Broadcast || op.root != opt_.rank) client.write(0, stage.data(), bytes);
+  if (buffer_takes_result(op)) client.write(0, stage.data(), bytes);
 }
 
 // Where ranks share a host, a buffer the CPU cannot touch crosses to host memory and back whole,
@@ -406,7 +406,7 @@ void Communicator::execute_through_host(Op& op) {
   here.out = gathered.data();
   execute(here);
   if (op.coll == Coll::Allgather) memory.upload(op.out, gathered.data(), gathered.size());
-  else if (op.coll != Coll::Broadcast || op.root != opt_.rank) memory.upload(op.buf, stage.data(), bytes);
+  else if (buffer_takes_result(op)) memory.upload(op.buf, stage.data(), bytes);
 }
 
 void Communicator::execute(Op& op) {

@@ -161,6 +161,8 @@ class Communicator {
   bool works_on_client_memory(const Op& op) const;
   void execute_staged(Op& op);
   void execute_through_host(Op& op);
+  // Whether a staged buffer is written back: all but a broadcast's root, whose data it is.
+  bool buffer_takes_result(const Op& op) const { return op.coll != Coll::Broadcast || op.root != opt_.rank; }
   // Whether op is one round inside this host (local_small_start / local_small_finish).
   bool one_local_round(const Op& op) const;
   void finish_local_round(Op& op, uint64_t round);

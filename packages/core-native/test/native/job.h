@@ -95,7 +95,7 @@ inline void expect_same_bits(Job& job, const MemoryOf& memory, Coll coll, RedOp 
   const size_t n = job.ranks.size();
   std::vector<std::vector<float>> in(n), out(n, std::vector<float>(out_count));
   for (size_t r = 0; r < n; ++r) in[r] = random_floats(count, 100 * static_cast<uint64_t>(coll) + r);
-  auto far_in = in, far_out = out;
+  auto backend_in = in, backend_out = out;
   auto on_host = [&](int r) {
     Op op;
     op.coll = coll;
@@ -109,18 +109,18 @@ inline void expect_same_bits(Job& job, const MemoryOf& memory, Coll coll, RedOp 
   };
   const std::vector<std::string> ok(n);
   ASSERT_EQ(job.run(on_host), ok);
-  const Buffers far_ins(memory, far_in), far_outs(memory, far_out);
+  const Buffers backend_ins(memory, backend_in), backend_outs(memory, backend_out);
   ASSERT_EQ(job.run([&](int r) {
     Op op = on_host(r);
     op.memory = &memory(r);
-    op.buf = far_ins.at[r];
-    op.out = far_outs.at[r];
+    op.buf = backend_ins.at[r];
+    op.out = backend_outs.at[r];
     return op;
   }), ok);
-  far_ins.back(far_in);
-  far_outs.back(far_out);
-  EXPECT_EQ(far_in, in) << coll_name(coll) << " " << redop_name(red) << " " << wire_name(wire) << " on " << memory(0).name();
-  EXPECT_EQ(far_out, out) << coll_name(coll) << " on " << memory(0).name();
+  backend_ins.back(backend_in);
+  backend_outs.back(backend_out);
+  EXPECT_EQ(backend_in, in) << coll_name(coll) << " " << redop_name(red) << " " << wire_name(wire) << " on " << memory(0).name();
+  EXPECT_EQ(backend_out, out) << coll_name(coll) << " on " << memory(0).name();
 }
 
 // Each collective, exact and fp16, sums and averages, large and small, on every kind of

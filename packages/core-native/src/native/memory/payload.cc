@@ -14,8 +14,7 @@ PayloadCoder::~PayloadCoder() {
 char* PayloadCoder::scratch(size_t bytes) {
   if (!scratch_ || bytes > scratch_bytes_) {
     if (scratch_) mem_.release(scratch_);
-    scratch_ = nullptr;
-    scratch_bytes_ = 0;
+    scratch_ = nullptr;  // a failed allocation leaves none, not a released one
     scratch_ = static_cast<char*>(mem_.allocate(bytes));
     scratch_bytes_ = bytes;
   }
