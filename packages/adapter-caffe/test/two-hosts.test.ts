@@ -30,7 +30,7 @@ describe.skipIf(skip !== null)("2 emulated hosts x 2 Caffe ranks, one launcher p
     const seed = String(randomInt(1, 1 << 20));
     const run = async (compression: string) => {
       const r = await perNodeJob(c, 2, ["--timeout", "20", "--", IN_ROOT, "python3", `${WORKERS}equivalence.py`, seed, job.dir,
-        String(BATCH), String(ITERS), "sgd", compression, String(HIDDEN)], job.env);
+        String(BATCH), String(ITERS), "sgd", compression, String(HIDDEN), "tanh"], job.env);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       const m = /^(?:OK|DIFF) sgd err=(\S+) moved=(\S+) blobs=6 values=(\d+)$/m.exec(lines(r, 0));
       expect(m, lines(r, 0)).not.toBeNull();
@@ -46,11 +46,14 @@ describe.skipIf(skip !== null)("2 emulated hosts x 2 Caffe ranks, one launcher p
     // other half back, so per iteration each host sends about one copy of the gradients.
     const gradientBytes = 2 * ITERS * VALUES * 4;
     // Each coded gradient is off by at most its format's unit roundoff (2^-11, 2^-8), and 3
-    // iterations of momentum carry that into the weights: bound the error by 32 roundoffs of how
-    // far training moved them (measured 1 to 11).
+    // iterations of momentum carry that into the weights: bound the error by 8 roundoffs of how
+    // far training moved them (measured at most 1.6 over 25 seeds). The hidden layers are TanH:
+    // with ReLU a rounding now and then flips a unit on or off for one sample, which moves the
+    // weights by that sample's share of the gradient (one run: 123 roundoffs, about 1/16 of the
+    // move), whatever the format's precision.
     for (const [compression, roundoff] of [["fp16", 2 ** -11], ["bf16", 2 ** -8]] as const) {
       const coded = await run(compression);
-      expect(coded.err, compression).toBeLessThanOrEqual(32 * roundoff * coded.moved);
+      expect(coded.err, compression).toBeLessThanOrEqual(8 * roundoff * coded.moved);
       expect(coded.err, compression).toBeGreaterThan(1e-6); // fp32 across hosts: ~1e-7
       const saved = (exact.sent - coded.sent) / (gradientBytes / 2);
       expect(saved, `${compression}: sent ${coded.sent} bytes against ${exact.sent} in fp32`).toBeGreaterThan(0.8);

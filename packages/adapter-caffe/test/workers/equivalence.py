@@ -2,7 +2,9 @@
 Rank 0 computes the reference itself with plain pycaffe (no unicc) from the same initial weights and
 data. Prints "OK <solver> err=<e> moved=<m> blobs=<reduced> values=<their values>" per solver (DIFF instead of OK above 1e-5), and
 every rank a digest of its weights. Optional: COMPRESSION (none, fp16, bf16), HIDDEN (units per
-hidden layer, default 16) and OVERLAP ("overlap": submit from the per-layer backward hook)."""
+hidden layer, default 16), then flags: "overlap" (submit from the per-layer backward hook) and
+"tanh" (TanH hidden layers instead of ReLU: no kink, so a rounding cannot flip a unit on or off and
+move the weights by a whole sample's gradient)."""
 
 import hashlib
 import os
@@ -19,11 +21,13 @@ seed, folder, batch, iters = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), in
 kinds = sys.argv[5].split(",")
 compression = sys.argv[6] if len(sys.argv) > 6 else None
 hidden = int(sys.argv[7]) if len(sys.argv) > 7 else 16
-overlap = len(sys.argv) > 8 and sys.argv[8] == "overlap"
+flags = set(sys.argv[8:])
+overlap = "overlap" in flags
+activation = "TanH" if "tanh" in flags else "ReLU"
 b = uc.init()
 x, y = dataset(seed, iters * b.size * batch)
 for kind in kinds:
-    solver = uc.get_solver(write_solver(folder, kind, batch, hidden=hidden), compression=compression, overlap=overlap)
+    solver = uc.get_solver(write_solver(folder, kind, batch, hidden=hidden, activation=activation), compression=compression, overlap=overlap)
     mine = (uc.data.shard_batches(x, batch), uc.data.shard_batches(y, batch))
     solver.net.set_input_arrays(*mine)
     start = weights(solver.net)  # before the first step, which broadcasts rank 0's
@@ -34,7 +38,7 @@ for kind in kinds:
     if overlap:
         print("OVERLAPPED %s %d" % (kind, solver.unicc.overlapped))
     if b.rank == 0:
-        ref = caffe.get_solver(write_solver(folder, kind, b.size * batch, hidden=hidden))
+        ref = caffe.get_solver(write_solver(folder, kind, b.size * batch, hidden=hidden, activation=activation))
         for k, v in ref.net.params.items():
             for j, blob in enumerate(v):
                 blob.data[...] = start["%s#%d" % (k, j)]

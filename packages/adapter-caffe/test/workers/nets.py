@@ -58,11 +58,12 @@ def write(path, text):
 
 
 def write_solver(folder, kind, batch, max_iter=1000, extra="", db=None, snapshot_after_train=False, hdf5=None, hidden=16,
-                 policy='lr_policy: "fixed"'):
+                 policy='lr_policy: "fixed"', activation="ReLU"):
     """A solver file for the MLP with `batch` rows per iteration (from MemoryData, the LMDB db, or the
-    HDF5 list file hdf5), `hidden` units per hidden layer and the learning rate `policy`; returns its path."""
-    tag = "%s-%d-%d%s" % (kind, batch, hidden, "-db" if db else "-hdf5" if hdf5 else "")
-    text = MLP % {"batch": batch, "dim": DIM, "classes": CLASSES, "hidden": hidden}
+    HDF5 list file hdf5), `hidden` units per hidden layer, the learning rate `policy` and the hidden
+    layers' `activation` (a Caffe layer type); returns its path."""
+    tag = "%s-%d-%d%s-%s" % (kind, batch, hidden, "-db" if db else "-hdf5" if hdf5 else "", activation)
+    text = (MLP % {"batch": batch, "dim": DIM, "classes": CLASSES, "hidden": hidden}).replace('type: "ReLU"', 'type: "%s"' % activation)
     if db or hdf5:
         text = data_net(text, "db" if db else "hdf5", db or hdf5, batch)
     net = write(os.path.join(folder, "mlp-%s.prototxt" % tag), text)
