@@ -14,6 +14,7 @@
 namespace unicc {
 namespace {
 
+using test::BackendPerRank;
 using test::Build;
 using test::Mesh;
 using test::random_inputs;
@@ -85,13 +86,13 @@ TEST(Executor, BuffersOutsideHostMemoryGiveTheSameBitsAndCrossCoded) {
       auto far_bufs = on_host;
       const std::vector<std::string> ok(n);
       ASSERT_EQ(run_ranks(n, 2, counts, build, on_host, wire), ok) << what;
-      test::FarMemory far(size_t{64} << 20);
-      ASSERT_EQ(run_ranks(n, 2, counts, build, far_bufs, wire, {}, [&far](int) -> MemoryBackend& { return far; }), ok) << what;
+      const BackendPerRank<test::FarMemory> far(n, size_t{64} << 20);
+      ASSERT_EQ(run_ranks(n, 2, counts, build, far_bufs, wire, {}, far.memory_of()), ok) << what;
       EXPECT_EQ(far_bufs, on_host) << what;
       if (wire == Wire::Exact)
         for (size_t k = 0; k < counts.size(); ++k) EXPECT_EQ(far_bufs[k][0], sum(random_inputs(n, counts, 77)[k])) << what;
       // The harness itself moves every buffer up once and back once.
-      const size_t crossed = far.downloaded + far.uploaded - 2 * n * elems * 4;
+      const size_t crossed = far.total([](const test::FarMemory& m) { return m.downloaded + m.uploaded; }) - 2 * n * elems * 4;
       if (wire == Wire::Exact) exact_crossed = crossed;
       else EXPECT_NEAR(static_cast<double>(crossed) / exact_crossed, 0.5, 0.01) << what;
       EXPECT_GT(crossed, 0u) << what;

@@ -31,6 +31,7 @@ class FarMemory final : public MemoryBackend {
   }
 
   std::atomic<size_t> downloaded{0}, uploaded{0};  // bytes that crossed to and from the host
+  std::atomic<size_t> allocations{0};
 
   const char* name() const override { return "far"; }
   bool host_addressable() const override { return false; }
@@ -61,9 +62,17 @@ class FarMemory final : public MemoryBackend {
   void* allocate(size_t bytes) override {
     const size_t at = used_.fetch_add((bytes + 255) & ~size_t{255});
     if (at + bytes > capacity_) throw std::runtime_error("far memory full");
+    ++allocations;
     return far_ + at;
   }
   void release(void*) override {}
+  void* staging(size_t bytes) override {
+    if (bytes > staging_bytes_) {
+      staging_ = allocate(bytes);
+      staging_bytes_ = bytes;
+    }
+    return staging_;
+  }
 
  private:
   static MemoryBackend& host() { return host_backend(); }
@@ -87,6 +96,8 @@ class FarMemory final : public MemoryBackend {
   char* far_ = nullptr;
   char* near_ = nullptr;
   std::atomic<size_t> used_{0};
+  void* staging_ = nullptr;
+  size_t staging_bytes_ = 0;
 };
 
 }  // namespace unicc::test

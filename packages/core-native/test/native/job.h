@@ -72,7 +72,7 @@ inline std::vector<float> random_floats(size_t n, uint64_t seed) {
 
 // Each rank's buffer in its backend's memory, filled from `host`; read back into it by `back`.
 struct Buffers {
-  const MemoryOf& memory;
+  MemoryOf memory;
   std::vector<char*> at;
   Buffers(const MemoryOf& m, std::vector<std::vector<float>>& host) : memory(m) {
     for (size_t r = 0; r < host.size(); ++r) {

@@ -186,20 +186,12 @@ TEST_F(CudaMemory, RefusesHostMemoryNamingTheArgument) {
 // The executor on device memory: ranks (threads joined by sockets, as hosts would be) run the
 // ring and recursive doubling on buffers in GPU memory, with coding and reduction on the GPU, and
 // end with the bits the same schedules give on host memory.
-// A backend (and its stream) per rank, as each rank's communicator has its own.
-struct BackendPerRank {
-  std::vector<std::unique_ptr<CudaBackend>> ranks;
-  explicit BackendPerRank(int n) {
-    for (int r = 0; r < n; ++r) ranks.push_back(std::make_unique<CudaBackend>(0));
-  }
-  test::MemoryOf memory_of() const {
-    return [this](int r) -> MemoryBackend& { return *ranks.at(static_cast<size_t>(r)); };
-  }
-};
+// A backend (and its stream) per rank.
+using BackendPerRank = test::BackendPerRank<CudaBackend>;
 
 TEST_F(CudaMemory, SchedulesOnDeviceMemoryGiveTheHostsBits) {
   const int n = 3;
-  const BackendPerRank dev(n);
+  const BackendPerRank dev(n, 0);  // all on device 0
   const std::vector<size_t> counts = {1001, size_t{1} << 20, 7, 0};
   const std::vector<test::Build> builds = {
       [](int r, size_t c) { return ring_allreduce_schedule(n, r, c, 4, pipeline_chunk_elems(256 << 10, 2, (c + n - 1) / n, 4)); },
@@ -242,7 +234,7 @@ TEST_F(CudaMemory, DivideMatchesTheHost) {
 
 // Whole communicators (threads joined over loopback as hosts would be) on device memory.
 TEST_F(CudaMemory, CollectivesOnDeviceMemoryGiveHostMemorysBits) {
-  const BackendPerRank dev(4);
+  const BackendPerRank dev(4, 0);
   test::expect_collectives_give_host_bits(dev.memory_of());
 }
 

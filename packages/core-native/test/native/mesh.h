@@ -45,8 +45,28 @@ struct Mesh {
 
 using Build = std::function<Schedule(int rank, size_t count)>;
 // Each rank's memory backend: one per rank where a backend is not to be shared between threads
-// (a CUDA backend's stream orders one caller's work).
+// (a CUDA backend's stream orders one caller's work; a backend keeps one staging).
 using MemoryOf = std::function<MemoryBackend&(int rank)>;
+
+// A backend per rank, as each rank's communicator has its own.
+template <class Backend>
+struct BackendPerRank {
+  std::vector<std::unique_ptr<Backend>> ranks;
+  template <class... Args>
+  explicit BackendPerRank(int n, const Args&... args) {
+    for (int r = 0; r < n; ++r) ranks.push_back(std::make_unique<Backend>(args...));
+  }
+  MemoryOf memory_of() const {
+    return [this](int r) -> MemoryBackend& { return *ranks.at(static_cast<size_t>(r)); };
+  }
+  // The sum over ranks of what `count` says of each one's backend.
+  template <class Count>
+  size_t total(Count count) const {
+    size_t sum = 0;
+    for (const auto& b : ranks) sum += count(*b);
+    return sum;
+  }
+};
 
 // bufs[k][r] in `memory`'s own memory for the length of one collective: uploaded before, and
 // downloaded after, so that a backend the CPU cannot touch sees only its own pointers.

@@ -11,8 +11,8 @@ namespace unicc {
 // that one algorithm serves either. Pointers are in the backend's memory (device pointers for
 // CUDA) unless named host_*. Calls may run asynchronously (CUDA: in order on the backend's
 // stream); synchronize() waits for everything issued so far, and download() returns only once its
-// bytes have arrived. One thread at a time calls a backend (a CUDA backend keeps per-call scratch
-// on its one stream): each communicator uses its own.
+// bytes have arrived. One thread at a time calls a backend (it keeps one staging, and a CUDA
+// backend per-call scratch on its one stream): each communicator uses its own.
 class MemoryBackend {
  public:
   virtual ~MemoryBackend() = default;
@@ -36,9 +36,13 @@ class MemoryBackend {
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
   // dst = host_src; host_src may be reused once it returns.
   virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
-  // Scratch in the backend's memory, aligned for any element type.
+  // Memory of the backend's, aligned for any element type (buffers, in tests and callers).
   virtual void* allocate(size_t bytes) = 0;
   virtual void release(void* p) = 0;
+  // Room in the backend's memory for messages on their way to or from the host: kept from one
+  // call to the next and grown as needed, valid until the next call. Per collective, cudaMalloc
+  // and cudaFree (which waits for the device) would sit on every collective's path.
+  virtual void* staging(size_t bytes) = 0;
 };
 
 // The CPU's backend (vector code picked at run time on x86-64, NEON on aarch64, scalar

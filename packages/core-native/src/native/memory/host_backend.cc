@@ -1,6 +1,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "memory/backend.h"
 
@@ -31,6 +32,11 @@ class HostBackend final : public MemoryBackend {
     return p;
   }
   void release(void* p) override { std::free(p); }
+  void* staging(size_t bytes) override {
+    thread_local std::vector<char> room;  // one backend for all threads
+    if (room.size() < bytes) room.resize(bytes);
+    return room.data();
+  }
 };
 
 }  // namespace

@@ -3,23 +3,9 @@
 namespace unicc {
 
 namespace {
-// A decoded message beside the encoded one in scratch, aligned for float32 vector code.
+// A decoded message beside the encoded one in staging, aligned for float32 vector code.
 size_t aligned(size_t bytes) { return (bytes + 255) & ~size_t{255}; }
 }  // namespace
-
-PayloadCoder::~PayloadCoder() {
-  if (scratch_) mem_.release(scratch_);
-}
-
-char* PayloadCoder::scratch(size_t bytes) {
-  if (!scratch_ || bytes > scratch_bytes_) {
-    if (scratch_) mem_.release(scratch_);
-    scratch_ = nullptr;  // a failed allocation leaves none, not a released one
-    scratch_ = static_cast<char*>(mem_.allocate(bytes));
-    scratch_bytes_ = bytes;
-  }
-  return scratch_;
-}
 
 const char* PayloadCoder::make(Wire w, char* src, size_t bytes, bool round_source, RedOp op, std::vector<char>& stage) {
   const bool host = mem_.host_addressable();
@@ -30,7 +16,7 @@ const char* PayloadCoder::make(Wire w, char* src, size_t bytes, bool round_sourc
     mem_.download(stage.data(), src, bytes);
     return stage.data();
   }
-  char* msg = host ? stage.data() : scratch(wire_bytes);
+  char* msg = host ? stage.data() : static_cast<char*>(mem_.staging(wire_bytes));
   const size_t n = bytes / 4;
   mem_.encode16(w, reinterpret_cast<const float*>(src), n, msg);
   if (round_source) mem_.decode16(w, msg, n, reinterpret_cast<float*>(src), false, op);
@@ -47,7 +33,7 @@ void PayloadCoder::apply(Wire w, const char* msg, char* dst, size_t bytes, bool 
   }
   if (w == Wire::Exact && !reduce_into) return mem_.upload(dst, msg, bytes);
   const size_t wire_bytes = payload_bytes(w, bytes);
-  char* in = scratch(aligned(wire_bytes) + (decodes_aside ? bytes : 0));
+  char* in = static_cast<char*>(mem_.staging(aligned(wire_bytes) + (decodes_aside ? bytes : 0)));
   mem_.upload(in, msg, wire_bytes);
   fold(w, in, dst, bytes, reduce_into, received_first, t, op, in + aligned(wire_bytes));
 }

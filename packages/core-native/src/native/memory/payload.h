@@ -13,14 +13,11 @@ inline size_t payload_bytes(Wire w, size_t bytes) { return w == Wire::Exact ? by
 
 // Messages between buffers in one backend's memory and the host memory a channel carries. Where
 // the CPU cannot touch the buffers, coding and reduction stay in the backend (a 16-bit message
-// crosses to the host already halved) and only messages are downloaded and uploaded. One per
-// executor run: it keeps the backend scratch that staging needs.
+// crosses to the host already halved) and only messages are downloaded and uploaded, through
+// the backend's staging.
 class PayloadCoder {
  public:
   explicit PayloadCoder(MemoryBackend& memory) : mem_(memory) {}
-  ~PayloadCoder();
-  PayloadCoder(const PayloadCoder&) = delete;
-  PayloadCoder& operator=(const PayloadCoder&) = delete;
 
   // The message for `bytes` at src: src itself when exact in host memory, else made in stage
   // (and, with round_source, src rounded through the wire in place so its owner keeps what
@@ -33,12 +30,9 @@ class PayloadCoder {
  private:
   void fold(Wire w, const char* msg, char* dst, size_t bytes, bool reduce_into, bool received_first, DType t, RedOp op,
             char* decoded);
-  char* scratch(size_t bytes);  // backend memory, grown as needed
 
   MemoryBackend& mem_;
   std::vector<char> host_decoded_;
-  char* scratch_ = nullptr;
-  size_t scratch_bytes_ = 0;
 };
 
 }  // namespace unicc

@@ -75,6 +75,7 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_);  // the scratch word may still be in use
   cudaEventDestroy(marker_);
   cudaFree(scratch_);
+  cudaFree(staging_);
   if (own_stream_) cudaStreamDestroy(stream_);
 }
 
@@ -155,25 +156,26 @@ void CudaBackend::synchronize() {
 // Both wait for the stream: a download's bytes are read at once by a socket, and an upload's
 // host bytes may be a socket's buffer that is refilled as soon as this returns.
 void CudaBackend::download(void* host_dst, const void* src, size_t bytes) {
-  if (!bytes) return;
-  const OnDevice on(device_);
-  check_device_memory(src, "the bytes to download");
-  check(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync to the host");
-  synchronize();
+  copy_across(host_dst, src, bytes, cudaMemcpyDeviceToHost, src, "the bytes to download");
 }
 
 void CudaBackend::upload(void* dst, const void* host_src, size_t bytes) {
+  copy_across(dst, host_src, bytes, cudaMemcpyHostToDevice, dst, "the upload's destination");
+}
+
+void CudaBackend::copy_across(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const void* device_side,
+                              const char* what) {
   if (!bytes) return;
   const OnDevice on(device_);
-  check_device_memory(dst, "the upload's destination");
-  check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync to the device");
+  check_device_memory(device_side, what);
+  check(cudaMemcpyAsync(dst, src, bytes, kind, stream_), kind == cudaMemcpyDeviceToHost ? "cudaMemcpyAsync to the host" : "cudaMemcpyAsync to the device");
   synchronize();
 }
 
 void* CudaBackend::allocate(size_t bytes) {
   const OnDevice on(device_);
   void* p = nullptr;
-  check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc of scratch");
+  check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
   return p;
 }
 
@@ -181,6 +183,17 @@ void CudaBackend::release(void* p) {
   const OnDevice on(device_);
   cudaStreamSynchronize(stream_);  // work issued before may still use it
   cudaFree(p);
+}
+
+void* CudaBackend::staging(size_t bytes) {
+  if (bytes > staging_bytes_) {
+    if (staging_) release(staging_);
+    staging_ = nullptr;  // a failed allocation leaves none, not a released one
+    staging_bytes_ = 0;
+    staging_ = allocate(bytes);
+    staging_bytes_ = bytes;
+  }
+  return staging_;
 }
 
 }  // namespace unicc

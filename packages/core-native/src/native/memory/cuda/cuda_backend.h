@@ -60,14 +60,20 @@ class CudaBackend final : public MemoryBackend {
   void upload(void* dst, const void* host_src, size_t bytes) override;
   void* allocate(size_t bytes) override;
   void release(void* p) override;
+  void* staging(size_t bytes) override;
 
  private:
   void check_device_memory(const void* p, const char* what) const;
+  // A copy between the host and device memory at `device_side`, complete on return.
+  void copy_across(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const void* device_side,
+                   const char* what);
   int device_;
   cudaStream_t stream_;
   bool own_stream_;
   int max_blocks_;
   uint32_t* scratch_;  // the encoder's largest-magnitude word
+  void* staging_ = nullptr;
+  size_t staging_bytes_ = 0;
   cudaEvent_t marker_;  // for after(stream)
 };
 
