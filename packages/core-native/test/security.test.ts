@@ -136,8 +136,9 @@ describe("hostile bytes on every port of a running 2x2-rank job", () => {
     try {
       // Every rank listens once per lane (world.ts: "" for program-order calls, "e" for the engine).
       const keys = [jobKey(`${jobId}-1`), jobKey(`${jobId}-1e`)];
+      // A rank's record (src/native/world/formation.cc): host, address and pid, then a port per lane.
       const portsOf = async (rank: number) =>
-        JSON.parse((await store.get(`unicc/1/peer/${rank}`, 30_000)).toString()).ports as number[];
+        (await store.get(`unicc/1/peer/${rank}`, 30_000)).toString().split("\n").slice(3).map(Number);
       const attack = (ports: number[], rank: number) => ports.flatMap((port, lane) => garbage(port, keys[lane], rank));
       // Ranks 0-2 publish their listeners, then wait in the store for rank 3: their ports are open and
       // nobody has connected yet, so every stranger below is in line before the real peers.

@@ -54,6 +54,7 @@ struct Topology {
   std::vector<std::vector<int>> hosts;  // global ranks of each host, in rank order
   bool hierarchical = false;            // hosts alike: shared memory inside, one ring per local rank across
   bool flat_ring = false;               // hosts differ (or forced): every rank in one TCP ring
+  bool shares_memory() const { return local_size > 1 && !flat_ring; }  // a shared-memory group inside the host
 };
 
 struct Op {

@@ -99,7 +99,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): RankEnv {
     elastic: env.UNICC_ELASTIC_ID ? { id: env.UNICC_ELASTIC_ID } : undefined,
     rendezvous: rendezvous(env),
     token: env.UNICC_JOB_TOKEN || undefined,
-    // Pinned host identity; unset, ranks find out who shares their memory (host-identity.ts).
+    // Pinned host identity; unset, ranks find out who shares their memory (src/native/world/host_probe.h).
     hostId: env.UNICC_HOST_ID || undefined,
     // Peers reach this rank, and its listeners bind, on this address only.
     hostAddr:

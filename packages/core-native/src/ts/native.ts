@@ -18,13 +18,16 @@ export interface NativePeer {
 }
 
 export interface NativeComm {
-  listen(addr: string): number;
+  /** A world of one: this rank is its only peer. */
   setPeers(peers: NativePeer[]): NativeTopology;
-  openShm(create: boolean): void;
-  unlinkShm(): void;
+  /**
+   * Joins this lane and `others` (this rank's other lanes) to the other ranks' through the store
+   * that `call` serves (src/native/world/formation.h), on the core's thread.
+   */
+  formWorld(call: NativeStoreCall, others: NativeComm[], f: NativeFormation): Promise<void>;
+  topology(): NativeTopology;
   /** The group made for this process's client (NativeOptions.clientLane): its descriptor and piece size. */
   clientLane(): { fd: number; pieceBytes: number; labels: string[] } | null;
-  connect(): Promise<void>;
   /**
    * sync: returns once done (throws its error). Else undefined or the error's text when it finished
    * on this thread before returning, or a promise the core's thread settles.
@@ -40,6 +43,21 @@ export interface NativeComm {
   /** client: its pid and the address of its own mapping of the ring, to try cross-memory attach with. */
   openRing(engine: NativeComm, path: string, bytes: number, defaultWire: number, who: string, onFatal: (message: string) => void, client?: { pid: number; probe: number }): NativeRing;
   close(): void;
+}
+
+/** A rendezvous store for the core: "set" stores a Buffer, "get" waits up to a timeout in ms for one. */
+export type NativeStoreCall = (op: "set" | "get", key: string, arg: Buffer | number) => Promise<Buffer | void>;
+
+export interface NativeFormation {
+  /** Every key of this world begins with it. */
+  keyPrefix: string;
+  /** Where this rank listens. */
+  addr: string;
+  /** This rank's host identity; "": found by probing /dev/shm (src/native/world/host_probe.h). */
+  hostId: string;
+  /** Names the probe files: unicc-<job>-<tag>, which the launcher's cleanup covers. */
+  probePrefix: string;
+  timeoutMs: number;
 }
 
 /** The bridge's end of a command ring (src/native/binding/ring_binding.cc). */

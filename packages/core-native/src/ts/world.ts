@@ -4,8 +4,7 @@ import { hostname } from "node:os";
 
 import { ELASTIC_KEYS, GenerationWatch, joinGeneration, Superseded } from "./elastic.js";
 import { COMPRESSIONS, readEnv, type Compression, type RankEnv } from "./env.js";
-import { probeHost, type HostProbe } from "./host-identity.js";
-import { loadAddon, type NativeComm, type NativePeer, type NativeTopology } from "./native.js";
+import { loadAddon, type NativeComm, type NativeStoreCall, type NativeTopology } from "./native.js";
 import { EtcdStore } from "./store/etcd.js";
 import { splitHostPort, StoreClient, StoreServer, type RendezvousStore } from "./store/index.js";
 
@@ -338,7 +337,7 @@ export async function init(opts: InitOptions = {}): Promise<World> {
     store = opts.store ?? (await connectStore(env));
     // Each init of the same job gets fresh keys, so a world can be closed and made again.
     const gen = await store.add(`unicc/init-count/${env.rank}`, 1);
-    return await formWorld(env, store, server, (k) => `unicc/${gen}/${k}`, String(gen), undefined, opts.clientLane);
+    return await formWorld(env, store, server, `unicc/${gen}/`, String(gen), undefined, opts.clientLane);
   } catch (e) {
     store?.close();
     await server?.close();
@@ -388,8 +387,7 @@ async function initElastic(env: RankEnv, opts: InitOptions): Promise<World> {
       const placed: RankEnv = { ...env, rank: place.rank, size: place.size };
       try {
         if (place.size === 1) return solo(placed, store, watch);
-        const key = (k: string) => ELASTIC_KEYS.formation(place.gen) + k;
-        return await formWorld(placed, watch.guard(store), undefined, key, `e${place.gen}`, watch);
+        return await formWorld(placed, watch.guard(store), undefined, ELASTIC_KEYS.formation(place.gen), `e${place.gen}`, watch);
       } catch (e) {
         watch.stop();
         if (!(e instanceof Superseded) && (e instanceof TypeError || ++failures >= ELASTIC_FORM_TRIES)) throw e;
@@ -402,61 +400,46 @@ async function initElastic(env: RankEnv, opts: InitOptions): Promise<World> {
   }
 }
 
-/** Forms the world of env.rank of env.size through the store, under keys key(...). */
+/**
+ * Forms the world of env.rank of env.size through the store, under keys that begin with prefix
+ * (the core does it: src/native/world/formation.h). A store's own failure (a key that never came,
+ * an elastic generation superseded) is thrown as the store threw it.
+ */
 async function formWorld(
   env: RankEnv,
   store: RendezvousStore,
   server: StoreServer | undefined,
-  key: (k: string) => string,
+  prefix: string,
   tag: string,
   watch?: GenerationWatch,
   clientLane = false,
 ): Promise<World> {
   const t = env.timeoutMs;
   const lanes: NativeComm[] = [];
-  let probe: HostProbe | undefined;
   try {
     let jobId = env.jobId;
     if (!jobId) {
-      if (env.rank === 0) await store.set(key("job-id"), Buffer.from(randomBytes(8).toString("hex")));
-      jobId = (await store.get(key("job-id"), t)).toString();
+      if (env.rank === 0) await store.set(`${prefix}job-id`, Buffer.from(randomBytes(8).toString("hex")));
+      jobId = (await store.get(`${prefix}job-id`, t)).toString();
     }
     // Two lanes with their own sockets, shared memory and thread: calls in program order, and the
     // engine's named requests, which it orders by negotiation. Neither waits behind the other.
-    const laneNames = ["", "e"];
-    for (const lane of laneNames) lanes.push(nativeComm(env, `${jobId}-${tag}${lane}`, clientLane && lane === ""));
-    const addr = env.hostAddr ?? store.localAddress;
-    if (env.hostId === undefined) probe = await probeHost(store, key, env.rank, env.size, `unicc-${jobId}-${tag}`, t);
-    const me = { host: env.hostId ?? probe!.hostId, addr, ports: lanes.map((c) => c.listen(addr)), pid: process.pid };
-    await store.set(key(`peer/${env.rank}`), Buffer.from(JSON.stringify(me)));
-    const all: (typeof me)[] = [];
-    for (let r = 0; r < env.size; r++) all.push(JSON.parse((await store.get(key(`peer/${r}`), t)).toString()));
-    probe?.remove(); // every rank published its host, so every rank has read our probe
-    const topos = lanes.map((c, i) => c.setPeers(all.map((p): NativePeer => ({ host: p.host, addr: p.addr, port: p.ports[i], pid: p.pid }))));
-    const topo = topos[0];
-
-    if (topo.usesShm) {
-      // The first rank of a host makes the segments; once all have mapped them, their names go
-      // away, so no crash can leave them behind.
-      const made = key(`shm-made/${topo.hostIndex}`);
-      if (topo.localRank === 0) {
-        lanes.forEach((c) => c.openShm(true));
-        await store.set(made, Buffer.from("1"));
-        for (let lr = 1; lr < topo.localSize; lr++) await store.get(key(`shm-mapped/${topo.hostIndex}/${lr}`), t);
-        lanes.forEach((c) => c.unlinkShm());
-      } else {
-        await store.get(made, t);
-        lanes.forEach((c) => c.openShm(false));
-        await store.set(key(`shm-mapped/${topo.hostIndex}/${topo.localRank}`), Buffer.from("1"));
-      }
-    }
-    await Promise.all(lanes.map((c) => c.connect()));
+    for (const lane of ["", "e"]) lanes.push(nativeComm(env, `${jobId}-${tag}${lane}`, clientLane && lane === ""));
+    const storeErrors: unknown[] = [];
+    const call: NativeStoreCall = (op, key, arg) =>
+      (op === "set" ? store.set(key, arg as Buffer) : store.get(key, arg as number)).catch((e: unknown) => {
+        storeErrors.push(e);
+        throw e;
+      });
+    const formation = { keyPrefix: prefix, addr: env.hostAddr ?? store.localAddress, hostId: env.hostId ?? "", probePrefix: `unicc-${jobId}-${tag}`, timeoutMs: t };
+    await lanes[0].formWorld(call, lanes.slice(1), formation).catch((e: unknown) => {
+      throw storeErrors[0] ?? e;
+    });
     lanes[1].startEngine(engineOptions(env));
-    const world = new World(lanes[0], lanes[1], env, topo, store, server, watch);
+    const world = new World(lanes[0], lanes[1], env, lanes[0].topology(), store, server, watch);
     await world.barrier();
     return world;
   } catch (e) {
-    probe?.remove();
     lanes.forEach((c) => c.close());
     throw e;
   }

@@ -1,6 +1,6 @@
 #pragma once
-// Communicators of one job as threads of a test on loopback, each rank given a host identity of
-// its own where it should act as a host of its own, and the check that collectives on a
+// Communicators of one job as threads of a test on loopback, formed through a store in memory,
+// each rank given a host identity of its own where it should act as a host of its own, and the check that collectives on a
 // backend's memory end with the bits host memory gives.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "communicator.h"
+#include "memory_store.h"
 #include "mesh.h"
+#include "world/formation.h"
 
 namespace unicc::test {
 
@@ -23,7 +25,6 @@ struct Job {
   // hosts[r]: rank r's host identity.
   explicit Job(const std::vector<std::string>& hosts, bool hierarchical = true) {
     const int n = static_cast<int>(hosts.size());
-    std::vector<PeerInfo> peers;
     const std::string job_id = "communicator-test-" + std::to_string(getpid()) + "-" + std::to_string(serial++);
     for (int r = 0; r < n; ++r) {
       Options o;
@@ -35,17 +36,14 @@ struct Job {
       o.hierarchical = hierarchical;
       o.streams = 2;
       ranks.push_back(std::make_unique<Communicator>(o));
-      peers.push_back({hosts[r], "127.0.0.1", ranks.back()->listen("127.0.0.1"), getpid()});
     }
-    for (auto& c : ranks) c->set_peers(peers);
-    for (int r = 0; r < n; ++r)  // the first rank of each host makes its shared memory
-      if (ranks[r]->topology().local_rank == 0) ranks[r]->open_shm(true);
+    MemoryStore store;
+    std::vector<std::future<void>> forming;
     for (int r = 0; r < n; ++r)
-      if (ranks[r]->topology().local_rank != 0) ranks[r]->open_shm(false);
-    for (auto& c : ranks) c->unlink_shm();
-    std::vector<std::thread> dials;
-    for (auto& c : ranks) dials.emplace_back([&c] { c->connect(); });
-    for (auto& t : dials) t.join();
+      forming.push_back(std::async(std::launch::async, [&, r] {
+        form_world(store, {"job/", "127.0.0.1", hosts[r], "", 10000}, {ranks[r].get()});
+      }));
+    for (auto& f : forming) f.get();
   }
   // Every rank submits op_of(rank); each one's error text ("" when it succeeded).
   std::vector<std::string> run(const std::function<Op(int rank)>& op_of) {

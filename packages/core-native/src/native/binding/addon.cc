@@ -9,12 +9,14 @@
 #include <thread>
 
 #include "binding/command_ring.h"
+#include "binding/js_store.h"
 #include "binding/ring_binding.h"
 #include "binding/shared_memory.h"
 #include "common/error.h"
 #include "memory/user_buffer.h"
 #include "communicator.h"
 #include "engine/engine.h"
+#include "world/formation.h"
 
 namespace unicc {
 namespace {
@@ -62,9 +64,8 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Comm",
-                       {InstanceMethod("listen", &CommWrap::Listen), InstanceMethod("setPeers", &CommWrap::SetPeers),
-                        InstanceMethod("openShm", &CommWrap::OpenShm), InstanceMethod("unlinkShm", &CommWrap::UnlinkShm),
-                        InstanceMethod("connect", &CommWrap::Connect), InstanceMethod("submit", &CommWrap::Submit),
+                       {InstanceMethod("setPeers", &CommWrap::SetPeers), InstanceMethod("formWorld", &CommWrap::FormWorld),
+                        InstanceMethod("topology", &CommWrap::GetTopology), InstanceMethod("submit", &CommWrap::Submit),
                         InstanceMethod("startEngine", &CommWrap::StartEngine),
                         InstanceMethod("submitNamed", &CommWrap::SubmitNamed),
                         InstanceMethod("submitNamedSync", &CommWrap::SubmitNamedSync),
@@ -115,11 +116,6 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     }
   }
 
-  Napi::Value Listen(const Napi::CallbackInfo& info) {
-    const std::string addr = info[0].As<Napi::String>().Utf8Value();
-    return Napi::Number::New(info.Env(), guarded(info.Env(), [&] { return comm_->listen(addr); }));
-  }
-
   Napi::Value SetPeers(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const Napi::Array arr = info[0].As<Napi::Array>();
@@ -129,7 +125,13 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
       peers.push_back({p.Get("host").As<Napi::String>().Utf8Value(), p.Get("addr").As<Napi::String>().Utf8Value(),
                        p.Get("port").As<Napi::Number>().Int32Value(), p.Get("pid").As<Napi::Number>().Int32Value()});
     }
-    const Topology t = guarded(env, [&] { return comm_->set_peers(std::move(peers)); });
+    guarded(env, [&] { comm_->set_peers(std::move(peers)); });
+    return topology_object(env, comm_->topology());
+  }
+
+  Napi::Value GetTopology(const Napi::CallbackInfo& info) { return topology_object(info.Env(), comm_->topology()); }
+
+  static Napi::Object topology_object(Napi::Env env, const Topology& t) {
     Napi::Object r = Napi::Object::New(env);
     r.Set("localRank", t.local_rank);
     r.Set("localSize", t.local_size);
@@ -137,17 +139,8 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     r.Set("numHosts", t.num_hosts);
     r.Set("hierarchical", t.hierarchical);
     r.Set("flatRing", t.flat_ring);
-    r.Set("usesShm", t.local_size > 1 && !t.flat_ring);
+    r.Set("usesShm", t.shares_memory());
     return r;
-  }
-
-  void OpenShm(const Napi::CallbackInfo& info) {
-    const bool create = info[0].As<Napi::Boolean>().Value();
-    guarded(info.Env(), [&] { comm_->open_shm(create); });
-  }
-
-  void UnlinkShm(const Napi::CallbackInfo& info) {
-    guarded(info.Env(), [&] { comm_->unlink_shm(); });
   }
 
   // clientLane(): {fd, pieceBytes, labels} of the group made for this process's client, or null;
@@ -167,11 +160,22 @@ class CommWrap : public Napi::ObjectWrap<CommWrap> {
     return r;
   }
 
-  Napi::Value Connect(const Napi::CallbackInfo& info) {
+  // formWorld(call, otherLanes, {keyPrefix, addr, hostId, probePrefix, timeoutMs}): joins this communicator
+  // (lane 0) and otherLanes to the other ranks' (world/formation.h) through the store that call serves
+  // (binding/js_store.h), on this communicator's thread, so that the JavaScript thread keeps serving the store.
+  Napi::Value FormWorld(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto c = Begin(env, env.Undefined());
+    std::vector<Communicator*> lanes{comm_.get()};
+    const Napi::Array others = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < others.Length(); ++i) lanes.push_back(Unwrap(others.Get(i).As<Napi::Object>())->comm_.get());
+    const Napi::Object o = info[2].As<Napi::Object>();
+    const auto text = [&o](const char* k) { return o.Get(k).As<Napi::String>().Utf8Value(); };
+    const Formation f{text("keyPrefix"), text("addr"), text("hostId"), text("probePrefix"),
+                      o.Get("timeoutMs").As<Napi::Number>().Int32Value()};
+    auto store = std::make_shared<JsStore>(env, info[0].As<Napi::Function>(), f.timeout_ms);
+    auto c = Begin(env, others);
     Napi::Promise p = c->deferred->Promise();
-    comm_->run_async([this] { comm_->connect(); }, [this, c](const std::string& e) { Finish(c, e); });
+    comm_->run_async([lanes, f, store] { form_world(*store, f, lanes); }, [this, c](const std::string& e) { Finish(c, e); });
     return p;
   }
 

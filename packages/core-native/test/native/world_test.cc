@@ -1,0 +1,141 @@
+// World formation (world/formation.h) for ranks that are threads of this test, through a store in
+// memory: lanes meet their own lanes, ranks find their hosts (given, or by probing /dev/shm),
+// leave no shared-memory names or probe files behind, and a rank that never comes is an error
+// naming what the others waited for, within the timeout.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "job.h"
+#include "memory_store.h"
+#include "world/formation.h"
+
+namespace unicc {
+namespace {
+
+struct Ranks {
+  std::vector<std::vector<std::unique_ptr<Communicator>>> lanes;  // [rank][lane]
+  Ranks(int n, int lanes_per_rank, const std::string& job_id) : lanes(n) {
+    for (int r = 0; r < n; ++r)
+      for (int l = 0; l < lanes_per_rank; ++l) {
+        Options o;
+        o.rank = r;
+        o.size = n;
+        o.job_id = job_id + "-" + std::to_string(l);
+        o.token = "world-test";
+        o.timeout_ms = 10000;
+        lanes[r].push_back(std::make_unique<Communicator>(o));
+      }
+  }
+  std::vector<Communicator*> of(int r) const {
+    std::vector<Communicator*> out;
+    for (const auto& c : lanes[r]) out.push_back(c.get());
+    return out;
+  }
+};
+
+std::string job_id(const char* what) { return std::string("world-test-") + what + "-" + std::to_string(getpid()); }
+
+// Each rank's form_world error ("" when it formed); ranks in `absent` never start.
+std::vector<std::string> form(const Ranks& ranks, test::MemoryStore& store, const std::vector<std::string>& hosts,
+                              const std::string& probe_prefix, int timeout_ms, const std::vector<int>& absent = {}) {
+  std::vector<std::future<std::string>> forming;
+  for (int r = 0; r < static_cast<int>(ranks.lanes.size()); ++r) {
+    if (std::find(absent.begin(), absent.end(), r) != absent.end()) continue;
+    forming.push_back(std::async(std::launch::async, [&, r]() -> std::string {
+      try {
+        form_world(store, {"w/", "127.0.0.1", hosts.empty() ? "" : hosts[r], probe_prefix, timeout_ms}, ranks.of(r));
+        return "";
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+    }));
+  }
+  std::vector<std::string> errors;
+  for (auto& f : forming) errors.push_back(f.get());
+  return errors;
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+// Every rank's allreduce (max: exact whatever the order) on lane l of each rank; each one's error.
+std::vector<std::string> allreduce_max(const Ranks& ranks, size_t lane, std::vector<std::vector<float>>& bufs) {
+  std::vector<std::promise<std::string>> done(bufs.size());
+  for (size_t r = 0; r < bufs.size(); ++r) {
+    Op op;
+    op.coll = Coll::Allreduce;
+    op.op = RedOp::Max;
+    op.count = bufs[r].size();
+    op.buf = bufs[r].data();
+    op.done = [&done, r](const std::string& e) { done[r].set_value(e); };
+    ranks.lanes[r][lane]->submit(std::move(op));
+  }
+  std::vector<std::string> errors;
+  for (auto& d : done) errors.push_back(d.get_future().get());
+  return errors;
+}
+
+TEST(World, LanesOfRanksOnTwoHostsFormThroughTheStoreAndEachCarriesCollectives) {
+  const Ranks ranks(4, 2, job_id("two-hosts"));
+  test::MemoryStore store;
+  ASSERT_EQ(form(ranks, store, {"host-a", "host-a", "host-b", "host-b"}, "", 10000), std::vector<std::string>(4));
+  for (int r = 0; r < 4; ++r)
+    for (const auto& lane : ranks.lanes[r]) {
+      const Topology& t = lane->topology();
+      EXPECT_EQ(t.num_hosts, 2);
+      EXPECT_EQ(t.local_size, 2);
+      EXPECT_EQ(t.local_rank, r % 2);
+      EXPECT_EQ(t.host_index, r / 2);
+      EXPECT_TRUE(t.hierarchical);
+      EXPECT_FALSE(exists("/dev/shm/" + lane->shm_name())) << "shared memory left named after formation";
+    }
+  for (size_t l = 0; l < 2; ++l) {
+    std::vector<std::vector<float>> bufs;
+    for (uint64_t r = 0; r < 4; ++r) bufs.push_back(test::random_floats(70001, 10 * l + r));
+    std::vector<float> want = bufs[0];
+    for (const auto& b : bufs)
+      for (size_t i = 0; i < want.size(); ++i) want[i] = std::max(want[i], b[i]);
+    ASSERT_EQ(allreduce_max(ranks, l, bufs), std::vector<std::string>(4)) << "lane " << l;
+    for (const auto& b : bufs) EXPECT_EQ(b, want) << "lane " << l;
+  }
+}
+
+// Threads of one process share /dev/shm: one host, named as the machine is (no other host has
+// its name); the probes go once every rank has read them.
+TEST(World, RanksThatShareDevShmFindOneHostByProbing) {
+  const Ranks ranks(3, 1, job_id("probe"));
+  test::MemoryStore store;
+  const std::string prefix = "unicc-" + job_id("probe");
+  ASSERT_EQ(form(ranks, store, {}, prefix, 10000), std::vector<std::string>(3));
+  char name[256] = {};
+  ASSERT_EQ(gethostname(name, sizeof name - 1), 0);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(ranks.lanes[r][0]->topology().local_size, 3);
+    EXPECT_EQ(ranks.lanes[r][0]->topology().local_rank, r);
+    EXPECT_EQ(ranks.lanes[r][0]->peers()[r].host, name);
+    EXPECT_FALSE(exists("/dev/shm/" + prefix + "-probe-" + std::to_string(r))) << "probe file of rank " << r << " left";
+  }
+  std::vector<std::vector<float>> bufs;
+  for (uint64_t r = 0; r < 3; ++r) bufs.push_back(test::random_floats(1001, r));
+  ASSERT_EQ(allreduce_max(ranks, 0, bufs), std::vector<std::string>(3));
+  EXPECT_EQ(bufs[0], bufs[2]);
+}
+
+TEST(World, ARankThatNeverComesIsAnErrorNamingWhatTheOthersWaitedForNotAHang) {
+  const Ranks ranks(3, 1, job_id("absent"));
+  test::MemoryStore store;
+  const auto errors = form(ranks, store, {"a", "b", "c"}, "", 300, {2});
+  ASSERT_EQ(errors.size(), 2u);
+  for (const std::string& e : errors) EXPECT_NE(e.find("'w/peer/2'"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace unicc
