@@ -208,7 +208,7 @@ bool wait_fd(int fd, short events, int timeout_ms) {
 Conn::Conn(int fd, int peer_rank, std::string peer_label)
     : fd_(fd), peer_rank_(peer_rank), label_(std::move(peer_label)) {
   set_nonblocking(fd_);
-  tune(fd_);
+  tune(fd_);  // every connection, dialled or accepted, once it is a peer's
 }
 
 Conn::~Conn() {
@@ -285,7 +285,6 @@ int connect_peer(const std::string& addr, int port, uint64_t job_key, const SipK
   while (now_ms() < deadline_ms) {
     const int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw CommError("cannot create a TCP socket: " + errno_text());
-    tune(fd);
     bool expired = false;
     const std::string refused = connect_by(fd, ss, len, deadline_ms, &expired);
     if (expired) {
