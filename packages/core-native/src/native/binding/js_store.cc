@@ -39,10 +39,13 @@ std::string JsStore::get(const std::string& key, int timeout_ms) { return call("
 std::string JsStore::call(const char* op, const std::string& key, const std::string* value, int timeout_ms) {
   auto outcome = std::make_shared<Outcome>();
   std::future<std::string> result = outcome->value.get_future();
+  // Copies only: the JavaScript thread may come to this after the caller stopped waiting.
+  const bool setting = value != nullptr;
+  const std::string bytes = setting ? *value : std::string();
   const napi_status queued = tsfn_.BlockingCall([=](Napi::Env env, Napi::Function fn) {
     try {
-      const Napi::Value arg = value ? Napi::Buffer<char>::Copy(env, value->data(), value->size()).As<Napi::Value>()
-                                    : Napi::Number::New(env, timeout_ms).As<Napi::Value>();
+      const Napi::Value arg = setting ? Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size()).As<Napi::Value>()
+                                      : Napi::Number::New(env, timeout_ms).As<Napi::Value>();
       Napi::Object promise = fn.Call({Napi::String::New(env, op), Napi::String::New(env, key), arg}).As<Napi::Object>();
       auto resolved = Napi::Function::New(env, [outcome](const Napi::CallbackInfo& info) {
         if (info[0].IsBuffer()) {

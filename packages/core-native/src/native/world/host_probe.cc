@@ -1,7 +1,6 @@
 #include "world/host_probe.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -69,15 +68,13 @@ HostProbe::HostProbe(RendezvousStore& store, const std::string& key_prefix, int 
   std::vector<Probe> all;
   for (int r = 0; r < size; ++r) all.push_back(parse(store.get(key_prefix + "host-probe/" + std::to_string(r), timeout_ms), r));
 
-  std::vector<bool> shares(static_cast<size_t>(size), false);
-  shares[static_cast<size_t>(rank)] = true;
-  for (int r = 0; wrote && r < size; ++r)
-    if (r != rank && reads_nonce(probe_path(file_prefix, r), all[static_cast<size_t>(r)].nonce)) shares[static_cast<size_t>(r)] = true;
+  std::vector<bool> shares;  // by rank: whether it shares this rank's /dev/shm
+  for (int r = 0; r < size; ++r) shares.push_back(r == rank || (wrote && reads_nonce(probe_path(file_prefix, r), all[r].nonce)));
   int first = 0;
-  while (!shares[static_cast<size_t>(first)]) ++first;
-  const std::string& name = all[static_cast<size_t>(first)].hostname;
+  while (!shares[first]) ++first;
+  const std::string& name = all[first].hostname;
   bool ambiguous = false;
-  for (int r = 0; r < size; ++r) ambiguous = ambiguous || (all[static_cast<size_t>(r)].hostname == name && !shares[static_cast<size_t>(r)]);
+  for (int r = 0; r < size; ++r) ambiguous = ambiguous || (all[r].hostname == name && !shares[r]);
   host_id_ = ambiguous ? name + "#" + std::to_string(first) : name;
 }
 
