@@ -137,5 +137,15 @@ TEST(World, ARankThatNeverComesIsAnErrorNamingWhatTheOthersWaitedForNotAHang) {
   for (const std::string& e : errors) EXPECT_NE(e.find("'w/peer/2'"), std::string::npos) << e;
 }
 
+// A rank's record is newline-separated (formation.cc): a host identity holding one is refused by
+// name on its rank, and the others fail naming the record they waited for.
+TEST(World, AHostIdentityWithANewlineIsRefusedNamingIt) {
+  const Ranks ranks(2, 1, job_id("newline"));
+  test::MemoryStore store;
+  const auto errors = form(ranks, store, {"rack1\nnode", "b"}, "", 300);
+  EXPECT_NE(errors[0].find("holds a newline (UNICC_HOST_ID?)"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[1].find("'w/peer/0'"), std::string::npos) << errors[1];
+}
+
 }  // namespace
 }  // namespace unicc
