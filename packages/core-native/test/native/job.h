@@ -1,10 +1,11 @@
 #pragma once
 // Communicators of one job as threads of a test on loopback, formed through a store in memory,
-// each rank given a host identity of its own where it should act as a host of its own, and the check that collectives on a
-// backend's memory end with the bits host memory gives.
+// each rank given a host identity of its own where it should act as a host of its own, and the
+// check that collectives on a backend's memory end with the bits host memory gives.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <future>
 #include <memory>
@@ -19,6 +20,43 @@
 #include "world/formation.h"
 
 namespace unicc::test {
+
+// Forms each rank's lanes (lanes[r]) into one world through a store in memory, every rank on a
+// thread of its own; each rank's error ("" where it formed). hosts[r]: rank r's host identity
+// (none: probed). Ranks in `absent` never start.
+inline std::vector<std::string> form_ranks(const std::vector<std::vector<Communicator*>>& lanes,
+                                           const std::vector<std::string>& hosts, const std::string& probe_prefix,
+                                           int timeout_ms, const std::vector<int>& absent = {}) {
+  MemoryStore store;
+  std::vector<std::future<std::string>> forming;
+  for (int r = 0; r < static_cast<int>(lanes.size()); ++r) {
+    if (std::find(absent.begin(), absent.end(), r) != absent.end()) continue;
+    forming.push_back(std::async(std::launch::async, [&, r]() -> std::string {
+      try {
+        form_world(store, {"w/", "127.0.0.1", hosts.empty() ? "" : hosts[r], probe_prefix, timeout_ms}, lanes[r]);
+        return "";
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+    }));
+  }
+  std::vector<std::string> errors;
+  for (auto& f : forming) errors.push_back(f.get());
+  return errors;
+}
+
+// Every rank submits op_of(rank) to comms[rank]; each one's error text ("" when it succeeded).
+inline std::vector<std::string> run_on(const std::vector<Communicator*>& comms, const std::function<Op(int rank)>& op_of) {
+  std::vector<std::promise<std::string>> done(comms.size());
+  for (size_t r = 0; r < comms.size(); ++r) {
+    Op op = op_of(static_cast<int>(r));
+    op.done = [&done, r](const std::string& error) { done[r].set_value(error); };
+    comms[r]->submit(std::move(op));
+  }
+  std::vector<std::string> errors;
+  for (auto& d : done) errors.push_back(d.get_future().get());
+  return errors;
+}
 
 struct Job {
   std::vector<std::unique_ptr<Communicator>> ranks;
@@ -37,25 +75,15 @@ struct Job {
       o.streams = 2;
       ranks.push_back(std::make_unique<Communicator>(o));
     }
-    MemoryStore store;
-    std::vector<std::future<void>> forming;
-    for (int r = 0; r < n; ++r)
-      forming.push_back(std::async(std::launch::async, [&, r] {
-        form_world(store, {"job/", "127.0.0.1", hosts[r], "", 10000}, {ranks[r].get()});
-      }));
-    for (auto& f : forming) f.get();
+    std::vector<std::vector<Communicator*>> lanes;
+    for (auto& c : ranks) lanes.push_back({c.get()});
+    for (const std::string& e : form_ranks(lanes, hosts, "", 10000))
+      if (!e.empty()) throw std::runtime_error("forming the test's job: " + e);
   }
-  // Every rank submits op_of(rank); each one's error text ("" when it succeeded).
   std::vector<std::string> run(const std::function<Op(int rank)>& op_of) {
-    std::vector<std::promise<std::string>> done(ranks.size());
-    for (size_t r = 0; r < ranks.size(); ++r) {
-      Op op = op_of(static_cast<int>(r));
-      op.done = [&done, r](const std::string& error) { done[r].set_value(error); };
-      ranks[r]->submit(std::move(op));
-    }
-    std::vector<std::string> errors;
-    for (auto& d : done) errors.push_back(d.get_future().get());
-    return errors;
+    std::vector<Communicator*> comms;
+    for (auto& c : ranks) comms.push_back(c.get());
+    return run_on(comms, op_of);
   }
   static inline int serial = 0;
 };

@@ -6,14 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "job.h"
-#include "memory_store.h"
-#include "world/formation.h"
 
 namespace unicc {
 namespace {
@@ -32,34 +29,15 @@ struct Ranks {
         lanes[r].push_back(std::make_unique<Communicator>(o));
       }
   }
-  std::vector<Communicator*> of(int r) const {
-    std::vector<Communicator*> out;
-    for (const auto& c : lanes[r]) out.push_back(c.get());
+  std::vector<std::vector<Communicator*>> all() const {
+    std::vector<std::vector<Communicator*>> out(lanes.size());
+    for (size_t r = 0; r < lanes.size(); ++r)
+      for (const auto& c : lanes[r]) out[r].push_back(c.get());
     return out;
   }
 };
 
 std::string job_id(const char* what) { return std::string("world-test-") + what + "-" + std::to_string(getpid()); }
-
-// Each rank's form_world error ("" when it formed); ranks in `absent` never start.
-std::vector<std::string> form(const Ranks& ranks, test::MemoryStore& store, const std::vector<std::string>& hosts,
-                              const std::string& probe_prefix, int timeout_ms, const std::vector<int>& absent = {}) {
-  std::vector<std::future<std::string>> forming;
-  for (int r = 0; r < static_cast<int>(ranks.lanes.size()); ++r) {
-    if (std::find(absent.begin(), absent.end(), r) != absent.end()) continue;
-    forming.push_back(std::async(std::launch::async, [&, r]() -> std::string {
-      try {
-        form_world(store, {"w/", "127.0.0.1", hosts.empty() ? "" : hosts[r], probe_prefix, timeout_ms}, ranks.of(r));
-        return "";
-      } catch (const std::exception& e) {
-        return e.what();
-      }
-    }));
-  }
-  std::vector<std::string> errors;
-  for (auto& f : forming) errors.push_back(f.get());
-  return errors;
-}
 
 bool exists(const std::string& path) {
   struct stat st;
@@ -68,25 +46,21 @@ bool exists(const std::string& path) {
 
 // Every rank's allreduce (max: exact whatever the order) on lane l of each rank; each one's error.
 std::vector<std::string> allreduce_max(const Ranks& ranks, size_t lane, std::vector<std::vector<float>>& bufs) {
-  std::vector<std::promise<std::string>> done(bufs.size());
-  for (size_t r = 0; r < bufs.size(); ++r) {
+  std::vector<Communicator*> comms;
+  for (const auto& of_rank : ranks.lanes) comms.push_back(of_rank[lane].get());
+  return test::run_on(comms, [&bufs](int r) {
     Op op;
     op.coll = Coll::Allreduce;
     op.op = RedOp::Max;
     op.count = bufs[r].size();
     op.buf = bufs[r].data();
-    op.done = [&done, r](const std::string& e) { done[r].set_value(e); };
-    ranks.lanes[r][lane]->submit(std::move(op));
-  }
-  std::vector<std::string> errors;
-  for (auto& d : done) errors.push_back(d.get_future().get());
-  return errors;
+    return op;
+  });
 }
 
 TEST(World, LanesOfRanksOnTwoHostsFormThroughTheStoreAndEachCarriesCollectives) {
   const Ranks ranks(4, 2, job_id("two-hosts"));
-  test::MemoryStore store;
-  ASSERT_EQ(form(ranks, store, {"host-a", "host-a", "host-b", "host-b"}, "", 10000), std::vector<std::string>(4));
+  ASSERT_EQ(test::form_ranks(ranks.all(), {"host-a", "host-a", "host-b", "host-b"}, "", 10000), std::vector<std::string>(4));
   for (int r = 0; r < 4; ++r)
     for (const auto& lane : ranks.lanes[r]) {
       const Topology& t = lane->topology();
@@ -112,9 +86,8 @@ TEST(World, LanesOfRanksOnTwoHostsFormThroughTheStoreAndEachCarriesCollectives) 
 // its name); the probes go once every rank has read them.
 TEST(World, RanksThatShareDevShmFindOneHostByProbing) {
   const Ranks ranks(3, 1, job_id("probe"));
-  test::MemoryStore store;
   const std::string prefix = "unicc-" + job_id("probe");
-  ASSERT_EQ(form(ranks, store, {}, prefix, 10000), std::vector<std::string>(3));
+  ASSERT_EQ(test::form_ranks(ranks.all(), {}, prefix, 10000), std::vector<std::string>(3));
   char name[256] = {};
   ASSERT_EQ(gethostname(name, sizeof name - 1), 0);
   for (int r = 0; r < 3; ++r) {
@@ -131,8 +104,7 @@ TEST(World, RanksThatShareDevShmFindOneHostByProbing) {
 
 TEST(World, ARankThatNeverComesIsAnErrorNamingWhatTheOthersWaitedForNotAHang) {
   const Ranks ranks(3, 1, job_id("absent"));
-  test::MemoryStore store;
-  const auto errors = form(ranks, store, {"a", "b", "c"}, "", 300, {2});
+  const auto errors = test::form_ranks(ranks.all(), {"a", "b", "c"}, "", 300, {2});
   ASSERT_EQ(errors.size(), 2u);
   for (const std::string& e : errors) EXPECT_NE(e.find("'w/peer/2'"), std::string::npos) << e;
 }
@@ -141,8 +113,7 @@ TEST(World, ARankThatNeverComesIsAnErrorNamingWhatTheOthersWaitedForNotAHang) {
 // name on its rank, and the others fail naming the record they waited for.
 TEST(World, AHostIdentityWithANewlineIsRefusedNamingIt) {
   const Ranks ranks(2, 1, job_id("newline"));
-  test::MemoryStore store;
-  const auto errors = form(ranks, store, {"rack1\nnode", "b"}, "", 300);
+  const auto errors = test::form_ranks(ranks.all(), {"rack1\nnode", "b"}, "", 300);
   EXPECT_NE(errors[0].find("holds a newline (UNICC_HOST_ID?)"), std::string::npos) << errors[0];
   EXPECT_NE(errors[1].find("'w/peer/0'"), std::string::npos) << errors[1];
 }
