@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "memory/cuda/cuda_backend.h"
 #include "memory_reference.h"
+#include "engine_job.h"
 #include "job.h"
 #include "mesh.h"
 #include "algorithms/schedules.h"
@@ -236,6 +237,12 @@ TEST_F(CudaMemory, DivideMatchesTheHost) {
 TEST_F(CudaMemory, CollectivesOnDeviceMemoryGiveHostMemorysBits) {
   const BackendPerRank dev(4, 0);
   test::expect_collectives_give_host_bits(dev.memory_of());
+}
+
+// The engine's named tensors on device memory, some ranks' and some tensors' only.
+TEST_F(CudaMemory, EngineTensorsOnDeviceMemoryReduceLikeHostTensors) {
+  const BackendPerRank dev(4, 0);
+  test::expect_engine_reduces_on_every_topology(dev.memory_of());
 }
 
 // Runs everywhere: a device that is not there is refused with the reason.

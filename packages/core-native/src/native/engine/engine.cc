@@ -282,7 +282,7 @@ bool Engine::fail_lacked_by_closing(const Round& round, std::map<std::string, st
 
 void Engine::execute(const std::vector<int>& ready_ids) {
   // Same order on every rank (fusion.h): small tensors are packed into fusion buffers, large ones
-  // travel alone, in place, without copies.
+  // travel alone, in place, without copies (on host memory).
   std::vector<Pending*> batch;
   std::vector<FusionInput> inputs;
   for (int id : ready_ids) {
@@ -305,7 +305,7 @@ void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
   std::vector<std::vector<Span>> spans(groups.size());
   for (size_t i = 0; i < groups.size(); ++i)
     for (Pending* p : groups[i]) {
-      spans[i].push_back({p->req.buf, p->req.count * dtype_size(p->req.dtype)});
+      spans[i].push_back({p->req.buf, p->req.count * dtype_size(p->req.dtype), p->req.memory});
       total_bytes += spans[i].back().bytes;
     }
   const std::vector<void*> where = fusion_.pack(spans);
@@ -331,17 +331,19 @@ void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
   tune(total_bytes, t3 - t0, static_cast<int>(ops.size()));
   if (balancer_.balancing()) my_ring_rate_report_ = balancer_.measured(static_cast<double>(total_bytes));
   for (size_t i = 0; i < groups.size(); ++i) {
-    const bool fused = groups[i].size() > 1;
+    const bool fused = groups[i].size() > 1, staged = !fused && ops[i].buf != groups[i][0]->req.buf;
     for (Pending* p : groups[i]) {
       if (timeline_.enabled()) {
         const int row = p->id + 1;
         if (fused) timeline_.span(row, "fuse", t0, t1);
+        if (staged) timeline_.span(row, "to host", t0, t1);
         const std::string args = "{\"bytes\":" + std::to_string(ops[i].count * dtype_size(ops[i].dtype)) +
                                  ",\"tensors\":" + std::to_string(groups[i].size()) + ",\"wire\":\"" +
                                  wire_name(ops[i].wire) + "\",\"batch_bytes\":" + std::to_string(total_bytes) +
                                  ",\"batch_compress_ms\":" + std::to_string(coding_ns / 1e6) + "}";
         timeline_.span(row, ops[i].wire == Wire::Exact ? "allreduce" : "compress+allreduce", t1, t2, args);
         if (fused) timeline_.span(row, "unpack", t2, t3);
+        if (staged) timeline_.span(row, "to device", t2, t3);
       }
       const std::string name = p->req.name;
       auto done = std::move(p->req.done);

@@ -37,6 +37,9 @@ struct NamedRequest {
   Wire wire = Wire::Exact;
   void* buf = nullptr;
   size_t count = 0;
+  // Where buf lives (a GPU's memory: a CUDA backend; it must outlive the request); null: this
+  // process's host memory. Ranks may differ in it.
+  MemoryBackend* memory = nullptr;
   std::function<void(const std::string& error)> done;
 };
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <set>
 #include <tuple>
 
 namespace unicc {
@@ -32,24 +33,34 @@ std::vector<std::vector<size_t>> plan_fusion(const std::vector<FusionInput>& bat
   return groups;
 }
 
+namespace {
+
+bool on_device(const Span& s) { return s.memory && !s.memory->host_addressable(); }
+
+// Whether a group is reduced in the buffer rather than in place.
+bool staged(const std::vector<Span>& group) { return group.size() > 1 || (group.size() == 1 && on_device(group[0])); }
+
+}  // namespace
+
 std::vector<void*> FusionBuffer::pack(const std::vector<std::vector<Span>>& groups) {
-  size_t fused = 0;
+  size_t total = 0;
   for (const auto& g : groups)
-    if (g.size() > 1)
-      for (const Span& s : g) fused += s.bytes;
-  if (buf_.size() < fused) buf_.resize(fused);
+    if (staged(g))
+      for (const Span& s : g) total += s.bytes;
+  if (buf_.size() < total) buf_.resize(total);
   std::vector<void*> where(groups.size());
   at_.assign(groups.size(), 0);
   size_t off = 0;
   for (size_t i = 0; i < groups.size(); ++i) {
-    if (groups[i].size() < 2) {
+    if (!staged(groups[i])) {
       where[i] = groups[i].empty() ? nullptr : groups[i][0].data;
       continue;
     }
     at_[i] = off;
     where[i] = buf_.data() + off;
     for (const Span& s : groups[i]) {
-      std::memcpy(buf_.data() + off, s.data, s.bytes);
+      if (on_device(s)) s.memory->download(buf_.data() + off, s.data, s.bytes);
+      else std::memcpy(buf_.data() + off, s.data, s.bytes);
       off += s.bytes;
     }
   }
@@ -57,14 +68,21 @@ std::vector<void*> FusionBuffer::pack(const std::vector<std::vector<Span>>& grou
 }
 
 void FusionBuffer::unpack(const std::vector<std::vector<Span>>& groups) const {
+  std::set<MemoryBackend*> uploaded_to;
   for (size_t i = 0; i < groups.size(); ++i) {
-    if (groups[i].size() < 2) continue;
+    if (!staged(groups[i])) continue;
     size_t at = at_[i];
     for (const Span& s : groups[i]) {
-      std::memcpy(s.data, buf_.data() + at, s.bytes);
+      if (on_device(s)) {
+        s.memory->upload(s.data, buf_.data() + at, s.bytes);
+        uploaded_to.insert(s.memory);
+      } else {
+        std::memcpy(s.data, buf_.data() + at, s.bytes);
+      }
       at += s.bytes;
     }
   }
+  for (MemoryBackend* m : uploaded_to) m->synchronize();
 }
 
 }  // namespace unicc

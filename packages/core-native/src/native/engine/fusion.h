@@ -2,6 +2,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "memory/backend.h"
 #include "reduce/reduce.h"
 #include "reduce/wire16.h"
 
@@ -28,15 +29,22 @@ std::vector<std::vector<size_t>> plan_fusion(const std::vector<FusionInput>& bat
 struct Span {
   void* data;
   size_t bytes;
+  MemoryBackend* memory = nullptr;  // whose memory data is in (a GPU's); null: this process's host memory
 };
 
-// The buffer fused groups are packed into: kept between batches, so it is allocated once.
+// The host buffer fused groups are packed into: kept between batches, so it is allocated once.
+// A tensor in memory the CPU cannot touch is staged there too, alone or not: the batch's
+// pipeline across hosts runs on host memory. Which tensors are fused is decided without looking
+// at memory (plan_fusion), so ranks whose tensors live in different memories run the same
+// collectives.
 class FusionBuffer {
  public:
-  // Copies each group of several tensors into the buffer, one after another; returns where each
-  // group is to be reduced: there for a fused group, in place for a tensor alone.
+  // Copies each group of several tensors, and each tensor alone in device memory, into the
+  // buffer, one after another; returns where each group is to be reduced: there, or in place for
+  // a host tensor alone.
   std::vector<void*> pack(const std::vector<std::vector<Span>>& groups);
-  // Copies the fused groups' values back to their tensors (after they were reduced in the buffer).
+  // Copies the staged groups' values back to their tensors (after they were reduced in the
+  // buffer); returns once they are all there, device memory included.
   void unpack(const std::vector<std::vector<Span>>& groups) const;
 
  private:
