@@ -43,5 +43,31 @@ TEST(Tuner, TheConfiguredValuesStayUnlessBeatenByTheMargin) {
   EXPECT_EQ(a, 4u);
 }
 
+// A value that could not change what was measured is not run, so noise cannot choose it.
+TEST(Tuner, ValuesThatCannotChangeTheWorkAreNotTried) {
+  size_t a = 4, b = 64;
+  std::vector<std::pair<size_t, size_t>> asked;  // (value, base) of b
+  Tuner t;
+  t.add({[](size_t v) { return "a" + std::to_string(v); }, [&] { return a; }, [&](size_t v) { a = v; }, {1}});
+  t.add({[](size_t v) { return "b" + std::to_string(v); }, [&] { return b; }, [&](size_t v) { b = v; }, {4, 16},
+         [&](size_t v, size_t base) {
+           asked.push_back({v, base});
+           return v == 4;  // b16 would do what b64 does
+         }});
+  t.start(1.1);
+  std::vector<std::pair<size_t, size_t>> tried;
+  while (t.active()) {
+    tried.push_back({a, b});
+    t.measured(tried.size() == 3 ? 90e6 : 100e6);
+  }
+  const std::vector<std::pair<size_t, size_t>> want = {{4, 64}, {1, 64}, {4, 4}};
+  EXPECT_EQ(tried, want);
+  const std::vector<std::pair<size_t, size_t>> want_asked = {{4, 64}, {16, 64}};
+  EXPECT_EQ(asked, want_asked);
+  EXPECT_EQ(a, 4u);
+  EXPECT_EQ(b, 64u);
+  EXPECT_EQ(t.report(), "a4, b64 (measured a4, b64: 100 MB/s; a1, b64: 100 MB/s; a4, b4: 90 MB/s)");
+}
+
 }  // namespace
 }  // namespace unicc

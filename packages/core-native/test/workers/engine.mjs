@@ -8,8 +8,8 @@
 //             and the engine must go on working
 //   stall:    the last rank submits 'late' 3 s after the others (run with UNICC_STALL_WARN_S=1)
 //   tune:     many steps so the tuner finishes; prints what it chose
-//   tune-one: the same for a model of one 4 MiB tensor (one reduction a step), checked exactly at
-//             the end; prints the steps it took and what it chose
+//   tune-one: the same for a model of one 4 MiB tensor (one reduction a step, which no fusion
+//             size changes), checked exactly at the end; prints the steps it took and what it chose
 //   orphan:   rank 0 submits a name no other rank submits, then every rank closes
 //   closing:  every rank but 0 closes at once; rank 0 then submits a name they never will and
 //             prints the error and how long it took
@@ -157,7 +157,10 @@ if (mode === "mixed" || mode === "sync") {
   }
   console.log(`BALANCE ${world.engineSettings}`);
 } else if (mode === "tune" || mode === "tune-one") {
-  const model = mode === "tune" ? tensors : [{ name: "only", n: 1 << 20, kind: KINDS[0], seed: 11 }];
+  // "tune": with 19 MB of float32 tensors below the in-place limit, so that 4 and 16 MiB fusion
+  // buffers group a step otherwise than 64 MiB ones, and the tuner tries them.
+  const wide = Array.from({ length: 24 }, (_, k) => ({ name: `wide${k}`, n: 200000, kind: KINDS[0], seed: 500 + k }));
+  const model = mode === "tune" ? [...tensors, ...wide] : [{ name: "only", n: 1 << 20, kind: KINDS[0], seed: 11 }];
   const bufs = model.map((t) => input(t, rank, 0));
   // Steps until every rank's tuner has settled (ranks agree on when to stop through a max).
   const tuning = () => world.allreduceSync(Int32Array.of(world.engineTuning ? 1 : 0), { op: "max" })[0];

@@ -14,6 +14,11 @@ struct Tunable {
   std::function<size_t()> get;
   std::function<void(size_t)> set;  // between collectives, at the same point on every rank
   std::vector<size_t> tries;        // values to try besides the configured one
+  // Whether running with `value` instead of `base` could change the work the tuner has just
+  // measured (a fusion size cannot, for batches it would group alike); values that cannot are
+  // not tried, so noise cannot pick them. Empty: every value could. It must answer alike on
+  // every rank.
+  std::function<bool(size_t value, size_t base)> matters;
 };
 
 // Work that is split among parts running side by side at rates of their own (where ranks share

@@ -33,7 +33,8 @@ Engine::Engine(Communicator& comm, EngineOptions o)
       stalls_(size_, opt_.stall_warn_s), balancer_(comm.split(), opt_.host_shares, opt_.balance_rings) {
   for (Tunable& t : comm_.tunables()) tuner_.add(std::move(t));
   tuner_.add({[](size_t v) { return "fusion " + std::to_string(v >> 10) + " KiB"; }, [this] { return opt_.fusion_bytes; },
-              [this](size_t v) { opt_.fusion_bytes = v; }, {size_t{4} << 20, size_t{16} << 20, size_t{64} << 20}});
+              [this](size_t v) { opt_.fusion_bytes = v; }, {size_t{4} << 20, size_t{16} << 20, size_t{64} << 20},
+              [this](size_t v, size_t base) { return fusion_matters(v, base); }});
   // The configured settings first: the others must beat them clearly to be chosen.
   if (opt_.autotune) tuner_.start(kTunerMargin);
   if (size_ > 1) comm_.run_async([this] { loop(); }, [](const std::string&) {});
@@ -280,6 +281,12 @@ bool Engine::fail_lacked_by_closing(const Round& round, std::map<std::string, st
   return failed;
 }
 
+bool Engine::fusion_matters(size_t fusion_bytes, size_t base) const {
+  for (const auto& batch : measured_batches_)
+    if (plan_fusion(batch, fusion_bytes) != plan_fusion(batch, base)) return true;
+  return false;
+}
+
 void Engine::execute(const std::vector<int>& ready_ids) {
   // Same order on every rank (fusion.h): small tensors are packed into fusion buffers, large ones
   // travel alone, in place, without copies (on host memory).
@@ -291,6 +298,7 @@ void Engine::execute(const std::vector<int>& ready_ids) {
     batch.push_back(&p);
     inputs.push_back({p.req.dtype, p.req.op, p.req.wire, p.req.count * dtype_size(p.req.dtype)});
   }
+  if (opt_.autotune && tuner_.active()) window_batches_.push_back(inputs);
   std::vector<std::vector<Pending*>> groups;
   for (const auto& members : plan_fusion(inputs, opt_.fusion_bytes)) {
     groups.emplace_back();
@@ -365,6 +373,8 @@ void Engine::tune(size_t bytes, int64_t took_us, int reductions) {
   // configured settings look slower than they are: it is measured again.
   if (tuner_warm_) my_rate_report_ = candidate_seconds_ > 0 ? candidate_bytes_ / candidate_seconds_ : 0;
   tuner_warm_ = true;
+  measured_batches_ = std::move(window_batches_);
+  window_batches_.clear();
   candidate_bytes_ = candidate_seconds_ = 0;
   tuner_reductions_ = tuner_batches_ = 0;
 }

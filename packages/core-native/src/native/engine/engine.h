@@ -110,6 +110,9 @@ class Engine {
   double candidate_seconds_ = 0, candidate_bytes_ = 0;
   int tuner_reductions_ = 0, tuner_batches_ = 0;
   bool tuner_warm_ = false;  // the first window was left out
+  // The batches of the window being measured, and of the last one: what a fusion size could change.
+  std::vector<std::vector<FusionInput>> window_batches_, measured_batches_;
+  bool fusion_matters(size_t fusion_bytes, size_t base) const;
   double my_rate_report_ = -1;  // this rank's measured rate for the finished candidate, sent next round
 
   // Ring balance: every rank reports its ring's rate over a window; all move the split the same way.

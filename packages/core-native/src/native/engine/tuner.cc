@@ -13,8 +13,9 @@ void Tuner::start(double margin) {
 }
 
 void Tuner::add_candidates(size_t tunable, const Values& base) {
-  for (size_t v : tunables_[tunable].tries) {
-    if (v == base[tunable]) continue;
+  const Tunable& t = tunables_[tunable];
+  for (size_t v : t.tries) {
+    if (v == base[tunable] || (t.matters && !t.matters(v, base[tunable]))) continue;
     Values c = base;
     c[tunable] = v;
     candidates_.push_back(c);
