@@ -1,4 +1,5 @@
-// Dialling a peer that never answers: the deadline holds, and the error names the peer. Both ends
+// Listening on an address that is not this host's says what to set. Dialling a peer that never
+// answers: the deadline holds, and the error names the peer. Both ends
 // of a connection keep little unsent data queued in the kernel, and an abort still goes out at once
 // to a peer that stopped reading.
 #include <arpa/inet.h>
@@ -55,6 +56,21 @@ struct Blackhole {
 
 int64_t ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One that does not resolve (a scope naming no interface: it fails without asking DNS) and one
+// this host does not have (TEST-NET-1): either way the error says what to set.
+TEST(Listen, AnAddressThatIsNotThisHostsSaysWhatToSet) {
+  for (const char* addr : {"fe80::1%no-such-interface", "192.0.2.1"}) {
+    try {
+      Listener l(addr);
+      FAIL() << "listened on " << addr;
+    } catch (const CommError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(addr), std::string::npos) << what;
+      EXPECT_NE(what.find("set UNICC_HOST_ADDR"), std::string::npos) << what;
+    }
+  }
 }
 
 TEST(Connect, HonoursTheDeadlineAgainstAPeerThatNeverAnswers) {

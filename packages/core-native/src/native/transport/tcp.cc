@@ -233,15 +233,22 @@ void Conn::send_abort(uint32_t seq, const std::string& why) {
 }
 
 Listener::Listener(const std::string& addr) {
+  // A rank listens on the address it is told (UNICC_HOST_ADDR, the interface's) or the one it
+  // reaches the store from.
+  const std::string hint = " (is that an address of this host? set UNICC_HOST_ADDR or --rendezvous-addr)";
   socklen_t len = 0;
-  sockaddr_storage ss = resolve(addr, 0, &len);
+  sockaddr_storage ss{};
+  try {
+    ss = resolve(addr, 0, &len);
+  } catch (const CommError& e) {
+    throw CommError("cannot listen: " + std::string(e.what()) + hint);
+  }
   fd_ = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw CommError("cannot create a TCP socket: " + errno_text());
   if (bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd_, 128) != 0) {
     const std::string why = errno_text();
     close(fd_);
-    throw CommError("cannot listen on " + addr + ": " + why +
-                    " (is that an address of this host? set UNICC_HOST_ADDR or --rendezvous-addr)");
+    throw CommError("cannot listen on " + addr + ": " + why + hint);
   }
   sockaddr_storage bound{};
   socklen_t blen = sizeof(bound);
