@@ -25,15 +25,17 @@ const LAYOUTS = [
   { what: "2 hosts x 2 ranks", np: 4, hosts: ["-H", "a:2,b:2", "--launch-agent", "env"] },
   { what: "2 hosts x 2 ranks, named requests (engine, pipelined)", np: 4, hosts: ["-H", "a:2,b:2", "--launch-agent", "env"], how: "named" },
   { what: "4 ranks on one host, named requests (engine)", np: 4, hosts: ["-np", "4"], how: "named" },
+  // The flat ring: a host's two ranks over a shared-memory channel, whose reader the victim's exit wakes.
+  { what: "2 hosts x 2 ranks, flat ring", np: 4, hosts: ["-H", "a:2,b:2", "--launch-agent", "env"], env: { UNICC_HIERARCHICAL: "0" } },
 ];
 
 describe("a rank that dies mid-collective", () => {
-  for (const { what, np, hosts, how = "direct" } of LAYOUTS) {
+  for (const { what, np, hosts, how = "direct", env = {} } of LAYOUTS) {
     it(`${what}: every survivor fails naming it, within the bound, and nothing is left`, async () => {
       const victim = np - 1;
       const shmBefore = new Set(readdirSync("/dev/shm").filter((f) => f.startsWith("unicc-")));
       const r = await runJob([...hosts, "node", `${WORKERS}faults.mjs`, "die", String(victim), "5", how], {
-        env: { UNICC_TIMEOUT_S: String(TIMEOUT_S) },
+        env: { UNICC_TIMEOUT_S: String(TIMEOUT_S), ...env },
       });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(new RegExp(`rank ${victim}\\b`));

@@ -13,12 +13,12 @@ describe("ranks on distinct host identities over loopback (forces TCP between ho
     expectCorrect(r, 4, "hierarchical");
   });
 
-  it("2 hosts x 2 ranks with UNICC_HIERARCHICAL=0: one flat TCP ring", async () => {
+  it("2 hosts x 2 ranks with UNICC_HIERARCHICAL=0: one flat ring (shared-memory channels inside hosts, TCP across)", async () => {
     const r = await runJob(["-H", "a:2,b:2", "--launch-agent", "env", ...worker], { env: { UNICC_HIERARCHICAL: "0" } });
     expectCorrect(r, 4, "ring");
   });
 
-  it("hosts with different rank counts (1 + 2): flat TCP ring", async () => {
+  it("hosts with different rank counts (1 + 2): the flat ring", async () => {
     const r = await runJob(["-H", "a:1,b:2", "--launch-agent", "env", ...worker]);
     expectCorrect(r, 3, "ring");
   });

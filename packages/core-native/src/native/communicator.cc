@@ -129,6 +129,10 @@ Communicator::Group Communicator::make_group(int lr, MemoryBackend& memory) {
   g.index = static_cast<int>(std::find(members.begin(), members.end(), opt_.rank) - members.begin());
   g.channels.assign(members.size(), nullptr);
   for (size_t i = 0; i < members.size(); ++i) {
+    if (auto shm = shm_channels_.find(members[i]); shm != shm_channels_.end()) {
+      g.channels[i] = shm->second.get();
+      continue;
+    }
     auto it = conns_.find(members[i]);
     if (it == conns_.end() || members[i] == opt_.rank) continue;
     std::vector<Conn*> streams;
@@ -190,8 +194,17 @@ void Communicator::connect() {
     listener_.reset();  // nobody dials inside one host; a stranger's connection must not wait unanswered
     return;
   }
-  const std::set<int> neighbours = group_peers(ring_members(topo_.local_rank));
   const int64_t deadline = now_ms() + opt_.timeout_ms;
+  std::set<int> over_tcp, on_this_host;
+  for (int q : group_peers(ring_members(topo_.local_rank)))
+    (peers_[q].host == peers_[opt_.rank].host ? on_this_host : over_tcp).insert(q);
+  // TCP first: its waits end without anybody's shared-memory channels.
+  connect_tcp(over_tcp, deadline);
+  listener_.reset();  // every neighbour is in: later connections are refused, not left unanswered
+  connect_shm(on_this_host, deadline);
+}
+
+void Communicator::connect_tcp(const std::set<int>& neighbours, int64_t deadline) {
   const int S = opt_.streams;
   int expected_accepts = 0;
   // The higher rank of each pair dials; the lower accepts. Listeners exist before anyone dials.
@@ -221,7 +234,20 @@ void Communicator::connect() {
     conns_[from][stream] = std::make_unique<Conn>(fd, from, label(from));
     --expected_accepts;
   }
-  listener_.reset();  // every neighbour is in: later connections are refused, not left unanswered
+}
+
+// Neighbours on this host (the flat ring where hosts differ): every pair's lower rank makes its
+// segments, then each rank joins those it is the upper of, then waits for its own to be joined.
+void Communicator::connect_shm(const std::set<int>& neighbours, int64_t deadline) {
+  for (int q : neighbours) {
+    const std::string name = "/unicc-" + opt_.job_id + "-c" + std::to_string(std::min(q, opt_.rank)) + "-" +
+                             std::to_string(std::max(q, opt_.rank));
+    auto& ch = shm_channels_[q] = std::make_unique<ShmChannel>(name, opt_.rank, q, peers_[q].pid, label(q));
+    if (ch->lower()) ch->make();
+  }
+  for (bool uppers : {true, false})
+    for (auto& [q, ch] : shm_channels_)
+      if (ch->lower() != uppers) ch->connect(deadline);
 }
 
 void Communicator::use_streams(int n) { streams_in_use_ = std::clamp(n, 1, opt_.streams); }
@@ -237,6 +263,7 @@ void Communicator::fail(const std::string& msg) {
   for (auto& [rank, streams] : conns_)
     for (auto& c : streams)
       if (c) c->send_abort(seq_, msg);
+  for (auto& [rank, ch] : shm_channels_) ch->send_abort(seq_, msg);
   throw CommError(msg);
 }
 
@@ -594,6 +621,7 @@ void Communicator::close() {
     cv_.wait(lock, [this] { return !running_; });
   }
   conns_.clear();
+  shm_channels_.clear();
   listener_.reset();
   shm_.reset();
 }

@@ -16,6 +16,7 @@
 #include "common/side_worker.h"
 #include "common/tunable.h"
 #include "memory/backend.h"
+#include "transport/shm_channel.h"
 #include "transport/shm_group.h"
 #include "transport/tcp.h"
 #include "transport/tcp_channel.h"
@@ -94,7 +95,8 @@ class Communicator {
   void unlink_shm();
   // The clients' group (Options::client_lane, one host, two or more local ranks), else null.
   const ShmGroup* client_lane() const { return client_lane_.get(); }
-  // Dials and accepts the TCP connections the algorithms need (blocking; run it off the JS thread).
+  // Dials and accepts the TCP connections the algorithms need, and joins the shared-memory
+  // channels to neighbours on this host (blocking; run it off the JS thread).
   void connect();
 
   // The settings a tuner may move, in the order to try them: how many of the streams to each
@@ -140,6 +142,8 @@ class Communicator {
   };
   void worker();
   void use_streams(int n);
+  void connect_tcp(const std::set<int>& neighbours, int64_t deadline);
+  void connect_shm(const std::set<int>& neighbours, int64_t deadline);
   // Whether run_inline_many pipelines batches (across hosts, shared memory inside).
   bool pipelines() const { return topo_.hierarchical && topo_.local_size > 1; }
   void set_piece_bytes(size_t bytes) { piece_bytes_ = std::max<size_t>(bytes, 64 << 10); }
@@ -210,6 +214,7 @@ class Communicator {
   std::unique_ptr<ShmGroup> shm_;
   std::unique_ptr<ShmGroup> client_lane_;  // made and held for the clients; this process never runs rounds on it
   std::map<int, std::vector<std::unique_ptr<Conn>>> conns_;  // by neighbour rank, one per stream
+  std::map<int, std::unique_ptr<ShmChannel>> shm_channels_;  // neighbours on this host, by rank (flat ring)
   int streams_in_use_ = 1;
   std::vector<uint32_t> host_split_;
   Split::Use ring_use_;  // what this rank's cross-host ring carried, and how long it took, since split().take_use

@@ -1,4 +1,6 @@
 #pragma once
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -10,5 +12,8 @@ class CommError : public std::runtime_error {
  public:
   explicit CommError(const std::string& what) : std::runtime_error(what) {}
 };
+
+// The last system call's failure, in words, for those messages.
+inline std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace unicc

@@ -55,8 +55,6 @@ int usable_cpus() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
-std::string errno_text() { return std::strerror(errno); }
-
 }  // namespace
 
 struct ShmGroup::RankHeader {

@@ -28,8 +28,6 @@ constexpr uint64_t kHelloMagic = 0x336c6c65'68636375ull;  // "ucchell3": streams
 // A legitimate peer answers each step at once; a stranger is given this long per connection.
 constexpr int64_t kHandshakeMs = 5000;
 
-std::string errno_text() { return std::strerror(errno); }
-
 void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 // Buffer sizes stay Linux's: a fixed SO_SNDBUF/SO_RCVBUF would switch off its autotuning, which
