@@ -135,20 +135,12 @@ inline void expect_engine_reduces_each_tensor(Job& job, const MemoryOf& memory,
     }
 }
 
-// On every kind of topology (as expect_collectives_give_host_bits), with each rank's tensors
-// split between the backend and host memory, differently on neighbouring ranks.
+// On every kind of topology (job.h), with each rank's tensors split between the backend and host
+// memory, differently on neighbouring ranks.
 inline void expect_engine_reduces_on_every_topology(const MemoryOf& memory) {
-  const std::vector<std::pair<std::vector<std::string>, bool>> jobs = {
-      {{"host-a", "host-b", "host-c"}, true},
-      {{"host-a", "host-a", "host-b", "host-b"}, false},
-      {{"host-a", "host-a", "host-b", "host-b"}, true},
-      {{"host-a", "host-a", "host-a"}, true}};
-  for (const auto& [hosts, hierarchical] : jobs) {
-    Job job(hosts, hierarchical);
-    SCOPED_TRACE(std::to_string(hosts.size()) + " ranks on " + std::to_string(job.ranks[0]->topology().num_hosts) +
-                 " hosts" + (job.ranks[0]->topology().flat_ring ? ", flat ring" : ""));
+  on_every_topology([&](Job& job) {
     expect_engine_reduces_each_tensor(job, memory, [](size_t k, int r) { return (k + static_cast<size_t>(r)) % 2 == 0; });
-  }
+  });
 }
 
 }  // namespace unicc::test

@@ -149,10 +149,9 @@ inline void expect_same_bits(Job& job, const MemoryOf& memory, Coll coll, RedOp 
   EXPECT_EQ(backend_out, out) << coll_name(coll) << " on " << memory(0).name();
 }
 
-// Each collective, exact and fp16, sums and averages, large and small, on every kind of
-// topology: ranks on hosts of their own, two hosts of two ranks on the flat ring and
-// hierarchically (shared memory inside), and one host.
-inline void expect_collectives_give_host_bits(const MemoryOf& memory) {
+// Runs check on a job of every kind of topology: ranks on hosts of their own, two hosts of two
+// ranks on the flat ring and hierarchically (shared memory inside), and one host.
+inline void on_every_topology(const std::function<void(Job&)>& check) {
   const std::vector<std::pair<std::vector<std::string>, bool>> jobs = {
       {{"host-a", "host-b", "host-c"}, true},
       {{"host-a", "host-a", "host-b", "host-b"}, false},
@@ -160,14 +159,21 @@ inline void expect_collectives_give_host_bits(const MemoryOf& memory) {
       {{"host-a", "host-a", "host-a"}, true}};
   for (const auto& [hosts, hierarchical] : jobs) {
     Job job(hosts, hierarchical);
+    SCOPED_TRACE(std::to_string(hosts.size()) + " ranks on " + std::to_string(job.ranks[0]->topology().num_hosts) +
+                 " hosts" + (job.ranks[0]->topology().flat_ring ? ", flat ring" : ""));
+    check(job);
+  }
+}
+
+// Each collective, exact and fp16, sums and averages, large and small, on every kind of topology.
+inline void expect_collectives_give_host_bits(const MemoryOf& memory) {
+  on_every_topology([&](Job& job) {
     const size_t count = 300007, n = job.ranks.size();
-    SCOPED_TRACE(std::to_string(n) + " ranks on " + std::to_string(job.ranks[0]->topology().num_hosts) + " hosts" +
-                 (job.ranks[0]->topology().flat_ring ? ", flat ring" : ""));
     for (Wire wire : {Wire::Exact, Wire::F16})
       for (RedOp red : {RedOp::Sum, RedOp::Avg}) expect_same_bits(job, memory, Coll::Allreduce, red, wire, count, 0);
     expect_same_bits(job, memory, Coll::Allreduce, RedOp::Max, Wire::Exact, 9, 0);  // small: one round, or recursive doubling
     expect_same_bits(job, memory, Coll::Broadcast, RedOp::Sum, Wire::Exact, count, 0);
     expect_same_bits(job, memory, Coll::Allgather, RedOp::Sum, Wire::Exact, 1001, 1001 * n);
-  }
+  });
 }
 }  // namespace unicc::test
