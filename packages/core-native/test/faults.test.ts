@@ -1,7 +1,9 @@
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
-import { runJob, WORKERS } from "./run-job.js";
+import { CLI, collect, runJob, WORKERS } from "./run-job.js";
 
 const TIMEOUT_S = 10;
 
@@ -108,5 +110,53 @@ describe("mismatched requests", () => {
       expect(lines).toMatch(/allreduce #\d+ of 999 float32/);
       expect(lines).toMatch(/allreduce #\d+ of 1000 float32/);
     }
+  });
+});
+
+// tmpfs hands out pages only when they are first touched: without reserving them, a /dev/shm too
+// small for the job (a container's is 64 MB by default) kills a rank with SIGBUS mid-collective.
+const noMountNs = spawnSync("unshare", ["-m", "true"]).status === 0 ? null : "no mount namespaces (unshare -m needs root)";
+describe.skipIf(noMountNs !== null)(`a /dev/shm too small for the job${noMountNs ? `: skipped, ${noMountNs}` : ""}`, () => {
+  const CASES = [
+    { what: "4 ranks on one host (their shared-memory group)", hosts: ["-np", "4"], env: {}, needs: "5 MiB" },
+    { what: "2 hosts x 2 ranks, flat ring (their shared-memory channels)", hosts: ["-H", "a:2,b:2", "--launch-agent", "env"], env: { UNICC_HIERARCHICAL: "0" }, needs: "8 MiB" },
+  ];
+  for (const { what, hosts, env, needs } of CASES) {
+    it(`${what}: a clear error with /dev/shm's free space and what to do, not SIGBUS`, async () => {
+      // The job in a mount namespace of its own, with a 1 MiB /dev/shm.
+      const child = spawn(
+        "unshare",
+        ["-m", "sh", "-c", 'mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "$@"', "sh", process.execPath, CLI, "run", ...hosts,
+          "node", `${WORKERS}faults.mjs`, "big"],
+        { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      const r = await collect([child]);
+      const out = r.stdout + r.stderr;
+      expect(r.code, out).not.toBe(0);
+      expect(out).not.toMatch(/SIGBUS/);
+      expect(out).toMatch(new RegExp(`No space left on device; /dev/shm has \\d+ MiB free of 1 MiB and this needs ${needs}`));
+      expect(out).toContain("Give the ranks more shared memory");
+    });
+  }
+
+  it("the Python client's slab for a tensor: an OSError with /dev/shm's free space and what to do, and no file left", () => {
+    const python = `
+import os
+from unicc import _shm
+try:
+    _shm.make("/dev/shm/unicc-slab-test", 4 << 20)
+    print("MADE")
+except OSError as e:
+    print("ERROR", e.errno, e.strerror)
+print("LEFT", os.listdir("/dev/shm"))
+`;
+    const r = spawnSync("unshare", ["-m", "sh", "-c", 'mount -t tmpfs -o size=1m tmpfs /dev/shm && exec python3 -c "$0"', python], {
+      env: { ...process.env, PYTHONPATH: fileURLToPath(new URL("../python", import.meta.url)) },
+      encoding: "utf8",
+    });
+    expect(r.stdout, r.stderr).toMatch(
+      /^ERROR 28 cannot reserve 4 MiB of shared memory at \/dev\/shm\/unicc-slab-test: No space left on device; \/dev\/shm has \d+ MiB free of 1 MiB and this needs 4 MiB\. Give the ranks more shared memory/m,
+    );
+    expect(r.stdout).toContain("LEFT []");
   });
 });

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import mmap
 import os
 import queue
 import shutil
@@ -28,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from . import _lane, _raising, _ring
+from . import _lane, _raising, _ring, _shm
 from ._attach import LauncherBridge
 from ._node import NodeNotFound, bridge_js, find_node
 
@@ -524,15 +523,7 @@ class Bridge:
                 return self._free[size].pop()
         sid = next(self._ids)
         path = self._shm_prefix + str(sid)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, size)
-            buf = mmap.mmap(fd, size)
-        except BaseException:
-            os.unlink(path)
-            raise
-        finally:
-            os.close(fd)
+        buf = _shm.make(path, size)
         # Not waiting for the bridge to map it (a completion callback that starts the next
         # collective should not wait on the bridge): it handles messages in order, so it maps
         # the slab before any request that uses it.

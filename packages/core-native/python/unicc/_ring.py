@@ -8,12 +8,12 @@ reordered with stores, nor loads with loads), the only machine the ring is enabl
 """
 
 import ctypes
-import mmap
-import os
 import platform
 import struct
 import sys
 import threading
+
+from . import _shm
 
 ENTRIES = 128  # also the most requests in flight
 _HEADER = 4096
@@ -71,15 +71,7 @@ class Ring:
     for each completion (error: None or the bridge's message), on the thread that read it."""
 
     def __init__(self, path, dispatch):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, BYTES)
-            self._buf = mmap.mmap(fd, BYTES)
-        except BaseException:
-            os.unlink(path)
-            raise
-        finally:
-            os.close(fd)
+        self._buf = _shm.make(path, BYTES)
         struct.pack_into("<III", self._buf, 0, _MAGIC, _VERSION, ENTRIES)
         self._sq_tail = ctypes.c_uint32.from_buffer(self._buf, _SQ_TAIL)
         self._cq_tail = ctypes.c_uint32.from_buffer(self._buf, _CQ_TAIL)

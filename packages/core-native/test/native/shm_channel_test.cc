@@ -185,7 +185,7 @@ TEST(ShmChannel, APeerThatNeverComesIsNamedAtTheDeadlineAndTheNamesGo) {
       FAIL() << "joined a channel nobody opened";
     } catch (const CommError& e) {
       const std::string what = e.what();
-      EXPECT_NE(what.find("rank 0: waited for rank 1 (host b, pid 42) to open its end"), std::string::npos) << what;
+      EXPECT_NE(what.find("rank 0, shared-memory channel /dev/shm" + pair_name(0, 1) + " to rank 1 (host b, pid 42): waited for rank 1 (host b, pid 42) to open its end"), std::string::npos) << what;
       EXPECT_NE(what.find("Did it start?"), std::string::npos) << what;
     }
   }

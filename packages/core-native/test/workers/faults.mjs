@@ -5,6 +5,7 @@
 //   isolate VICTIM AFTER - like die, but VICTIM takes its own host's network link down instead
 //                        (run it in a network namespace: the whole emulated host goes dark).
 //   mismatch ODD       - rank ODD passes a shorter buffer; every rank prints "ERROR <message>".
+//   big                - one 16 MiB allreduce (it touches all the shared memory a host's ranks use), then "OK".
 import { execFileSync } from "node:child_process";
 import { init, UniccError } from "@unicc/core";
 
@@ -35,6 +36,12 @@ if (scenario === "die" || scenario === "isolate") {
       process.exit(3);
     }
   }
+}
+
+if (scenario === "big") {
+  world.allreduceSync(new Float32Array(4 << 20).fill(1));
+  console.log("OK");
+  await world.close();
 }
 
 if (scenario === "mismatch") {

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "transport/shm_file.h"
 #include "transport/tcp.h"
 
 namespace unicc {
@@ -96,8 +97,8 @@ void ShmChannel::remove_names() const {
 }
 
 [[noreturn]] void ShmChannel::fail(const std::string& what) const {
-  throw CommError("rank " + std::to_string(me_) + ": " + what + " (shared-memory channel /dev/shm" + name_ + " to " +
-                  label_ + ")");
+  throw CommError("rank " + std::to_string(me_) + ", shared-memory channel /dev/shm" + name_ + " to " + label_ + ": " +
+                  what);
 }
 
 void ShmChannel::make() {
@@ -107,12 +108,11 @@ void ShmChannel::make() {
          (errno == EEXIST ? "; a job with the same UNICC_JOB_ID is running, or a crashed one left it: remove it" : ""));
   }
   made_ = true;
-  const bool made = ftruncate(fd, static_cast<off_t>(kSegmentBytes)) == 0 && mkfifo(bell(0).c_str(), 0600) == 0 &&
-                    mkfifo(bell(1).c_str(), 0600) == 0;
-  const std::string why = errno_text();
-  if (made) map(fd);
+  std::string why = reserve_shared_file(fd, kSegmentBytes);
+  if (why.empty() && (mkfifo(bell(0).c_str(), 0600) != 0 || mkfifo(bell(1).c_str(), 0600) != 0)) why = errno_text();
+  if (why.empty()) map(fd);
   ::close(fd);
-  if (!made) fail("cannot make it: " + why + "; is /dev/shm large enough and writable?");
+  if (!why.empty()) fail("cannot make it: " + why);
   open_my_bell();
   seg_->magic.store(kMagic, std::memory_order_release);
 }
@@ -236,7 +236,7 @@ size_t ShmChannel::take_abort(char* dst, size_t n, bool advance) {
 }
 
 void ShmChannel::send_abort(uint32_t seq, const std::string& why) {
-  if (out_->aborted.load()) return;
+  if (!out_ || peer_bell_ < 0 || out_->aborted.load()) return;  // never joined: nobody reads it
   const std::string text = why.substr(0, kMaxAbortText);
   out_->abort_seq = seq;
   out_->abort_len = static_cast<uint32_t>(text.size());

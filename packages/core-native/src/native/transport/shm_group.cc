@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "transport/shm_file.h"
 
 namespace unicc {
 
@@ -97,12 +98,14 @@ ShmGroup::ShmGroup(const std::string& name, Open how, int local_rank, std::vecto
                                                  "crashed one left it: remove it)"
                                                : ""));
   fd_ = fd;
-  if (create && ftruncate(fd, static_cast<off_t>(map_bytes_)) != 0) {
-    const std::string why = errno_text();
-    release_fd();
-    shm_unlink(name.c_str());
-    throw CommError("cannot size shared memory " + where + " to " + std::to_string(map_bytes_) +
-                    " bytes: " + why + " (is /dev/shm large enough?)");
+  if (create) {
+    const std::string why = reserve_shared_file(fd, map_bytes_);
+    if (!why.empty()) {
+      release_fd();
+      shm_unlink(name.c_str());
+      throw CommError("cannot size shared memory " + where + " to " + std::to_string(map_bytes_) + " bytes on " +
+                      who(me_) + ": " + why);
+    }
   }
   struct stat st{};
   if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) != map_bytes_) {

@@ -1,0 +1,13 @@
+#pragma once
+#include <cstddef>
+#include <string>
+
+namespace unicc {
+
+// Gives a new shared-memory file its size and its pages. tmpfs hands a page out only when it is
+// first touched, so a /dev/shm too small for the job (a container's is 64 MB by default) would
+// otherwise kill the process with SIGBUS in the middle of a collective. Returns "" or why not,
+// with what /dev/shm has free and what to do.
+std::string reserve_shared_file(int fd, size_t bytes);
+
+}  // namespace unicc
