@@ -104,28 +104,30 @@ void ShmChannel::remove_names() const {
 void ShmChannel::make() {
   const int fd = shm_open(name_.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) {
+    const bool exists = errno == EEXIST;
     fail("cannot create it: " + errno_text() +
-         (errno == EEXIST ? "; a job with the same UNICC_JOB_ID is running, or a crashed one left it: remove it" : ""));
+         (exists ? "; a job with the same UNICC_JOB_ID is running, or a crashed one left it: remove it" : ""));
   }
   made_ = true;
   std::string why = reserve_shared_file(fd, kSegmentBytes);
-  if (why.empty() && (mkfifo(bell(0).c_str(), 0600) != 0 || mkfifo(bell(1).c_str(), 0600) != 0)) why = errno_text();
-  if (why.empty()) map(fd);
+  if (why.empty() && (mkfifo(bell(0).c_str(), 0600) != 0 || mkfifo(bell(1).c_str(), 0600) != 0 || !map(fd)))
+    why = errno_text();
   ::close(fd);
   if (!why.empty()) fail("cannot make it: " + why);
   open_my_bell();
   seg_->magic.store(kMagic, std::memory_order_release);
 }
 
-void ShmChannel::map(int fd) {
+bool ShmChannel::map(int fd) {
   void* p = mmap(nullptr, kSegmentBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) fail("cannot map it: " + errno_text());
+  if (p == MAP_FAILED) return false;
   seg_ = static_cast<Segment*>(p);
   const int mine = lower_ ? 0 : 1, theirs = 1 - mine;
   out_ = &seg_->ring[mine];
   in_ = &seg_->ring[theirs];
   out_bytes_ = reinterpret_cast<char*>(seg_) + kRingsAt + mine * kRingBytes;
   in_bytes_ = reinterpret_cast<char*>(seg_) + kRingsAt + theirs * kRingBytes;
+  return true;
 }
 
 // Read and write: the FIFO never reports end-of-file, and opening it never blocks.
@@ -148,8 +150,10 @@ void ShmChannel::connect(int64_t deadline_ms) {
       return false;
     });
     if (!made) fail("waited for " + label_ + " to make it until the timeout (UNICC_TIMEOUT_S). Did it start?");
-    map(fd);
+    const bool mapped = map(fd);
+    const std::string why = errno_text();
     ::close(fd);
+    if (!mapped) fail("cannot map it: " + why);
     if (!retry_until(deadline_ms, [&] { return seg_->magic.load(std::memory_order_acquire) == kMagic; }))
       fail("it was never readied");
     open_my_bell();

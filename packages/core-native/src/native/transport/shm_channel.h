@@ -50,7 +50,7 @@ class ShmChannel : public Channel {
   size_t take_abort(char* dst, size_t n, bool advance);
   void ring_peer();
   bool peer_gone() const;
-  void map(int fd);
+  bool map(int fd);  // false: errno says why
   void open_my_bell();
   std::string bell(int side) const;  // side 0: the lower rank's
   void remove_names() const;
