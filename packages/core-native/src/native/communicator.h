@@ -129,7 +129,8 @@ class Communicator {
   // then shares each one inside the host once it has crossed hosts; this thread carries all the
   // pieces across hosts in one schedule, each as soon as it is reduced. With one rank per host, or
   // on the flat ring, that schedule carries the whole allreduces: the ring never drains between them.
-  // Host memory only (the engine's).
+  // An op may be in a backend's memory (Op::memory): it stays there where the batch has no host's
+  // side, and crosses to host memory and back whole where it has one.
   void run_inline_many(const std::vector<Op*>& ops);
   void run_async(std::function<void()> fn, std::function<void(const std::string&)> done);
   // Finishes queued work, then stops the thread and releases sockets and memory.
@@ -173,6 +174,7 @@ class Communicator {
   void finish_local_round(Op& op, uint64_t round);
   void allreduce(const Desc& d, Op& op);
   void pipelined_allreduces(const std::vector<Op*>& ops);
+  void pipelined_through_host(const std::vector<Op*>& ops);
   void broadcast(const Desc& d, Op& op);
   void allgather(const Desc& d, Op& op);
   [[noreturn]] void fail(const std::string& msg);

@@ -6,6 +6,7 @@
 // host, or on the flat ring, there is no host's side: each piece crosses whole, ready at once.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -32,12 +33,42 @@ bool same_kind(const Op& a, const Op& b) { return a.dtype == b.dtype && a.op == 
 
 }  // namespace
 
+// The host's side reduces and shares pieces in shared memory: allreduces in memory the CPU
+// cannot touch cross to host memory and back whole, as execute_through_host does for one.
+void Communicator::pipelined_through_host(const std::vector<Op*>& ops) {
+  std::vector<Op> copies;
+  copies.reserve(ops.size());  // the batch points into it
+  std::vector<std::vector<char>> stages(ops.size());
+  std::vector<Op*> batch;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    Op& op = *ops[i];
+    if (memory_of(op).host_addressable()) {
+      batch.push_back(&op);
+      continue;
+    }
+    stages[i].resize(op.count * dtype_size(op.dtype));
+    op.memory->download(stages[i].data(), op.buf, stages[i].size());
+    copies.push_back(op);
+    copies.back().memory = nullptr;
+    copies.back().buf = stages[i].data();
+    batch.push_back(&copies.back());
+  }
+  pipelined_allreduces(batch);
+  for (size_t i = 0; i < ops.size(); ++i)
+    if (!stages[i].empty()) ops[i]->memory->upload(ops[i]->buf, stages[i].data(), stages[i].size());
+}
+
 void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
   const bool inside = pipelines() && shm_;  // a host's side: its ranks reduce and share pieces
+  if (inside && std::any_of(ops.begin(), ops.end(), [](const Op* op) { return !memory_of(*op).host_addressable(); }))
+    return pipelined_through_host(ops);
   const size_t lr = inside ? static_cast<size_t>(topo_.local_rank) : 0;
   auto crossing = [&](size_t count) { return inside ? host_blocks(count) : Partition{count, 1}; };
   std::vector<Piece> pieces;
   std::vector<char*> bufs;
+  std::vector<MemoryBackend*> memories;  // by buffer, where some op is in a backend's memory
+  if (std::any_of(ops.begin(), ops.end(), [](const Op* op) { return op->memory; }))
+    for (const Op* op : ops) memories.push_back(&memory_of(*op));
   size_t batch_bytes = 0;
   for (const Op* op : ops) batch_bytes += op->count * dtype_size(op->dtype);
   const size_t piece_bytes = inside ? pipeline_piece_bytes(batch_bytes, piece_bytes_) : piece_bytes_;
@@ -148,6 +179,7 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
       ExecContext cx{d, kind.dtype, kind.op, wire_for(kind.dtype, kind.wire), opt_.timeout_ms, [this] { check_abort(); },
                      label(opt_.rank)};
       cx.gate_open = [&](int32_t gate) { return reduced.load() > first + static_cast<size_t>(gate); };
+      cx.buffer_memory = memories;
       cx.wake_fd = wake_fd_;
       cx.on_done = [&](int32_t step) {
         const size_t k = first + static_cast<size_t>(s.steps[static_cast<size_t>(step)].gate);
@@ -171,7 +203,7 @@ void Communicator::pipelined_allreduces(const std::vector<Op*>& ops) {
   host_side_.join();
   if (!error.empty()) throw CommError(error);
   for (Op* op : ops)
-    if (op->op == RedOp::Avg) divide(op->buf, op->count, op->dtype, opt_.size);
+    if (op->op == RedOp::Avg) memory_of(*op).divide(op->buf, op->count, op->dtype, opt_.size);
 }
 
 }  // namespace unicc

@@ -84,11 +84,11 @@ inline std::vector<uint32_t> engine_reference(const NamedTensor& t, size_t k, in
   return out;
 }
 
-// Runs engine_model() through an engine per rank of `job`; tensor k of rank r lives in
-// memory(r) where on_backend(k, r), else in host memory.
+// Runs a model (engine_model(), unless given) through an engine per rank of `job`; tensor k of
+// rank r lives in memory(r) where on_backend(k, r), else in host memory.
 inline void expect_engine_reduces_each_tensor(Job& job, const MemoryOf& memory,
-                                              const std::function<bool(size_t k, int r)>& on_backend) {
-  const std::vector<NamedTensor> model = engine_model();
+                                              const std::function<bool(size_t k, int r)>& on_backend,
+                                              const std::vector<NamedTensor>& model = engine_model()) {
   const int n = static_cast<int>(job.ranks.size());
   std::vector<std::vector<std::vector<uint32_t>>> host(n);  // [rank][tensor]
   std::vector<std::vector<void*>> where(n);

@@ -289,7 +289,7 @@ bool Engine::fusion_matters(size_t fusion_bytes, size_t base) const {
 
 void Engine::execute(const std::vector<int>& ready_ids) {
   // Same order on every rank (fusion.h): small tensors are packed into fusion buffers, large ones
-  // travel alone, in place, without copies (on host memory).
+  // travel alone, in place, without copies.
   std::vector<Pending*> batch;
   std::vector<FusionInput> inputs;
   for (int id : ready_ids) {
@@ -326,6 +326,7 @@ void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
     op.op = first.op;
     op.wire = first.wire;
     op.buf = where[i];
+    if (groups[i].size() == 1) op.memory = first.memory;  // alone, in place: where it lives
     op.count = 0;
     for (Pending* p : groups[i]) op.count += p->req.count;
   }
@@ -339,19 +340,17 @@ void Engine::reduce_groups(const std::vector<std::vector<Pending*>>& groups) {
   tune(total_bytes, t3 - t0, static_cast<int>(ops.size()));
   if (balancer_.balancing()) my_ring_rate_report_ = balancer_.measured(static_cast<double>(total_bytes));
   for (size_t i = 0; i < groups.size(); ++i) {
-    const bool fused = groups[i].size() > 1, staged = !fused && ops[i].buf != groups[i][0]->req.buf;
+    const bool fused = groups[i].size() > 1;
     for (Pending* p : groups[i]) {
       if (timeline_.enabled()) {
         const int row = p->id + 1;
         if (fused) timeline_.span(row, "fuse", t0, t1);
-        if (staged) timeline_.span(row, "to host", t0, t1);
         const std::string args = "{\"bytes\":" + std::to_string(ops[i].count * dtype_size(ops[i].dtype)) +
                                  ",\"tensors\":" + std::to_string(groups[i].size()) + ",\"wire\":\"" +
                                  wire_name(ops[i].wire) + "\",\"batch_bytes\":" + std::to_string(total_bytes) +
                                  ",\"batch_compress_ms\":" + std::to_string(coding_ns / 1e6) + "}";
         timeline_.span(row, ops[i].wire == Wire::Exact ? "allreduce" : "compress+allreduce", t1, t2, args);
         if (fused) timeline_.span(row, "unpack", t2, t3);
-        if (staged) timeline_.span(row, "to device", t2, t3);
       }
       const std::string name = p->req.name;
       auto done = std::move(p->req.done);

@@ -38,7 +38,7 @@ namespace {
 bool on_device(const Span& s) { return s.memory && !s.memory->host_addressable(); }
 
 // Whether a group is reduced in the buffer rather than in place.
-bool staged(const std::vector<Span>& group) { return group.size() > 1 || (group.size() == 1 && on_device(group[0])); }
+bool staged(const std::vector<Span>& group) { return group.size() > 1; }
 
 }  // namespace
 

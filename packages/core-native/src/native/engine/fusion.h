@@ -33,15 +33,13 @@ struct Span {
 };
 
 // The host buffer fused groups are packed into: kept between batches, so it is allocated once.
-// A tensor in memory the CPU cannot touch is staged there too, alone or not: the batch's
-// pipeline across hosts runs on host memory. Which tensors are fused is decided without looking
-// at memory (plan_fusion), so ranks whose tensors live in different memories run the same
-// collectives.
+// A fused tensor in memory the CPU cannot touch is copied there from its device; a tensor alone
+// is reduced where it lives. Which tensors are fused is decided without looking at memory
+// (plan_fusion), so ranks whose tensors live in different memories run the same collectives.
 class FusionBuffer {
  public:
-  // Copies each group of several tensors, and each tensor alone in device memory, into the
-  // buffer, one after another; returns where each group is to be reduced: there, or in place for
-  // a host tensor alone.
+  // Copies each group of several tensors into the buffer, one after another; returns where each
+  // group is to be reduced: there for a fused group, in place for a tensor alone.
   std::vector<void*> pack(const std::vector<std::vector<Span>>& groups);
   // Copies the staged groups' values back to their tensors (after they were reduced in the
   // buffer); returns once they are all there, device memory included.

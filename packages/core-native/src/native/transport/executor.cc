@@ -47,7 +47,12 @@ struct Peer {
 class Run {
  public:
   Run(const Schedule& s, const std::vector<char*>& bufs, const std::vector<Channel*>& channels, const ExecContext& cx)
-      : s_(s), bufs_(bufs), cx_(cx), hash_(cx.desc.hash()), done_(s.steps.size(), 0), coder_(*cx.memory) {
+      : s_(s), bufs_(bufs), cx_(cx), hash_(cx.desc.hash()), done_(s.steps.size(), 0) {
+    if (!cx_.buffer_memory.empty() && cx_.buffer_memory.size() != bufs_.size())
+      throw CommError(cx_.self_label + ": " + std::to_string(cx_.buffer_memory.size()) + " memories for " +
+                      std::to_string(bufs_.size()) + " buffers during " + cx_.desc.str());
+    for (size_t b = 0; b < (cx_.buffer_memory.empty() ? 1 : bufs_.size()); ++b)
+      coders_.emplace_back(cx_.buffer_memory.empty() ? *cx_.memory : *cx_.buffer_memory[b]);
     std::vector<int> index(static_cast<size_t>(s.size), -1);
     for (size_t i = 0; i < s.steps.size(); ++i) {
       const Step& st = s.steps[i];
@@ -94,6 +99,11 @@ class Run {
 
  private:
   char* at(const Step& st) const { return bufs_[st.buffer] + st.offset; }
+  // The coder of the memory a step's buffer lives in.
+  PayloadCoder& coder(const Step& st) { return coders_[cx_.buffer_memory.empty() ? 0 : st.buffer]; }
+  MemoryBackend& memory(const Step& st) const {
+    return cx_.buffer_memory.empty() ? *cx_.memory : *cx_.buffer_memory[st.buffer];
+  }
 
   // A gate opened: its steps may be ready now.
   bool drain_wake() {
@@ -142,7 +152,7 @@ class Run {
         o.step = step;
         o.off = 0;
         o.len = payload_bytes(cx_.wire, st.bytes);
-        o.payload = coder_.make(cx_.wire, at(st), st.bytes, st.round_source, cx_.op, o.stage);
+        o.payload = coder(st).make(cx_.wire, at(st), st.bytes, st.round_source, cx_.op, o.stage);
         o.hdr = {kFrameData, cx_.desc.seq, hash_, static_cast<uint32_t>(o.len), static_cast<uint32_t>(i)};
       }
   }
@@ -203,7 +213,7 @@ class Run {
         check_header(p, j);
         in.step = p.recvs[in.hdr.index];
         const Step& st = s_.steps[static_cast<size_t>(in.step)];
-        in.direct = !packed() && st.kind == Step::kRecv && cx_.memory->host_addressable() && ready(in.step);
+        in.direct = !packed() && st.kind == Step::kRecv && memory(st).host_addressable() && ready(in.step);
         if (!in.direct) in.tmp.resize(in.hdr.len);
       }
       const size_t pay_off = in.off - sizeof(FrameHeader), want = in.hdr.len - pay_off;
@@ -237,7 +247,7 @@ class Run {
 
   void apply(int32_t step, const char* msg) {
     const Step& st = s_.steps[static_cast<size_t>(step)];
-    coder_.apply(cx_.wire, msg, at(st), st.bytes, st.kind == Step::kRecvReduce, st.received_first, cx_.dtype, cx_.op);
+    coder(st).apply(cx_.wire, msg, at(st), st.bytes, st.kind == Step::kRecvReduce, st.received_first, cx_.dtype, cx_.op);
     complete(step);
   }
 
@@ -320,7 +330,7 @@ class Run {
   std::vector<char> done_;
   size_t completed_ = 0;
   std::vector<std::pair<int32_t, std::vector<char>>> held_;
-  PayloadCoder coder_;
+  std::vector<PayloadCoder> coders_;  // one, or one per buffer (ExecContext::buffer_memory)
   Waiter waiter_;
 };
 

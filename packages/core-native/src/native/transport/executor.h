@@ -26,6 +26,7 @@ struct ExecContext {
   int wake_fd = -1;
   std::function<void(int32_t step)> on_done = {};  // each step as it completes, for pipelining
   MemoryBackend* memory = &host_backend();         // where the buffers live
+  std::vector<MemoryBackend*> buffer_memory = {};  // or, where they differ, where each one lives (by buffer)
 };
 
 // Runs schedule s over buf: every step as soon as its dependencies are done, all peers and lanes
