@@ -154,14 +154,14 @@ TEST(ShmChannel, APeerProcessThatDiesIsLostAtOnce) {
   const int64_t t0 = now_ms();
   std::string got, lost;
   try {
-    for (;;) {
+    while (now_ms() - t0 < 5000) {
       char buf[64];
       const size_t k = ch.read(0, buf, sizeof buf);
       got.append(buf, k);
       if (k > 0) continue;
       Waiter w;
       ch.arm(0, true, false, w);
-      w.wait(20000);
+      w.wait(1000);
     }
   } catch (const ChannelLost& e) {
     lost = e.what();

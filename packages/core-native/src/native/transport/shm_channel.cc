@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/process.h"
 #include "transport/shm_file.h"
 #include "transport/tcp.h"
 
@@ -167,14 +168,21 @@ void ShmChannel::connect(int64_t deadline_ms) {
   if (seg_->pid[theirs].load() != peer_pid_)
     fail("its other end is held by process " + std::to_string(seg_->pid[theirs].load()) + ", not by " + label_ +
          "; a crashed job with the same UNICC_JOB_ID left it: remove it");
-  peer_pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, peer_pid_, 0));  // -1 (old kernel): the timeout still bounds waits
+  peer_pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, peer_pid_, 0));  // -1 before Linux 5.3: see peer_gone
   if (seg_->opened.fetch_add(1) == 1) remove_names();
 }
 
-bool ShmChannel::peer_gone() const {
-  if (peer_pidfd_ < 0) return false;
-  pollfd pf{peer_pidfd_, POLLIN, 0};
-  return ::poll(&pf, 1, 0) > 0;
+bool ShmChannel::peer_gone() {
+  if (peer_pidfd_ >= 0) {
+    pollfd pf{peer_pidfd_, POLLIN, 0};
+    return ::poll(&pf, 1, 0) > 0;
+  }
+  // No pidfd (Linux before 5.3): look at the process now and then, as the executor wakes at
+  // least every 100 ms.
+  const int64_t now = now_ms();
+  if (now - last_liveness_check_ms_ < kLivenessCheckMs) return false;
+  last_liveness_check_ms_ = now;
+  return !process_alive(peer_pid_);
 }
 
 void ShmChannel::ring_peer() {

@@ -11,7 +11,8 @@ namespace unicc {
 // ring where ranks share hosts): one byte ring per direction in a segment the pair maps, so a
 // frame is copied once each way and never through the kernel. Each side sleeps on a doorbell of
 // its own (a FIFO, which the other rings only while it sleeps) and on the peer's pidfd, which
-// wakes it when the peer dies. One lane: shared memory has no per-flow limit to spread over.
+// wakes it when the peer dies (without pidfds it looks at the peer's process every 50 ms). One
+// lane: shared memory has no per-flow limit to spread over.
 class ShmChannel : public Channel {
  public:
   // The pair's half for rank `me` (peer_pid: the peer's process, from its rank record).
@@ -49,7 +50,8 @@ class ShmChannel : public Channel {
   size_t take(void* dst, size_t n, bool advance);
   size_t take_abort(char* dst, size_t n, bool advance);
   void ring_peer();
-  bool peer_gone() const;
+  bool peer_gone();
+  static constexpr int64_t kLivenessCheckMs = 50;
   bool map(int fd);  // false: errno says why
   void open_my_bell();
   std::string bell(int side) const;  // side 0: the lower rank's
@@ -67,6 +69,7 @@ class ShmChannel : public Channel {
   char* in_bytes_ = nullptr;
   int my_bell_ = -1, peer_bell_ = -1, peer_pidfd_ = -1;
   size_t unsent_in_frame_ = 0;
+  int64_t last_liveness_check_ms_ = 0;  // without a pidfd
   uint64_t read_at_ = 0;  // this side's read position (in_->head, and past it into an abort)
 };
 

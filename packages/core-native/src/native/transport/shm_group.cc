@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -11,11 +10,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/process.h"
 #include "transport/shm_file.h"
 
 namespace unicc {
@@ -268,14 +266,7 @@ void ShmGroup::check_descs(uint64_t round) {
 bool ShmGroup::peer_alive(int lr) const {
   const pid_t pid = rh(lr).pid;
   if (pid <= 0) return true;  // not yet registered; the timeout still bounds the wait
-  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
-  // A killed child stays a zombie until its parent reaps it; treat that as dead too.
-  // /proc/PID/stat is "pid (comm) state ...", and comm may itself hold ')' or spaces.
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  const std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
-  return stat[paren + 2] != 'Z' && stat[paren + 2] != 'X';
+  return process_alive(pid);
 }
 
 void ShmGroup::abort(const std::string& msg) {
