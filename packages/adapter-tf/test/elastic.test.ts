@@ -53,7 +53,7 @@ describe.skipIf(skip !== null)(`elastic tfjs jobs on 2 emulated hosts${skip ? `:
     await cluster?.down();
   });
 
-  it("2 hosts x 2 ranks, the second host's link cut mid-step: its ranks are stopped after the round's time, the first host's 2 go on from the last commit", async () => {
+  it("2 hosts x 2 ranks, the second host's link cut mid-step: its ranks end within the round's time, the first host's 2 go on from the last commit", async () => {
     const seed = 1 + Math.floor(Math.random() * 100_000);
     const hosts = cluster.hosts.map((h) => `${h.name}:2`).join(",");
     const r = await runJob(
@@ -62,7 +62,16 @@ describe.skipIf(skip !== null)(`elastic tfjs jobs on 2 emulated hosts${skip ? `:
       { env: TEST_ENV, timeoutMs: JOB_TIMEOUT_MS },
     );
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`stopped worker [23] \\(rank [23] of generation 1, host ${cluster.hosts[1].name}, pid \\d+\\), worker [23] .*: they did not rejoin within 3 s \\(--timeout\\)`));
+    // Each of the cut host's ranks ends one of two ways, whichever comes first (both bounded by
+    // --timeout 3): the launcher stops it when the round's time is up, or it gives up reaching
+    // the store from a host without a link, and exits.
+    for (const w of [2, 3]) {
+      const who = `worker ${w} \\(rank ${w} of generation 1, host ${cluster.hosts[1].name}, pid \\d+\\)`;
+      const stopped = new RegExp(`stopped [^\\n]*${who}[^\\n]*: they did not rejoin within 3 s \\(--timeout\\)`);
+      const gaveUp = new RegExp(`${who} exited with code 1; re-forming the world without it`);
+      const unreachable = new RegExp(`\\[${w}\\] Error: unicc: the rendezvous store at \\S+ did not come up within 3 s \\(connect ENETUNREACH`);
+      expect(stopped.test(r.stderr) || (gaveUp.test(r.stderr) && unreachable.test(r.stderr)), `worker ${w}:\n${r.stderr}`).toBe(true);
+    }
     expect(r.stderr).toMatch(/generation 2: 2 ranks/);
     expectReference(r, seed, "0:4,4:2", 2);
   }, JOB_TIMEOUT_MS + 30_000);
