@@ -37,22 +37,19 @@ namespace {
 
 bool on_device(const Span& s) { return s.memory && !s.memory->host_addressable(); }
 
-// Whether a group is reduced in the buffer rather than in place.
-bool staged(const std::vector<Span>& group) { return group.size() > 1; }
-
 }  // namespace
 
 std::vector<void*> FusionBuffer::pack(const std::vector<std::vector<Span>>& groups) {
-  size_t total = 0;
+  size_t fused = 0;
   for (const auto& g : groups)
-    if (staged(g))
-      for (const Span& s : g) total += s.bytes;
-  if (buf_.size() < total) buf_.resize(total);
+    if (g.size() > 1)
+      for (const Span& s : g) fused += s.bytes;
+  if (buf_.size() < fused) buf_.resize(fused);
   std::vector<void*> where(groups.size());
   at_.assign(groups.size(), 0);
   size_t off = 0;
   for (size_t i = 0; i < groups.size(); ++i) {
-    if (!staged(groups[i])) {
+    if (groups[i].size() < 2) {
       where[i] = groups[i].empty() ? nullptr : groups[i][0].data;
       continue;
     }
@@ -70,7 +67,7 @@ std::vector<void*> FusionBuffer::pack(const std::vector<std::vector<Span>>& grou
 void FusionBuffer::unpack(const std::vector<std::vector<Span>>& groups) const {
   std::set<MemoryBackend*> uploaded_to;
   for (size_t i = 0; i < groups.size(); ++i) {
-    if (!staged(groups[i])) continue;
+    if (groups[i].size() < 2) continue;
     size_t at = at_[i];
     for (const Span& s : groups[i]) {
       if (on_device(s)) {

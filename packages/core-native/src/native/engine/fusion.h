@@ -41,7 +41,7 @@ class FusionBuffer {
   // Copies each group of several tensors into the buffer, one after another; returns where each
   // group is to be reduced: there for a fused group, in place for a tensor alone.
   std::vector<void*> pack(const std::vector<std::vector<Span>>& groups);
-  // Copies the staged groups' values back to their tensors (after they were reduced in the
+  // Copies the fused groups' values back to their tensors (after they were reduced in the
   // buffer); returns once they are all there, device memory included.
   void unpack(const std::vector<std::vector<Span>>& groups) const;
 
