@@ -107,7 +107,7 @@ void ShmChannel::make() {
   if (fd < 0) {
     const bool exists = errno == EEXIST;
     fail("cannot create it: " + errno_text() +
-         (exists ? "; a job with the same UNICC_JOB_ID is running, or a crashed one left it: remove it" : ""));
+         (exists ? std::string("; ") + kSharedNameTaken : ""));
   }
   made_ = true;
   std::string why = reserve_shared_file(fd, kSegmentBytes);
@@ -156,7 +156,7 @@ void ShmChannel::connect(int64_t deadline_ms) {
     ::close(fd);
     if (!mapped) fail("cannot map it: " + why);
     if (!retry_until(deadline_ms, [&] { return seg_->magic.load(std::memory_order_acquire) == kMagic; }))
-      fail("it was never readied");
+      fail(label_ + " made it but never readied it: did it fail meanwhile? Look at its output");
     open_my_bell();
   }
   // The peer's bell opens for writing once the peer holds it for reading.
@@ -166,8 +166,8 @@ void ShmChannel::connect(int64_t deadline_ms) {
   });
   if (!joined) fail("waited for " + label_ + " to open its end until the timeout (UNICC_TIMEOUT_S). Did it start?");
   if (seg_->pid[theirs].load() != peer_pid_)
-    fail("its other end is held by process " + std::to_string(seg_->pid[theirs].load()) + ", not by " + label_ +
-         "; a crashed job with the same UNICC_JOB_ID left it: remove it");
+    fail("its other end is held by process " + std::to_string(seg_->pid[theirs].load()) + ", not by " + label_ + "; " +
+         kSharedNameTaken);
   peer_pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, peer_pid_, 0));  // -1 before Linux 5.3: see peer_gone
   if (seg_->opened.fetch_add(1) == 1) remove_names();
 }

@@ -10,4 +10,7 @@ namespace unicc {
 // with what /dev/shm has free and what to do.
 std::string reserve_shared_file(int fd, size_t bytes);
 
+// What to do when a job's shared-memory name is taken already.
+constexpr const char* kSharedNameTaken = "a job with the same UNICC_JOB_ID is running, or a crashed one left it: remove it";
+
 }  // namespace unicc

@@ -92,9 +92,7 @@ ShmGroup::ShmGroup(const std::string& name, Open how, int local_rank, std::vecto
   if (fd < 0)
     throw CommError("cannot " + std::string(create ? "create" : "open") + " shared memory " + where + " on " +
                     who(me_) + ": " + errno_text() +
-                    (create && errno == EEXIST ? " (a job with the same UNICC_JOB_ID is running, or a "
-                                                 "crashed one left it: remove it)"
-                                               : ""));
+                    (create && errno == EEXIST ? std::string(" (") + kSharedNameTaken + ")" : ""));
   fd_ = fd;
   if (create) {
     const std::string why = reserve_shared_file(fd, map_bytes_);
